@@ -1,0 +1,3 @@
+from eventyard.cli import app
+
+app(prog_name="eventyard")

@@ -1,0 +1,1 @@
+"""eventyard's own REST API (``/api/v1``) and the operational endpoints."""

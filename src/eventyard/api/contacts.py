@@ -1,0 +1,103 @@
+"""The canonical read API: contacts, their activities and identity history."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Response
+from starlette.concurrency import run_in_threadpool
+
+from eventyard.api.auth import admin_account
+from eventyard.context import AppContext, get_context
+from eventyard.core.errors import EventyardError, FieldError
+from eventyard.core.identifiers import parse_identifier_query
+from eventyard.core.model import Account, Activity, Contact
+from eventyard.http import iso_utc, json_response
+from eventyard.services import contacts as contact_service
+
+router = APIRouter(prefix="/api/v1", tags=["Contacts"])
+
+
+def contact_json(contact: Contact) -> dict[str, Any]:
+    return {
+        "id": contact.id,
+        "status": contact.status,
+        "identifiers": [{"kind": i.kind, "value": i.value} for i in contact.identifiers],
+        "attributes": contact.attributes,
+        "created_at": iso_utc(contact.created_at),
+        "updated_at": iso_utc(contact.updated_at),
+    }
+
+
+def activity_json(activity: Activity) -> dict[str, Any]:
+    return {
+        "id": activity.id,
+        "name": activity.name,
+        "occurred_at": iso_utc(activity.occurred_at),
+        "received_at": iso_utc(activity.received_at),
+        "source": activity.source,
+        "dialect": activity.dialect,
+        "asset_id": activity.asset_id,
+        "journey_eligible": activity.journey_eligible,
+        "properties": activity.properties,
+    }
+
+
+@router.get("/contacts", summary="Find contacts by identifier")
+async def find_contacts(
+    identifier: str = Query(description="KIND:VALUE, for example email:jane@example.com"),
+    account: Account = Depends(admin_account),
+    ctx: AppContext = Depends(get_context),
+) -> Response:
+    try:
+        ident = parse_identifier_query(identifier)
+    except ValueError as exc:
+        raise EventyardError(
+            "invalid_identifier", f"identifier {exc}",
+            errors=[FieldError("identifier", f"identifier {exc}")],
+        ) from exc
+    found = await run_in_threadpool(contact_service.find_contacts, ctx.store, account, ident)
+    return json_response({"contacts": [contact_json(c) for c in found]})
+
+
+@router.get("/contacts/{contact_id}", summary="Get one contact")
+async def get_contact(
+    contact_id: str,
+    account: Account = Depends(admin_account),
+    ctx: AppContext = Depends(get_context),
+) -> Response:
+    contact = await run_in_threadpool(contact_service.get_contact, ctx.store, account, contact_id)
+    return json_response(contact_json(contact))
+
+
+@router.get("/contacts/{contact_id}/activities", summary="A contact's activities, newest first")
+async def list_activities(
+    contact_id: str,
+    limit: int = Query(50, description="Page size, 1 to 1000"),
+    cursor: str | None = Query(None, description="next_cursor of the previous page"),
+    account: Account = Depends(admin_account),
+    ctx: AppContext = Depends(get_context),
+) -> Response:
+    page = await run_in_threadpool(
+        contact_service.list_activities, ctx.store, account, contact_id, limit, cursor
+    )
+    return json_response(
+        {"activities": [activity_json(a) for a in page.activities], "next_cursor": page.next_cursor}
+    )
+
+
+@router.get(
+    "/contacts/{contact_id}/identity-events",
+    summary="Conversions, merges and conflicts that involved a contact",
+)
+async def identity_events(
+    contact_id: str,
+    account: Account = Depends(admin_account),
+    ctx: AppContext = Depends(get_context),
+) -> Response:
+    events = await run_in_threadpool(
+        contact_service.identity_history, ctx.store, account, contact_id
+    )
+    return json_response(
+        {"identity_events": [{**e, "created_at": iso_utc(e["created_at"])} for e in events]}
+    )

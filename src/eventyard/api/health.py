@@ -1,0 +1,34 @@
+"""Liveness, readiness and metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.concurrency import run_in_threadpool
+
+from eventyard.context import AppContext, get_context
+from eventyard.core.errors import StoreUnavailable
+from eventyard.http import json_response
+
+router = APIRouter(tags=["Operations"])
+
+
+@router.get("/healthz", summary="The process is up")
+async def healthz() -> Response:
+    return json_response({"status": "ok"})
+
+
+@router.get("/readyz", summary="The process can reach its database")
+async def readyz(ctx: AppContext = Depends(get_context)) -> Response:
+    try:
+        await run_in_threadpool(ctx.store.ping)
+    except StoreUnavailable:
+        return json_response(
+            {"status": "unavailable", "database": "unreachable"}, 503, {"Retry-After": "5"}
+        )
+    return json_response({"status": "ok", "database": "ok"})
+
+
+@router.get("/metrics", summary="Prometheus metrics")
+async def metrics(ctx: AppContext = Depends(get_context)) -> Response:
+    return Response(generate_latest(ctx.metrics.registry), media_type=CONTENT_TYPE_LATEST)

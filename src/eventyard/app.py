@@ -1,0 +1,105 @@
+"""``create_app(settings)``: the one place where eventyard is wired together."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from eventyard import __version__
+from eventyard.api import contacts as contacts_api
+from eventyard.api import health
+from eventyard.context import AppContext
+from eventyard.core.errors import EventyardError, FieldError
+from eventyard.dialects.registry import BUILTIN_DIALECTS
+from eventyard.errors import render_error
+from eventyard.observability import Metrics, RequestContextMiddleware, configure_logging
+from eventyard.services.ports import Store
+from eventyard.settings import Settings
+from eventyard.storage.database import Database
+
+log = logging.getLogger("eventyard")
+
+
+def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
+    """Build the application; ``store`` defaults to the database in ``settings``."""
+    database = store or Database.from_url(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        sqlite_synchronous=settings.sqlite_synchronous,
+        sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+    )
+    metrics = Metrics.create()
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        dispose = getattr(database, "dispose", None)
+        if dispose is not None:
+            dispose()
+
+    app = FastAPI(
+        title="eventyard",
+        version=__version__,
+        description=(
+            "Customer activity hub. Speaks the Netcore, Cordial, Ortto and CleverTap "
+            "ingestion APIs and stores everything in one canonical model."
+        ),
+        lifespan=lifespan,
+    )
+    app.state.ctx = AppContext(settings=settings, store=database, metrics=metrics)
+    app.include_router(health.router)
+    app.include_router(contacts_api.router)
+    renderers: dict[str, Callable[[EventyardError], Response]] = {}
+    for dialect in BUILTIN_DIALECTS:
+        app.include_router(dialect.router)
+        renderers.update(dict.fromkeys(dialect.paths, dialect.render_error))
+
+    def render(request: Request, exc: EventyardError) -> Response:
+        return renderers.get(request.url.path, render_error)(exc)
+
+    async def on_eventyard_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, EventyardError)
+        return render(request, exc)
+
+    async def on_http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return render(
+            request,
+            EventyardError(code, str(exc.detail), exc.status_code, headers=dict(exc.headers or {})),
+        )
+
+    async def on_validation_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        errors = [
+            FieldError(".".join(str(p) for p in err["loc"][1:]) or "request", err["msg"])
+            for err in exc.errors()
+        ]
+        return render(
+            request,
+            EventyardError("invalid_request", errors[0].reason if errors else "invalid request",
+                           400, errors=errors),
+        )
+
+    async def on_unexpected_error(request: Request, exc: Exception) -> Response:
+        log.error("unhandled error", exc_info=exc, extra={"path": request.url.path})
+        return render(request, EventyardError("internal_error", "Internal Server Error", 500))
+
+    app.add_exception_handler(EventyardError, on_eventyard_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(Exception, on_unexpected_error)
+    app.add_middleware(RequestContextMiddleware, metrics=metrics)
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """Factory for ``uvicorn --factory``: settings from ``EVENTYARD_*`` variables."""
+    settings = Settings()
+    configure_logging(settings.log_level)
+    return create_app(settings)

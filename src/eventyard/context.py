@@ -1,0 +1,30 @@
+"""What every route needs, built once by ``create_app`` and kept on ``app.state``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from fastapi import Request
+
+from eventyard.observability import Metrics
+from eventyard.services.ports import Store
+from eventyard.settings import Settings
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    store: Store
+    metrics: Metrics
+    now: Callable[[], datetime] = field(default=utc_now)
+
+
+def get_context(request: Request) -> AppContext:
+    ctx: AppContext = request.app.state.ctx
+    return ctx

@@ -1,0 +1,1 @@
+"""Vendor wire formats. Each dialect translates to canonical commands and back."""

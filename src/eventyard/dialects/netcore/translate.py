@@ -1,0 +1,201 @@
+"""Netcore Activity API bodies -> canonical activities.
+
+Spec: ``shared/specs/netcore-activity-upload.txt``. Decisions the spec leaves
+open are written down in ``docs/dialects/netcore.md``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from eventyard.core.errors import FieldError
+from eventyard.core.identifiers import (
+    ANONID,
+    EMAIL,
+    IDENTITY,
+    MOBILE,
+    Identifier,
+    normalize_identifier,
+)
+from eventyard.core.model import NewActivity
+
+DIALECT = "netcore"
+#: "You can send single or bulk events (up to 1000 in one request)."
+MAX_EVENTS = 1000
+MAX_NAME_LENGTH = 255
+SOURCES = ("web", "app")
+#: Identifier fields in the order the spec lists them.
+IDENTIFIER_FIELDS = (IDENTITY, EMAIL, MOBILE, ANONID)
+MISSING_ACTIVITY_NAME = "Missing Parameter - Activity Name"
+
+_DATETIME_RE = re.compile(
+    r"\A\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?([Zz]|[+-]\d{2}(:?\d{2})?)?\Z"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Translation:
+    activities: list[NewActivity]
+    #: Events not stored because ``activity_params`` held an empty array.
+    skipped: list[int]
+
+
+def events_of(payload: Any) -> tuple[list[Any], list[FieldError]]:
+    """The list of events in a request body, or the request-level error.
+
+    A JSON array is a batch; a bare object is one event; an array of arrays
+    (the spec's own ``[[{…}]]`` sample) is flattened one level.
+    """
+    if isinstance(payload, dict):
+        return [payload], []
+    if not isinstance(payload, list):
+        return [], [FieldError("body", "body must be a JSON array of events or one event object")]
+    if payload and all(isinstance(item, list) for item in payload):
+        payload = [event for group in payload for event in group]
+    if not payload:
+        return [], [FieldError("body", "body must hold at least one event")]
+    if len(payload) > MAX_EVENTS:
+        return [], [
+            FieldError("body", f"at most {MAX_EVENTS} events per request, got {len(payload)}")
+        ]
+    return payload, []
+
+
+def translate_events(events: list[Any]) -> tuple[Translation, list[FieldError]]:
+    """Validate every event; return the activities, or every error by index and field."""
+    activities: list[NewActivity] = []
+    skipped: list[int] = []
+    errors: list[FieldError] = []
+    for index, event in enumerate(events):
+        activity, event_errors = translate_event(index, event)
+        if event_errors:
+            errors.extend(event_errors)
+        elif activity is None:
+            skipped.append(index)
+        else:
+            activities.append(activity)
+    return Translation(activities, skipped), errors
+
+
+def translate_event(index: int, event: Any) -> tuple[NewActivity | None, list[FieldError]]:
+    """One event -> a canonical activity; ``(None, [])`` when the spec says to drop it."""
+    if not isinstance(event, dict):
+        return None, [FieldError("event", "each event must be a JSON object", index)]
+    errors: list[FieldError] = []
+
+    def fail(field: str, reason: str) -> None:
+        errors.append(FieldError(field, reason, index))
+
+    asset_id = _required_string(event, "asset_id", fail)
+    name = event.get("activity_name")
+    if name is None or (isinstance(name, str) and not name.strip()):
+        fail("activity_name", MISSING_ACTIVITY_NAME)
+    elif not isinstance(name, str):
+        fail("activity_name", "activity_name must be a string")
+    elif len(name) > MAX_NAME_LENGTH:
+        fail("activity_name", f"activity_name must be at most {MAX_NAME_LENGTH} characters")
+
+    occurred_at = _timestamp(event.get("timestamp"), fail)
+
+    source = event.get("activity_source")
+    if source is None or source == "":
+        fail("activity_source", "Missing Parameter - activity_source (web or app)")
+    elif not isinstance(source, str) or source.strip().lower() not in SOURCES:
+        fail("activity_source", f"activity_source must be 'web' or 'app', got {source!r}")
+
+    params = event.get("activity_params")
+    if params is None:
+        fail("activity_params", "Missing Parameter - activity_params (an object)")
+    elif not isinstance(params, dict):
+        fail("activity_params", "activity_params must be a JSON object")
+
+    identifiers = _identifiers(event, fail)
+
+    if errors:
+        return None, errors
+    assert isinstance(name, str) and isinstance(source, str) and isinstance(params, dict)
+    assert occurred_at is not None
+    # "if you are passing the data in the format of an array and if it is
+    # blank, the system will not insert such events ... Do not Pass an Empty Array."
+    if any(value == [] for value in params.values()):
+        return None, []
+    return (
+        NewActivity(
+            identifiers=identifiers,
+            name=name.strip(),
+            occurred_at=occurred_at,
+            source=source.strip().lower(),
+            dialect=DIALECT,
+            asset_id=asset_id,
+            properties=params,
+        ),
+        [],
+    )
+
+
+def _required_string(event: dict[str, Any], field: str, fail: Any) -> str | None:
+    value = event.get(field)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        fail(field, f"Missing Parameter - {field}")
+        return None
+    if not isinstance(value, str):
+        fail(field, f"{field} must be a string")
+        return None
+    if len(value) > MAX_NAME_LENGTH:
+        fail(field, f"{field} must be at most {MAX_NAME_LENGTH} characters")
+        return None
+    return value.strip()
+
+
+def _timestamp(value: Any, fail: Any) -> datetime | None:
+    if value is None or value == "":
+        fail("timestamp", "Missing Parameter - timestamp")
+        return None
+    if not isinstance(value, str) or not _DATETIME_RE.match(value.strip()):
+        fail(
+            "timestamp",
+            "timestamp must be an ISO 8601 date-time such as 2021-12-29T12:06:28Z "
+            f"or 2021-12-29T06:12:28+05:30, got {value!r}",
+        )
+        return None
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        fail("timestamp", f"timestamp is not a real date-time: {value!r}")
+        return None
+    # "We currently support the UTC and ISO-8601 time zones": no zone means UTC.
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def _identifiers(event: dict[str, Any], fail: Any) -> tuple[Identifier, ...]:
+    found: list[Identifier] = []
+    bad = False
+    for field in IDENTIFIER_FIELDS:
+        raw = event.get(field)
+        if raw is None or raw == "":
+            continue
+        # identity is "String/Integer"; a numeric mobile is as good as a string.
+        if isinstance(raw, int) and not isinstance(raw, bool) and field in (IDENTITY, MOBILE):
+            raw = str(raw)
+        if not isinstance(raw, str):
+            fail(field, f"{field} must be a string")
+            bad = True
+            continue
+        if not raw.strip():
+            continue
+        try:
+            found.append(normalize_identifier(field, raw))
+        except ValueError as exc:
+            fail(field, f"{field} {exc}")
+            bad = True
+    if not found and not bad:
+        fail(
+            "identity",
+            "At least one of the identifiers is required: identity, email, mobile, or anonid",
+        )
+    return tuple(found)

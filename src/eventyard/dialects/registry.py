@@ -1,0 +1,8 @@
+"""The built-in dialects. Adding a dialect is one package and one line here."""
+
+from __future__ import annotations
+
+from eventyard.dialects.base import Dialect
+from eventyard.dialects.netcore import DIALECT as NETCORE
+
+BUILTIN_DIALECTS: tuple[Dialect, ...] = (NETCORE,)

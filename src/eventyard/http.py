@@ -1,0 +1,79 @@
+"""Small HTTP helpers shared by the canonical API and the dialects."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from fastapi import Request, Response
+
+from eventyard.core.errors import EventyardError
+from eventyard.core.model import StoredResponse
+
+MAX_IDEMPOTENCY_KEY_LENGTH = 255
+
+
+def json_response(
+    body: Any, status_code: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    return Response(
+        content=orjson.dumps(body), status_code=status_code, headers=headers,
+        media_type="application/json",
+    )
+
+
+def stored_json(body: Any, status_code: int = 200) -> StoredResponse:
+    return StoredResponse(status_code=status_code, body=orjson.dumps(body))
+
+
+def send_stored(stored: StoredResponse) -> Response:
+    headers = {"Idempotent-Replayed": "true"} if stored.replayed else None
+    return Response(
+        content=stored.body, status_code=stored.status_code, media_type=stored.media_type,
+        headers=headers,
+    )
+
+
+def iso_utc(moment: datetime) -> str:
+    """ISO 8601 in UTC with a ``Z``, as every eventyard API prints timestamps."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+async def read_body(request: Request, *, max_bytes: int, timeout_seconds: float) -> bytes:
+    """The whole request body, or 408 when it does not arrive in time, 413 when too big."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise EventyardError("payload_too_large", "Payload Too Large", 413)
+    chunks: list[bytes] = []
+    size = 0
+
+    async def receive_all() -> None:
+        nonlocal size
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > max_bytes:
+                raise EventyardError("payload_too_large", "Payload Too Large", 413)
+            chunks.append(chunk)
+
+    try:
+        await asyncio.wait_for(receive_all(), timeout_seconds)
+    except TimeoutError as exc:
+        raise EventyardError(
+            "request_timeout", "Request Time Out", 408, headers={"Connection": "close"}
+        ) from exc
+    return b"".join(chunks)
+
+
+def idempotency_key(request: Request) -> str | None:
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        return None
+    key = key.strip()
+    if not key or len(key) > MAX_IDEMPOTENCY_KEY_LENGTH:
+        raise EventyardError(
+            "invalid_idempotency_key",
+            f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} characters",
+        )
+    return key

@@ -1,0 +1,71 @@
+"""Accounts and their credentials."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from eventyard.core.credentials import (
+    digests_match,
+    hash_secret,
+    new_clevertap_account_id,
+    new_secret,
+)
+from eventyard.core.errors import Unauthorized
+from eventyard.core.ids import new_id
+from eventyard.core.model import Account, NewAccount
+from eventyard.services.ports import Store
+
+
+def create_account(store: Store, name: str, settings: dict[str, Any] | None = None) -> NewAccount:
+    """Create an account; its secrets are returned in clear text this once only."""
+    name = name.strip()
+    if not name:
+        raise ValueError("an account needs a name")
+    account = Account(id=new_id(), name=name, settings=settings or {}, created_at=datetime.now(UTC))
+    created = NewAccount(
+        account=account,
+        admin_token=new_secret("eya"),
+        netcore_api_key=new_secret("eyn"),
+        cordial_api_key=new_secret("eyc"),
+        ortto_api_key=new_secret("eyo"),
+        clevertap_account_id=new_clevertap_account_id(),
+        clevertap_passcode=new_secret("eyt"),
+    )
+    credentials: list[tuple[str, str | None, str]] = [
+        ("admin", None, hash_secret(created.admin_token)),
+        ("netcore", None, hash_secret(created.netcore_api_key)),
+        ("cordial", None, hash_secret(created.cordial_api_key)),
+        ("ortto", None, hash_secret(created.ortto_api_key)),
+        ("clevertap", created.clevertap_account_id, hash_secret(created.clevertap_passcode)),
+    ]
+    with store.unit_of_work() as uow:
+        uow.accounts.add(account, credentials)
+        uow.commit()
+    return created
+
+
+def authenticate(store: Store, kind: str, secret: str | None, public_id: str | None = None) -> Account:
+    """The account a credential belongs to, or ``Unauthorized``.
+
+    The lookup goes through the digest's index; the digest found is compared
+    again with ``hmac.compare_digest`` so that no comparison leaks timing.
+    """
+    if not secret:
+        raise Unauthorized("Missing credentials")
+    digest = hash_secret(secret)
+    with store.unit_of_work(write=False) as uow:
+        found = uow.accounts.find_by_credential(kind, digest, public_id)
+    if found is None or not digests_match(found[1], secret):
+        raise Unauthorized("Invalid credentials")
+    return found[0]
+
+
+def list_accounts(store: Store) -> list[Account]:
+    with store.unit_of_work(write=False) as uow:
+        return uow.accounts.list()
+
+
+def count_accounts(store: Store) -> int:
+    with store.unit_of_work(write=False) as uow:
+        return uow.accounts.count()

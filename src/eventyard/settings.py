@@ -1,0 +1,60 @@
+"""Configuration: ``EVENTYARD_*`` environment variables, nothing else.
+
+Every field has a description; ``docs/settings.md`` lists them all and a test
+fails when one is missing there.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EVENTYARD_", extra="ignore")
+
+    database_url: str = Field(
+        default="sqlite:///./eventyard.db",
+        description=(
+            "Where data lives. The default is a SQLite file ./eventyard.db; a "
+            "postgresql://user@host:port/db URL selects PostgreSQL."
+        ),
+    )
+    host: str = Field(default="127.0.0.1", description="Address `eventyard serve` listens on.")
+    port: int = Field(default=8080, ge=1, le=65535, description="Port `eventyard serve` listens on.")
+    workers: int = Field(default=1, ge=1, description="Server processes `eventyard serve` starts.")
+    db_pool_size: int = Field(
+        default=10, ge=1, description="Database connections kept open per server process."
+    )
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = Field(
+        default="FULL",
+        description=(
+            "SQLite synchronous mode. FULL (default) makes every acknowledged write survive "
+            "a power cut; NORMAL is faster but may lose the last commits on power loss."
+        ),
+    )
+    sqlite_busy_timeout_ms: int = Field(
+        default=30_000,
+        ge=0,
+        description="How long a SQLite writer waits for the write lock before answering 503.",
+    )
+    max_body_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        ge=1024,
+        description="Largest request body accepted on ingest endpoints; larger bodies get 413.",
+    )
+    body_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="Time allowed to receive a whole request body; slower clients get 408.",
+    )
+    idempotency_ttl_seconds: int = Field(
+        default=24 * 3600,
+        ge=1,
+        description="How long an Idempotency-Key and its first response are remembered.",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Lowest level of the JSON log lines written to stderr."
+    )

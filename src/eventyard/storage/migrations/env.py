@@ -1,0 +1,29 @@
+"""Alembic environment: online migrations only, batch mode on SQLite."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from eventyard.storage.engine import build_engine
+from eventyard.storage.tables import metadata
+
+config = context.config
+url = config.attributes.get("database_url") or config.get_main_option("sqlalchemy.url")
+if not url:
+    raise RuntimeError("no database URL given to the migrations")
+
+engine = build_engine(url, pool_size=1)
+try:
+    with engine.connect() as connection:
+        context.configure(
+            connection=connection,
+            target_metadata=metadata,
+            # SQLite cannot ALTER most things; batch mode copies the table.
+            render_as_batch=connection.dialect.name == "sqlite",
+            compare_type=True,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+        connection.commit()
+finally:
+    engine.dispose()

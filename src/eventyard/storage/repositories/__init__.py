@@ -1,0 +1,1 @@
+"""One repository per canonical noun, each bound to one connection."""

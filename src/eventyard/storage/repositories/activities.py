@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from eventyard.core.cursor import encode_cursor
+from eventyard.core.model import Activity, ActivityPage
+from eventyard.storage.tables import activities, contacts
+
+
+class ActivityRepository:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def insert(self, rows: Sequence[dict[str, Any]]) -> int:
+        """Insert a batch with one multi-row statement; returns how many were new.
+
+        Rows whose ``dedup_key`` the account already stored are skipped.
+        """
+        if not rows:
+            return 0
+        module = postgresql if self.conn.dialect.name == "postgresql" else sqlite
+        stmt = (
+            module.insert(activities)
+            .on_conflict_do_nothing(
+                index_elements=["account_id", "dedup_key"],
+                index_where=activities.c.dedup_key.is_not(None),
+            )
+            .returning(activities.c.id)
+        )
+        return len(self.conn.execute(stmt, list(rows)).all())
+
+    def page(
+        self, account_id: str, contact_id: str, limit: int, cursor: tuple[datetime, str] | None
+    ) -> ActivityPage:
+        a = activities.c
+        # Activities a concurrent writer attached to a contact while it was
+        # being merged into this one still belong to this timeline.
+        absorbed = select(contacts.c.id).where(
+            contacts.c.account_id == account_id, contacts.c.merged_into == contact_id
+        )
+        query = select(activities).where(
+            a.account_id == account_id,
+            or_(a.contact_id == contact_id, a.contact_id.in_(absorbed)),
+        )
+        if cursor is not None:
+            when, last_id = cursor
+            query = query.where(
+                or_(a.occurred_at < when, and_(a.occurred_at == when, a.id < last_id))
+            )
+        rows = self.conn.execute(
+            query.order_by(a.occurred_at.desc(), a.id.desc()).limit(limit + 1)
+        ).all()
+        items = [
+            Activity(
+                id=r.id,
+                contact_id=contact_id,
+                name=r.name,
+                occurred_at=r.occurred_at,
+                received_at=r.received_at,
+                source=r.source,
+                dialect=r.dialect,
+                asset_id=r.asset_id,
+                journey_eligible=r.journey_eligible,
+                properties=r.properties,
+            )
+            for r in rows[:limit]
+        ]
+        next_cursor = None
+        if len(rows) > limit:
+            last = items[-1]
+            next_cursor = encode_cursor(last.occurred_at, last.id)
+        return ActivityPage(activities=items, next_cursor=next_cursor)

@@ -1,0 +1,209 @@
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy.engine import Connection
+
+from eventyard.core.errors import ConcurrentUpdate
+from eventyard.core.identifiers import Identifier
+from eventyard.core.identity import ContactRef, ResolutionPlan
+from eventyard.core.ids import new_id
+from eventyard.core.model import Contact
+from eventyard.storage.sql_dialect import insert_ignoring_conflicts, supports_row_locks
+from eventyard.storage.tables import activities, contact_identifiers, contacts, identity_events
+
+
+class ContactRepository:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def find_owners(
+        self, account_id: str, identifiers: Iterable[Identifier]
+    ) -> dict[Identifier, ContactRef]:
+        """Owners of the given identifiers, in one query for the whole batch."""
+        by_kind: dict[str, set[str]] = defaultdict(set)
+        for ident in identifiers:
+            by_kind[ident.kind].add(ident.value)
+        if not by_kind:
+            return {}
+        ci = contact_identifiers.c
+        query = (
+            select(ci.kind, ci.value, ci.contact_id, contacts.c.status)
+            .join(contacts, contacts.c.id == ci.contact_id)
+            .where(
+                ci.account_id == account_id,
+                or_(*(and_(ci.kind == k, ci.value.in_(sorted(v))) for k, v in by_kind.items())),
+            )
+        )
+        return {
+            Identifier(r.kind, r.value): ContactRef(r.contact_id, r.status)
+            for r in self.conn.execute(query)
+        }
+
+    def apply_resolution(self, account_id: str, plan: ResolutionPlan, now: datetime) -> None:
+        """Write a plan with set-based statements; ``ConcurrentUpdate`` if it lost a race."""
+        self._lock_live(plan.touched_existing)
+        if plan.new_contacts:
+            self.conn.execute(
+                insert(contacts),
+                [
+                    {
+                        "id": cid,
+                        "account_id": account_id,
+                        "status": status,
+                        "attributes": {},
+                        "merged_into": None,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                    for cid, status in plan.new_contacts.items()
+                ],
+            )
+        if plan.new_identifiers:
+            # Sorted, so concurrent writers take index locks in the same order.
+            stmt = insert_ignoring_conflicts(self.conn, contact_identifiers).returning(
+                contact_identifiers.c.kind, contact_identifiers.c.value
+            )
+            inserted = self.conn.execute(
+                stmt,
+                [
+                    {
+                        "account_id": account_id,
+                        "kind": ident.kind,
+                        "value": ident.value,
+                        "contact_id": cid,
+                        "created_at": now,
+                    }
+                    for ident, cid in sorted(plan.new_identifiers.items())
+                ],
+            ).all()
+            if len(inserted) != len(plan.new_identifiers):
+                raise ConcurrentUpdate()
+        for source, target in plan.merges.items():
+            self._merge(source, target, now)
+        changed = set(plan.conversions) | set(plan.merges.values())
+        changed |= {c for c in plan.new_identifiers.values() if c not in plan.new_contacts}
+        if plan.conversions:
+            self.conn.execute(
+                update(contacts)
+                .where(contacts.c.id.in_(sorted(plan.conversions)))
+                .values(status="known")
+            )
+        if changed:
+            self.conn.execute(
+                update(contacts).where(contacts.c.id.in_(sorted(changed))).values(updated_at=now)
+            )
+        if plan.audit:
+            self.conn.execute(
+                insert(identity_events),
+                [
+                    {
+                        "id": new_id(),
+                        "account_id": account_id,
+                        "kind": event.kind,
+                        "contact_id": event.contact_id,
+                        "other_contact_ids": list(event.other_contact_ids),
+                        "identifiers": [{"kind": i.kind, "value": i.value} for i in event.identifiers],
+                        "details": event.details,
+                        "created_at": now,
+                    }
+                    for event in plan.audit
+                ],
+            )
+
+    def _lock_live(self, contact_ids: set[str]) -> None:
+        """Lock the existing contacts a plan changes; fail if one was merged meanwhile."""
+        if not contact_ids:
+            return
+        query = (
+            select(contacts.c.id)
+            .where(contacts.c.id.in_(sorted(contact_ids)), contacts.c.merged_into.is_(None))
+            .order_by(contacts.c.id)
+        )
+        if supports_row_locks(self.conn):
+            query = query.with_for_update()
+        live = set(self.conn.execute(query).scalars())
+        if live != contact_ids:
+            raise ConcurrentUpdate()
+
+    def _merge(self, source: str, target: str, now: datetime) -> None:
+        """Fold the anonymous contact ``source`` into ``target`` (rare: a few statements)."""
+        self.conn.execute(
+            update(contact_identifiers)
+            .where(contact_identifiers.c.contact_id == source)
+            .values(contact_id=target)
+        )
+        self.conn.execute(
+            update(activities).where(activities.c.contact_id == source).values(contact_id=target)
+        )
+        # Earlier merges into ``source`` now point straight at ``target``.
+        self.conn.execute(
+            update(contacts)
+            .where(or_(contacts.c.id == source, contacts.c.merged_into == source))
+            .values(merged_into=target, status="merged", updated_at=now)
+        )
+
+    def find_by_identifier(self, account_id: str, identifier: Identifier) -> list[Contact]:
+        ci = contact_identifiers.c
+        contact_id = self.conn.execute(
+            select(ci.contact_id).where(
+                ci.account_id == account_id, ci.kind == identifier.kind, ci.value == identifier.value
+            )
+        ).scalar_one_or_none()
+        if contact_id is None:
+            return []
+        contact = self.get(account_id, contact_id)
+        return [] if contact is None else [contact]
+
+    def get(self, account_id: str, contact_id: str) -> Contact | None:
+        """The contact, following a merge to the contact that absorbed it."""
+        row = self.conn.execute(
+            select(contacts).where(contacts.c.account_id == account_id, contacts.c.id == contact_id)
+        ).first()
+        if row is not None and row.merged_into is not None:
+            row = self.conn.execute(
+                select(contacts).where(
+                    contacts.c.account_id == account_id, contacts.c.id == row.merged_into
+                )
+            ).first()
+        if row is None:
+            return None
+        idents = self.conn.execute(
+            select(contact_identifiers.c.kind, contact_identifiers.c.value)
+            .where(contact_identifiers.c.contact_id == row.id)
+            .order_by(contact_identifiers.c.created_at, contact_identifiers.c.kind)
+        )
+        return Contact(
+            id=row.id,
+            status=row.status,
+            identifiers=tuple(Identifier(r.kind, r.value) for r in idents),
+            attributes=row.attributes,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
+
+    def identity_events(self, account_id: str, contact_id: str) -> list[dict[str, Any]]:
+        ie = identity_events.c
+        rows = self.conn.execute(
+            select(identity_events)
+            .where(ie.account_id == account_id, ie.contact_id == contact_id)
+            .order_by(ie.created_at, ie.id)
+        )
+        return [
+            {
+                "id": r.id,
+                "kind": r.kind,
+                "contact_id": r.contact_id,
+                "other_contact_ids": r.other_contact_ids,
+                "identifiers": r.identifiers,
+                "details": r.details,
+                "created_at": r.created_at,
+            }
+            for r in rows
+        ]
+
+

@@ -1,0 +1,153 @@
+"""The schema as SQLAlchemy Core tables. Migrations are the only way it changes."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    text,
+)
+
+from eventyard.storage.types import UTCDateTime, json_type
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+ID = String(24)
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("settings", json_type(), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
+# One row per credential. Secrets are stored as SHA-256 digests: they are
+# random 32-byte tokens, so a fast hash is enough and allows an indexed lookup;
+# the digest found is then compared again in constant time.
+credentials = Table(
+    "credentials",
+    metadata,
+    Column("account_id", ID, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("public_id", String(64)),
+    Column("secret_hash", String(64), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    PrimaryKeyConstraint("kind", "secret_hash"),
+    Index(None, "account_id"),
+)
+
+contacts = Table(
+    "contacts",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("account_id", ID, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attributes", json_type(), nullable=False),
+    # Set when an anonymous contact was merged into another; such a contact
+    # owns no identifiers any more and is never returned by the read API.
+    Column("merged_into", ID),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Index(None, "account_id", "created_at"),
+    Index(
+        None,
+        "merged_into",
+        postgresql_where=text("merged_into IS NOT NULL"),
+        sqlite_where=text("merged_into IS NOT NULL"),
+    ),
+)
+
+contact_identifiers = Table(
+    "contact_identifiers",
+    metadata,
+    Column("account_id", ID, nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("value", String(512), nullable=False),
+    Column("contact_id", ID, ForeignKey("contacts.id", ondelete="CASCADE"), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    PrimaryKeyConstraint("account_id", "kind", "value"),
+    Index(None, "contact_id"),
+)
+
+activities = Table(
+    "activities",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("account_id", ID, nullable=False),
+    Column("contact_id", ID, nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("occurred_at", UTCDateTime(), nullable=False),
+    Column("received_at", UTCDateTime(), nullable=False),
+    Column("source", String(32), nullable=False),
+    Column("dialect", String(32), nullable=False),
+    Column("asset_id", String(255)),
+    Column("journey_eligible", Boolean(), nullable=False),
+    Column("properties", json_type(), nullable=False),
+    Column("dedup_key", String(255)),
+    Index(None, "account_id", "contact_id", "occurred_at", "id"),
+    Index(
+        "uq_activities_account_id_dedup_key",
+        "account_id",
+        "dedup_key",
+        unique=True,
+        postgresql_where=text("dedup_key IS NOT NULL"),
+        sqlite_where=text("dedup_key IS NOT NULL"),
+    ),
+)
+
+# The identity audit: every conversion, merge and conflict, newest last.
+identity_events = Table(
+    "identity_events",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("account_id", ID, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("contact_id", ID, nullable=False),
+    Column("other_contact_ids", json_type(), nullable=False),
+    Column("identifiers", json_type(), nullable=False),
+    Column("details", json_type(), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Index(None, "account_id", "contact_id"),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("account_id", ID, nullable=False),
+    Column("key", String(255), nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("status_code", Integer(), nullable=False),
+    Column("media_type", String(100), nullable=False),
+    Column("body", LargeBinary(), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    PrimaryKeyConstraint("account_id", "key"),
+    Index(None, "created_at"),
+)
+
+__all__ = [
+    "accounts",
+    "activities",
+    "contact_identifiers",
+    "contacts",
+    "credentials",
+    "idempotency_keys",
+    "identity_events",
+    "metadata",
+]
