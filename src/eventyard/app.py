@@ -82,8 +82,12 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
         ]
         return render(
             request,
-            EventyardError("invalid_request", errors[0].reason if errors else "invalid request",
-                           400, errors=errors),
+            EventyardError(
+                "invalid_request",
+                errors[0].reason if errors else "invalid request",
+                400,
+                errors=errors,
+            ),
         )
 
     async def on_unexpected_error(request: Request, exc: Exception) -> Response:

@@ -27,8 +27,9 @@ err_console = Console(stderr=True)
 
 
 def _store(settings: Settings) -> Database:
-    return Database.from_url(settings.database_url, pool_size=1,
-                             sqlite_synchronous=settings.sqlite_synchronous)
+    return Database.from_url(
+        settings.database_url, pool_size=1, sqlite_synchronous=settings.sqlite_synchronous
+    )
 
 
 @app.command()
@@ -48,7 +49,7 @@ def serve(
         if count_accounts(store) == 0:
             err_console.print(
                 "[bold]No accounts yet.[/bold] Create one with: "
-                "[cyan]eventyard accounts create \"My Company\"[/cyan]"
+                '[cyan]eventyard accounts create "My Company"[/cyan]'
             )
     finally:
         store.dispose()
@@ -122,8 +123,11 @@ def accounts_list(
         store.dispose()
     if as_json:
         for a in accounts:
-            typer.echo(orjson.dumps({"account_id": a.id, "name": a.name,
-                                     "created_at": a.created_at.isoformat()}).decode())
+            typer.echo(
+                orjson.dumps(
+                    {"account_id": a.id, "name": a.name, "created_at": a.created_at.isoformat()}
+                ).decode()
+            )
         return
     table = Table("account_id", "name", "created_at")
     for a in accounts:

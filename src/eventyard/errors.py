@@ -16,7 +16,8 @@ from eventyard.core.errors import EventyardError, FieldError
 
 def field_errors_json(errors: list[FieldError]) -> list[dict[str, Any]]:
     return [
-        {"index": e.index, "field": e.field, "reason": e.reason} if e.index is not None
+        {"index": e.index, "field": e.field, "reason": e.reason}
+        if e.index is not None
         else {"field": e.field, "reason": e.reason}
         for e in errors
     ]

@@ -19,7 +19,9 @@ def json_response(
     body: Any, status_code: int = 200, headers: dict[str, str] | None = None
 ) -> Response:
     return Response(
-        content=orjson.dumps(body), status_code=status_code, headers=headers,
+        content=orjson.dumps(body),
+        status_code=status_code,
+        headers=headers,
         media_type="application/json",
     )
 
@@ -31,7 +33,9 @@ def stored_json(body: Any, status_code: int = 200) -> StoredResponse:
 def send_stored(stored: StoredResponse) -> Response:
     headers = {"Idempotent-Replayed": "true"} if stored.replayed else None
     return Response(
-        content=stored.body, status_code=stored.status_code, media_type=stored.media_type,
+        content=stored.body,
+        status_code=stored.status_code,
+        media_type=stored.media_type,
         headers=headers,
     )
 

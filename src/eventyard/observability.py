@@ -70,18 +70,23 @@ class Metrics:
         return cls(
             registry=registry,
             requests=Counter(
-                "eventyard_http_requests_total", "HTTP requests by route, method and status",
-                ["route", "method", "status"], registry=registry,
+                "eventyard_http_requests_total",
+                "HTTP requests by route, method and status",
+                ["route", "method", "status"],
+                registry=registry,
             ),
             latency=Histogram(
-                "eventyard_http_request_duration_seconds", "HTTP request latency by route",
-                ["route", "method"], registry=registry,
+                "eventyard_http_request_duration_seconds",
+                "HTTP request latency by route",
+                ["route", "method"],
+                registry=registry,
                 buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             ),
             events=Counter(
                 "eventyard_events_total",
                 "Events received per dialect by outcome (accepted, rejected, skipped, duplicate)",
-                ["dialect", "outcome"], registry=registry,
+                ["dialect", "outcome"],
+                registry=registry,
             ),
         )
 
@@ -112,8 +117,10 @@ class RequestContextMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []),
-                                      (b"x-request-id", request_id.encode())]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-request-id", request_id.encode()),
+                ]
             await send(message)
 
         try:

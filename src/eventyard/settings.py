@@ -23,7 +23,9 @@ class Settings(BaseSettings):
         ),
     )
     host: str = Field(default="127.0.0.1", description="Address `eventyard serve` listens on.")
-    port: int = Field(default=8080, ge=1, le=65535, description="Port `eventyard serve` listens on.")
+    port: int = Field(
+        default=8080, ge=1, le=65535, description="Port `eventyard serve` listens on."
+    )
     workers: int = Field(default=1, ge=1, description="Server processes `eventyard serve` starts.")
     db_pool_size: int = Field(
         default=10, ge=1, description="Database connections kept open per server process."

@@ -15,7 +15,9 @@ async def admin_account(request: Request, ctx: AppContext = Depends(get_context)
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise EventyardError(
-            "unauthorized", "Send Authorization: Bearer <admin token>", 401,
+            "unauthorized",
+            "Send Authorization: Bearer <admin token>",
+            401,
             headers={"WWW-Authenticate": "Bearer"},
         )
     try:

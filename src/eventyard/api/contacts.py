@@ -53,7 +53,8 @@ async def find_contacts(
         ident = parse_identifier_query(identifier)
     except ValueError as exc:
         raise EventyardError(
-            "invalid_identifier", f"identifier {exc}",
+            "invalid_identifier",
+            f"identifier {exc}",
             errors=[FieldError("identifier", f"identifier {exc}")],
         ) from exc
     found = await run_in_threadpool(contact_service.find_contacts, ctx.store, account, ident)

@@ -45,7 +45,9 @@ def create_account(store: Store, name: str, settings: dict[str, Any] | None = No
     return created
 
 
-def authenticate(store: Store, kind: str, secret: str | None, public_id: str | None = None) -> Account:
+def authenticate(
+    store: Store, kind: str, secret: str | None, public_id: str | None = None
+) -> Account:
     """The account a credential belongs to, or ``Unauthorized``.
 
     The lookup goes through the digest's index; the digest found is compared

@@ -47,8 +47,14 @@ class Database:
         self._writer = engine.execution_options(sqlite_begin="IMMEDIATE")
 
     @classmethod
-    def from_url(cls, url: str, *, pool_size: int = 10, sqlite_synchronous: str = "FULL",
-                 sqlite_busy_timeout_ms: int = 30_000) -> Database:
+    def from_url(
+        cls,
+        url: str,
+        *,
+        pool_size: int = 10,
+        sqlite_synchronous: str = "FULL",
+        sqlite_busy_timeout_ms: int = 30_000,
+    ) -> Database:
         return cls(
             build_engine(
                 url,

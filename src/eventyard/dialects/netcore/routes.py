@@ -49,8 +49,12 @@ def _success(_outcome: IngestOutcome) -> StoredResponse:
                 "application/json": {
                     "schema": {
                         "oneOf": [
-                            {"type": "array", "items": _EVENT_SCHEMA, "minItems": 1,
-                             "maxItems": 1000},
+                            {
+                                "type": "array",
+                                "items": _EVENT_SCHEMA,
+                                "minItems": 1,
+                                "maxItems": 1000,
+                            },
                             _EVENT_SCHEMA,
                         ]
                     }
@@ -59,9 +63,7 @@ def _success(_outcome: IngestOutcome) -> StoredResponse:
         }
     },
 )
-async def upload_activities(
-    request: Request, ctx: AppContext = Depends(get_context)
-) -> Response:
+async def upload_activities(request: Request, ctx: AppContext = Depends(get_context)) -> Response:
     api_key = request.headers.get("api-key")
     try:
         account = await run_in_threadpool(authenticate, ctx.store, DIALECT, api_key)
@@ -77,7 +79,9 @@ async def upload_activities(
         payload = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise EventyardError(
-            "invalid_json", f"body is not valid JSON: {exc}", 400,
+            "invalid_json",
+            f"body is not valid JSON: {exc}",
+            400,
             errors=[FieldError("body", f"body is not valid JSON: {exc}")],
         ) from exc
     events, request_errors = events_of(payload)
@@ -88,18 +92,26 @@ async def upload_activities(
     if errors:
         invalid = len({e.index for e in errors})
         ctx.metrics.count_events(DIALECT, "rejected", len(events))
-        message = errors[0].reason if len(errors) == 1 else (
-            f"{invalid} of {len(events)} events are invalid; nothing was stored"
+        message = (
+            errors[0].reason
+            if len(errors) == 1
+            else (f"{invalid} of {len(events)} events are invalid; nothing was stored")
         )
         raise EventyardError("invalid_events", message, 400, errors=errors)
     idempotency = (
         IdempotencyRequest.for_request(key, PATH, body, ctx.settings.idempotency_ttl_seconds)
-        if key else None
+        if key
+        else None
     )
     stored = await run_in_threadpool(
         lambda: ingest_activities(
-            ctx.store, account, translation.activities, now=now, respond=_success,
-            idempotency=idempotency, skipped=len(translation.skipped),
+            ctx.store,
+            account,
+            translation.activities,
+            now=now,
+            respond=_success,
+            idempotency=idempotency,
+            skipped=len(translation.skipped),
         )
     )
     if not stored.replayed:

@@ -116,7 +116,9 @@ def translate_event(index: int, event: Any) -> tuple[NewActivity | None, list[Fi
 
     if errors:
         return None, errors
-    assert isinstance(name, str) and isinstance(source, str) and isinstance(params, dict)
+    assert isinstance(name, str)
+    assert isinstance(source, str)
+    assert isinstance(params, dict)
     assert occurred_at is not None
     # "if you are passing the data in the format of an array and if it is
     # blank, the system will not insert such events ... Do not Pass an Empty Array."

@@ -107,7 +107,9 @@ class ContactRepository:
                         "kind": event.kind,
                         "contact_id": event.contact_id,
                         "other_contact_ids": list(event.other_contact_ids),
-                        "identifiers": [{"kind": i.kind, "value": i.value} for i in event.identifiers],
+                        "identifiers": [
+                            {"kind": i.kind, "value": i.value} for i in event.identifiers
+                        ],
                         "details": event.details,
                         "created_at": now,
                     }
@@ -151,7 +153,9 @@ class ContactRepository:
         ci = contact_identifiers.c
         contact_id = self.conn.execute(
             select(ci.contact_id).where(
-                ci.account_id == account_id, ci.kind == identifier.kind, ci.value == identifier.value
+                ci.account_id == account_id,
+                ci.kind == identifier.kind,
+                ci.value == identifier.value,
             )
         ).scalar_one_or_none()
         if contact_id is None:
@@ -205,5 +209,3 @@ class ContactRepository:
             }
             for r in rows
         ]
-
-
