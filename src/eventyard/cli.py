@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from typing import Annotated
 
 import orjson
@@ -55,12 +56,17 @@ def serve(
         store.dispose()
     # Child worker processes read their settings from the same environment.
     os.environ["EVENTYARD_DATABASE_URL"] = settings.database_url
+    process_count = workers or settings.workers
+    if process_count > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Each worker keeps its own counters; a shared directory lets
+        # /metrics report the sum over all of them.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="eventyard-metrics-")
     uvicorn.run(
         "eventyard.app:create_app_from_env",
         factory=True,
         host=host or settings.host,
         port=port or settings.port,
-        workers=workers or settings.workers,
+        workers=process_count,
         access_log=False,
         log_config=None,
         proxy_headers=False,

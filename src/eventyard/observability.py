@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import os
 import sys
 import time
 import uuid
@@ -16,7 +17,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
@@ -89,6 +91,19 @@ class Metrics:
                 registry=registry,
             ),
         )
+
+    def exposition(self) -> bytes:
+        """The metrics in Prometheus text format.
+
+        With several server processes (``PROMETHEUS_MULTIPROC_DIR`` set by
+        ``eventyard serve --workers N``) every process writes its samples to
+        that directory and any of them reports the sum of all.
+        """
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            return bytes(generate_latest(registry))
+        return bytes(generate_latest(self.registry))
 
     def count_events(self, dialect: str, outcome: str, n: int) -> None:
         if n:

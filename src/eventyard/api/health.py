@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
 
 from eventyard.context import AppContext, get_context
@@ -31,4 +31,4 @@ async def readyz(ctx: AppContext = Depends(get_context)) -> Response:
 
 @router.get("/metrics", summary="Prometheus metrics")
 async def metrics(ctx: AppContext = Depends(get_context)) -> Response:
-    return Response(generate_latest(ctx.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(ctx.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
