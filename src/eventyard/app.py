@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from eventyard import __version__
@@ -42,7 +43,9 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
         if dispose is not None:
             dispose()
 
-    app = FastAPI(
+    # /docs and /redoc serve their scripts from this process, not a CDN:
+    # eventyard runs on networks without internet access.
+    app = FastAPIOffline(
         title="eventyard",
         version=__version__,
         description=(
