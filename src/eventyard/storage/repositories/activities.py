@@ -10,6 +10,7 @@ from sqlalchemy.engine import Connection
 
 from eventyard.core.cursor import encode_cursor
 from eventyard.core.model import Activity, ActivityPage
+from eventyard.storage.sql_dialect import copy_rows, supports_copy
 from eventyard.storage.tables import activities, contacts
 
 
@@ -24,6 +25,10 @@ class ActivityRepository:
         """
         if not rows:
             return 0
+        if supports_copy(self.conn) and all(row["dedup_key"] is None for row in rows):
+            # Nothing to deduplicate: COPY is the fastest way in.
+            copy_rows(self.conn, activities, rows)
+            return len(rows)
         module = postgresql if self.conn.dialect.name == "postgresql" else sqlite
         stmt = (
             module.insert(activities)
