@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.engine import Connection
 
 from eventyard.core.model import StoredResponse
@@ -30,6 +30,13 @@ class IdempotencyRepository:
         key until the first transaction ends, so it sees the final answer.
         """
         k = idempotency_keys.c
+        # Forget keys past their lifetime (an index range on created_at,
+        # usually empty), so the table stays as small as one day's traffic.
+        self.conn.execute(
+            delete(idempotency_keys).where(
+                k.created_at < now - timedelta(seconds=ttl_seconds), k.key != key
+            )
+        )
         stmt = insert_ignoring_conflicts(self.conn, idempotency_keys).returning(k.key)
         inserted = self.conn.execute(
             stmt,
