@@ -9,8 +9,9 @@ from typing import Any
 import orjson
 from fastapi import Request, Response
 
-from eventyard.core.errors import EventyardError
+from eventyard.core.errors import EventyardError, FieldError
 from eventyard.core.model import StoredResponse
+from eventyard.core.payload import field_error, unstorable_values
 
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
 
@@ -68,6 +69,22 @@ async def read_body(request: Request, *, max_bytes: int, timeout_seconds: float)
             "request_timeout", "Request Time Out", 408, headers={"Connection": "close"}
         ) from exc
     return b"".join(chunks)
+
+
+def parse_json_body(body: bytes) -> Any:
+    """Decode a JSON request body; 400 naming every value that cannot be stored as sent."""
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        reason = f"body is not valid JSON: {exc}"
+        raise EventyardError(
+            "invalid_json", reason, 400, errors=[FieldError("body", reason)]
+        ) from exc
+    problems = unstorable_values(body, payload)
+    if problems:
+        errors = [field_error(path, reason) for path, reason in problems]
+        raise EventyardError("unstorable_value", errors[0].reason, 400, errors=errors)
+    return payload
 
 
 def idempotency_key(request: Request) -> str | None:

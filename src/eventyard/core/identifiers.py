@@ -61,6 +61,8 @@ def normalize_identifier(kind: str, raw: str) -> Identifier:
     """Return the identifier in canonical form; ``ValueError`` says what is wrong."""
     if not _KIND_RE.match(kind):
         raise ValueError(f"unknown identifier kind {kind!r}")
+    if "\x00" in raw:
+        raise ValueError("must not contain the character \\u0000")
     if kind == EMAIL:
         value = normalize_email(raw)
     elif kind == MOBILE:

@@ -7,8 +7,9 @@ from typing import Any
 from eventyard.core.cursor import decode_cursor
 from eventyard.core.errors import EventyardError, NotFound
 from eventyard.core.identifiers import Identifier
+from eventyard.core.ids import is_id
 from eventyard.core.model import Account, ActivityPage, Contact
-from eventyard.services.ports import Store
+from eventyard.services.ports import Store, UnitOfWork
 
 MAX_PAGE_SIZE = 1000
 
@@ -21,10 +22,7 @@ def find_contacts(store: Store, account: Account, identifier: Identifier) -> lis
 def get_contact(store: Store, account: Account, contact_id: str) -> Contact:
     """The contact, or ``NotFound`` (also when it belongs to another account)."""
     with store.unit_of_work(write=False) as uow:
-        contact = uow.contacts.get(account.id, contact_id)
-    if contact is None:
-        raise NotFound("No such contact")
-    return contact
+        return _existing_contact(uow, account, contact_id)
 
 
 def list_activities(
@@ -38,15 +36,19 @@ def list_activities(
     except ValueError as exc:
         raise EventyardError("invalid_cursor", str(exc)) from exc
     with store.unit_of_work(write=False) as uow:
-        contact = uow.contacts.get(account.id, contact_id)
-        if contact is None:
-            raise NotFound("No such contact")
+        contact = _existing_contact(uow, account, contact_id)
         return uow.activities.page(account.id, contact.id, limit, position)
 
 
 def identity_history(store: Store, account: Account, contact_id: str) -> list[dict[str, Any]]:
     with store.unit_of_work(write=False) as uow:
-        contact = uow.contacts.get(account.id, contact_id)
-        if contact is None:
-            raise NotFound("No such contact")
+        contact = _existing_contact(uow, account, contact_id)
         return uow.contacts.identity_events(account.id, contact.id)
+
+
+def _existing_contact(uow: UnitOfWork, account: Account, contact_id: str) -> Contact:
+    """The contact of this account, or ``NotFound``: 404, never 403, for other tenants."""
+    contact = uow.contacts.get(account.id, contact_id) if is_id(contact_id) else None
+    if contact is None:
+        raise NotFound("No such contact")
+    return contact

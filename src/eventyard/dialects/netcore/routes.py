@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-import orjson
 from fastapi import APIRouter, Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from eventyard.context import AppContext, get_context
-from eventyard.core.errors import EventyardError, FieldError, Unauthorized
+from eventyard.core.errors import EventyardError, Unauthorized
 from eventyard.core.model import IngestOutcome, StoredResponse
 from eventyard.dialects.netcore.translate import DIALECT, events_of, translate_events
-from eventyard.http import idempotency_key, read_body, send_stored, stored_json
+from eventyard.http import (
+    idempotency_key,
+    parse_json_body,
+    read_body,
+    send_stored,
+    stored_json,
+)
 from eventyard.services.accounts import authenticate
 from eventyard.services.ingest import IdempotencyRequest, ingest_activities
 
@@ -75,15 +80,7 @@ async def upload_activities(request: Request, ctx: AppContext = Depends(get_cont
         timeout_seconds=ctx.settings.body_timeout_seconds,
     )
     key = idempotency_key(request)
-    try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise EventyardError(
-            "invalid_json",
-            f"body is not valid JSON: {exc}",
-            400,
-            errors=[FieldError("body", f"body is not valid JSON: {exc}")],
-        ) from exc
+    payload = parse_json_body(body)
     events, request_errors = events_of(payload)
     if request_errors:
         raise EventyardError("bad_request", request_errors[0].reason, 400, errors=request_errors)

@@ -163,15 +163,18 @@ def _timestamp(value: Any, fail: Any) -> datetime | None:
             f"or 2021-12-29T06:12:28+05:30, got {value!r}",
         )
         return None
+    text = value.strip()
+    if text[-1] == "z":  # RFC 3339 allows a lower-case z; Python's parser does not
+        text = text[:-1] + "Z"
     try:
-        moment = datetime.fromisoformat(value.strip())
-    except ValueError:
-        fail("timestamp", f"timestamp is not a real date-time: {value!r}")
+        moment = datetime.fromisoformat(text)
+        # "We currently support the UTC and ISO-8601 time zones": no zone means UTC.
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return moment.astimezone(UTC)
+    except (ValueError, OverflowError):
+        fail("timestamp", f"timestamp is not a representable date-time: {value!r}")
         return None
-    # "We currently support the UTC and ISO-8601 time zones": no zone means UTC.
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
 
 
 def _identifiers(event: dict[str, Any], fail: Any) -> tuple[Identifier, ...]:
