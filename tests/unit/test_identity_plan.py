@@ -528,3 +528,17 @@ class TestProperties:
 
         assert [survivor(c) for c in one_by_one] == batched.contact_ids
         assert world == apply_plan(existing, batched)
+
+
+def test_touched_existing_names_only_contacts_that_already_exist() -> None:
+    """touched_existing: "Existing contacts whose rows this plan changes (to lock and re-check)"."""
+    ids = iter(["n-001", "n-002"])
+    existing = {Identifier("anonid", "cookie-1"): ContactRef("e-visitor", "anonymous")}
+    batch = [
+        [Identifier("email", "jane@x.io")],  # new known contact n-001
+        [Identifier("email", "jane@x.io"), Identifier("anonid", "cookie-1")],  # e-visitor -> n-001
+    ]
+    plan = plan_resolution(batch, existing, ("identity", "email", "mobile"), lambda: next(ids))
+    assert plan.new_contacts == {"n-001": "known"}
+    assert plan.merges == {"e-visitor": "n-001"}
+    assert plan.touched_existing == {"e-visitor"}

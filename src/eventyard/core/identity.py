@@ -66,8 +66,9 @@ class ResolutionPlan:
     def touched_existing(self) -> set[str]:
         """Existing contacts whose rows this plan changes (to lock and re-check)."""
         touched = set(self.conversions) | set(self.merges) | set(self.merges.values())
-        touched |= {cid for cid in self.new_identifiers.values() if cid not in self.new_contacts}
-        return touched
+        touched |= set(self.new_identifiers.values())
+        # A contact this batch creates is not in the database yet: nothing to lock.
+        return touched - set(self.new_contacts)
 
 
 def is_known_kind(kind: str) -> bool:
