@@ -1,0 +1,293 @@
+"""Idempotency keys and dedup keys: a retried request never stores twice.
+
+DESIGN.md: "Acknowledged means durable: a 2xx is sent only after the
+transaction that stores the data has committed." A client that lost that 2xx
+retries with the same ``Idempotency-Key``; it must get the first response back
+and nothing may be stored again. Concurrent retries are covered in
+``test_concurrency.py``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import pytest
+from sqlalchemy import func, select
+
+from eventyard.core.errors import IdempotencyConflict
+from eventyard.core.identifiers import Identifier
+from eventyard.core.model import Account, IngestOutcome, NewAccount, NewActivity, StoredResponse
+from eventyard.services.accounts import create_account
+from eventyard.services.ingest import IdempotencyRequest, ingest_activities
+from eventyard.storage.database import Database
+from eventyard.storage.tables import activities, contacts, idempotency_keys
+
+NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+ROUTE = "/v1/activity/upload"
+DAY = 24 * 3600
+
+
+def activity(email: str, name: str = "Add To Cart", dedup_key: str | None = None) -> NewActivity:
+    return NewActivity(
+        identifiers=(Identifier("email", email),),
+        name=name,
+        occurred_at=NOW - timedelta(minutes=1),
+        source="web",
+        dialect="netcore",
+        properties={},
+        dedup_key=dedup_key,
+    )
+
+
+def body_of(batch: list[NewActivity]) -> bytes:
+    """The request body a dialect would have parsed ``batch`` from."""
+    return orjson.dumps([{"email": a.identifiers[0].value, "activity_name": a.name} for a in batch])
+
+
+class Responder:
+    """Renders the dialect's response and remembers how often it was asked to."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, outcome: IngestOutcome) -> StoredResponse:
+        self.calls += 1
+        return StoredResponse(
+            200,
+            orjson.dumps(
+                {
+                    "status": "success",
+                    "stored": outcome.stored,
+                    "duplicates": outcome.duplicates,
+                    "call": self.calls,
+                }
+            ),
+        )
+
+
+def send(
+    store: Database,
+    account: Account,
+    batch: list[NewActivity],
+    *,
+    key: str | None,
+    now: datetime = NOW,
+    ttl_seconds: int = DAY,
+    respond: Any = None,
+) -> StoredResponse:
+    """What a dialect route does with a request carrying ``Idempotency-Key: key``."""
+    idempotency = (
+        IdempotencyRequest.for_request(key, ROUTE, body_of(batch), ttl_seconds) if key else None
+    )
+    return ingest_activities(
+        store,
+        account,
+        batch,
+        now=now,
+        respond=respond or Responder(),
+        idempotency=idempotency,
+    )
+
+
+def count(store: Database, table: Any, account: Account) -> int:
+    with store.engine.connect() as conn:
+        return int(
+            conn.execute(
+                select(func.count()).select_from(table).where(table.c.account_id == account.id)
+            ).scalar_one()
+        )
+
+
+def stored_names(store: Database, account: Account) -> list[str]:
+    with store.engine.connect() as conn:
+        return sorted(
+            conn.execute(
+                select(activities.c.name).where(activities.c.account_id == account.id)
+            ).scalars()
+        )
+
+
+class TestIdempotencyKeys:
+    def test_a_retry_with_the_same_key_and_body_gets_the_first_response(
+        self, store: Database, account: NewAccount
+    ) -> None:
+        acct = account.account
+        batch = [activity("a@x.com"), activity("b@x.com", "Checkout")]
+        responder = Responder()
+        first = send(store, acct, batch, key="key-1", respond=responder)
+
+        retry = send(
+            store, acct, batch, key="key-1", now=NOW + timedelta(minutes=5), respond=responder
+        )
+
+        assert first.replayed is False
+        assert retry.replayed is True
+        assert (retry.status_code, retry.body, retry.media_type) == (
+            first.status_code,
+            first.body,
+            first.media_type,
+        )
+        assert orjson.loads(retry.body) == {
+            "status": "success",
+            "stored": 2,
+            "duplicates": 0,
+            "call": 1,
+        }
+        assert responder.calls == 1
+        assert stored_names(store, acct) == ["Add To Cart", "Checkout"]
+        assert count(store, contacts, acct) == 2
+
+    def test_the_same_key_with_another_body_is_refused_with_409(
+        self, store: Database, account: NewAccount
+    ) -> None:
+        """Reusing a key for a different request is a client bug; storing the
+        second body or replaying the first response would both hide it."""
+        acct = account.account
+        first_batch = [activity("a@x.com")]
+        first = send(store, acct, first_batch, key="key-2")
+
+        with pytest.raises(IdempotencyConflict) as refused:
+            send(store, acct, [activity("other@x.com", "Purchase")], key="key-2")
+
+        assert refused.value.status == 409
+        assert stored_names(store, acct) == ["Add To Cart"]
+        assert count(store, contacts, acct) == 1
+        # The first request's answer is intact.
+        again = send(store, acct, first_batch, key="key-2")
+        assert (again.replayed, again.body) == (True, first.body)
+
+    def test_keys_belong_to_one_account(self, store: Database, account: NewAccount) -> None:
+        """Tenants never see each other's data, replayed responses included."""
+        mine = account.account
+        theirs = create_account(store, f"other-{uuid.uuid4().hex[:6]}").account
+        batch = [activity("a@x.com")]
+        send(store, mine, batch, key="shared-key")
+
+        theirs_response = send(store, theirs, batch, key="shared-key")
+
+        assert theirs_response.replayed is False
+        assert stored_names(store, theirs) == ["Add To Cart"]
+        assert stored_names(store, mine) == ["Add To Cart"]
+
+    def test_a_key_can_be_used_again_once_its_lifetime_is_over(
+        self, store: Database, account: NewAccount
+    ) -> None:
+        acct = account.account
+        first_batch = [activity("a@x.com")]
+        later_batch = [activity("a@x.com", "Purchase")]
+        send(store, acct, first_batch, key="key-3", ttl_seconds=60)
+
+        with pytest.raises(IdempotencyConflict):
+            send(
+                store,
+                acct,
+                later_batch,
+                key="key-3",
+                now=NOW + timedelta(seconds=30),
+                ttl_seconds=60,
+            )
+        reused = send(
+            store, acct, later_batch, key="key-3", now=NOW + timedelta(seconds=61), ttl_seconds=60
+        )
+
+        assert reused.replayed is False
+        assert stored_names(store, acct) == ["Add To Cart", "Purchase"]
+        # From now on the key stands for the later request.
+        replay = send(
+            store, acct, later_batch, key="key-3", now=NOW + timedelta(seconds=62), ttl_seconds=60
+        )
+        assert (replay.replayed, replay.body) == (True, reused.body)
+        with pytest.raises(IdempotencyConflict):
+            send(
+                store,
+                acct,
+                first_batch,
+                key="key-3",
+                now=NOW + timedelta(seconds=63),
+                ttl_seconds=60,
+            )
+
+    def test_a_request_that_fails_leaves_no_key_so_its_retry_proceeds(
+        self, store: Database, account: NewAccount
+    ) -> None:
+        """Nothing was acknowledged, so nothing may be remembered: neither the
+        activities nor the key (a remembered key would replay a response that
+        was never sent, or block the retry forever)."""
+        acct = account.account
+        batch = [activity("a@x.com")]
+
+        def crash(_outcome: IngestOutcome) -> StoredResponse:
+            raise RuntimeError("renderer crashed after the activities were inserted")
+
+        with pytest.raises(RuntimeError, match="renderer crashed"):
+            send(store, acct, batch, key="key-4", respond=crash)
+
+        assert count(store, idempotency_keys, acct) == 0
+        assert count(store, activities, acct) == 0
+        assert count(store, contacts, acct) == 0
+        retry = send(store, acct, batch, key="key-4")
+        assert retry.replayed is False
+        assert orjson.loads(retry.body)["stored"] == 1
+        assert stored_names(store, acct) == ["Add To Cart"]
+
+    def test_without_a_key_every_request_is_stored(
+        self, store: Database, account: NewAccount
+    ) -> None:
+        acct = account.account
+        batch = [activity("a@x.com")]
+        send(store, acct, batch, key=None)
+        send(store, acct, batch, key=None)
+
+        assert stored_names(store, acct) == ["Add To Cart", "Add To Cart"]
+        assert count(store, idempotency_keys, acct) == 0
+
+
+class TestDedupKeys:
+    """An activity's dedup key (DESIGN.md: "dedup key") is stored once per account."""
+
+    def test_activities_with_a_stored_dedup_key_are_skipped_and_counted(
+        self, store: Database, account: NewAccount
+    ) -> None:
+        acct = account.account
+        responder = Responder()
+        first = orjson.loads(
+            send(
+                store,
+                acct,
+                [
+                    activity("a@x.com", "First", dedup_key="order-1"),
+                    activity("a@x.com", "Same batch again", dedup_key="order-1"),
+                    activity("a@x.com", "Second", dedup_key="order-2"),
+                ],
+                key=None,
+                respond=responder,
+            ).body
+        )
+        second = orjson.loads(
+            send(
+                store,
+                acct,
+                [
+                    activity("a@x.com", "Later again", dedup_key="order-2"),
+                    activity("a@x.com", "No key"),
+                ],
+                key=None,
+                respond=responder,
+            ).body
+        )
+
+        assert (first["stored"], first["duplicates"]) == (2, 1)
+        assert (second["stored"], second["duplicates"]) == (1, 1)
+        assert stored_names(store, acct) == ["First", "No key", "Second"]
+
+    def test_dedup_keys_belong_to_one_account(self, store: Database, account: NewAccount) -> None:
+        mine = account.account
+        theirs = create_account(store, f"other-{uuid.uuid4().hex[:6]}").account
+        send(store, mine, [activity("a@x.com", "Mine", dedup_key="order-9")], key=None)
+        send(store, theirs, [activity("a@x.com", "Theirs", dedup_key="order-9")], key=None)
+
+        assert stored_names(store, mine) == ["Mine"]
+        assert stored_names(store, theirs) == ["Theirs"]
