@@ -1,0 +1,328 @@
+"""The ``eventyard`` command, run as a real process on SQLite and PostgreSQL.
+
+Each test gets an empty database of its own: a SQLite file in ``tmp_path`` or a
+fresh PostgreSQL database beside the one of ``postgres_url``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.engine import make_url
+
+from eventyard.core.errors import Unauthorized
+from eventyard.services.accounts import authenticate
+from eventyard.storage.database import Database
+from eventyard.storage.engine import build_engine, normalize_database_url
+from eventyard.storage.migrate import current_revision, heads
+from tests.support import Server, free_port, netcore_event, running_server
+
+CREDENTIAL_KEYS = {
+    "account_id",
+    "admin_token",
+    "netcore_api_key",
+    "cordial_api_key",
+    "ortto_api_key",
+    "clevertap_account_id",
+    "clevertap_passcode",
+}
+SECRET_KEYS = CREDENTIAL_KEYS - {"account_id", "clevertap_account_id"}
+ENTRY_POINTS = ("module", "script")
+
+
+def command(entry: str) -> list[str]:
+    """``python -m eventyard`` or the ``eventyard`` console script of this environment."""
+    if entry == "module":
+        return [sys.executable, "-m", "eventyard"]
+    script = Path(sys.executable).with_name("eventyard")
+    assert script.exists(), f"console script missing: {script}"
+    return [str(script)]
+
+
+def cli_env(database_url: str | None, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EVENTYARD_")}
+    if database_url is not None:
+        env["EVENTYARD_DATABASE_URL"] = database_url
+    # Rich sizes its tables to the terminal; a pipe has none.
+    env["COLUMNS"] = "250"
+    env.update(extra)
+    return env
+
+
+def run(
+    database_url: str | None,
+    *args: str,
+    entry: str = "module",
+    cwd: Path | None = None,
+    check: bool = True,
+) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [*command(entry), *args],
+        env=cli_env(database_url),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if check:
+        assert result.returncode == 0, (result.stdout, result.stderr)
+    return result
+
+
+def create_account_json(database_url: str, name: str, entry: str = "module") -> dict[str, Any]:
+    result = run(database_url, "accounts", "create", name, "--json", entry=entry)
+    lines = result.stdout.splitlines()
+    assert len(lines) == 1, result.stdout
+    created = orjson.loads(lines[0])
+    assert isinstance(created, dict)
+    return created
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database URL with nothing in it, not even the schema."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'cli.db'}"
+        return
+    base = str(request.getfixturevalue("postgres_url"))
+    name = f"eventyard_cli_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(normalize_database_url(base), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(base).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def table_names(database_url: str) -> set[str]:
+    engine = build_engine(database_url, pool_size=1)
+    try:
+        return set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+class TestDbUpgrade:
+    @pytest.mark.parametrize("entry", ENTRY_POINTS)
+    def test_upgrades_an_empty_database_to_head(self, empty_database: str, entry: str) -> None:
+        assert table_names(empty_database) == set()
+
+        run(empty_database, "db", "upgrade", entry=entry)
+
+        engine = build_engine(empty_database, pool_size=1)
+        try:
+            assert current_revision(engine) == heads()[0]
+        finally:
+            engine.dispose()
+        assert {"accounts", "contacts", "activities"} <= table_names(empty_database)
+
+    def test_upgrade_twice_is_harmless(self, empty_database: str) -> None:
+        run(empty_database, "db", "upgrade")
+        created = create_account_json(empty_database, "Survivor")
+        run(empty_database, "db", "upgrade")
+
+        listed = run(empty_database, "accounts", "list", "--json").stdout
+        assert created["account_id"] in listed
+
+
+class TestAccountsCreate:
+    @pytest.mark.parametrize("entry", ENTRY_POINTS)
+    def test_json_prints_exactly_the_credentials(self, empty_database: str, entry: str) -> None:
+        created = create_account_json(empty_database, "Acme Retail", entry=entry)
+
+        assert set(created) == CREDENTIAL_KEYS
+        assert all(isinstance(v, str) and v for v in created.values()), created
+        assert re.fullmatch(r"[0-9a-f]{24}", created["account_id"])
+        secrets = [created[k] for k in SECRET_KEYS]
+        assert len(set(secrets)) == len(secrets)
+        assert all(len(s) >= 32 for s in secrets)
+
+    def test_credentials_work_against_a_server(self, empty_database: str, tmp_path: Path) -> None:
+        created = create_account_json(empty_database, "Acme Retail")
+        identity = f"cli-{uuid.uuid4().hex[:8]}"
+
+        with (
+            running_server(empty_database, tmp_path / "server.log") as server,
+            httpx.Client(base_url=server.base_url, timeout=30) as http,
+        ):
+            r = http.post(
+                "/v1/activity/upload",
+                json=[netcore_event(identity=identity)],
+                headers={"api-key": created["netcore_api_key"]},
+            )
+            assert r.status_code == 200, r.text
+            r = http.get(
+                "/api/v1/contacts",
+                params={"identifier": f"identity:{identity}"},
+                headers={"Authorization": f"Bearer {created['admin_token']}"},
+            )
+            assert r.status_code == 200, r.text
+            assert len(r.json()["contacts"]) == 1
+            # Credentials are not interchangeable.
+            r = http.post(
+                "/v1/activity/upload",
+                json=[netcore_event(identity=identity)],
+                headers={"api-key": created["cordial_api_key"]},
+            )
+            assert r.status_code == 401, r.text
+
+        # The dialects not served yet authenticate through the same service.
+        store = Database.from_url(empty_database, pool_size=1)
+        try:
+            for kind, secret, public_id in (
+                ("admin", created["admin_token"], None),
+                ("netcore", created["netcore_api_key"], None),
+                ("cordial", created["cordial_api_key"], None),
+                ("ortto", created["ortto_api_key"], None),
+                ("clevertap", created["clevertap_passcode"], created["clevertap_account_id"]),
+            ):
+                assert authenticate(store, kind, secret, public_id).id == created["account_id"]
+            with pytest.raises(Unauthorized):
+                authenticate(store, "clevertap", created["clevertap_passcode"], "AAA-BBB-CCCC")
+            with pytest.raises(Unauthorized):
+                authenticate(store, "ortto", created["cordial_api_key"])
+        finally:
+            store.dispose()
+
+    def test_each_account_gets_its_own_credentials(self, empty_database: str) -> None:
+        first = create_account_json(empty_database, "First")
+        second = create_account_json(empty_database, "Second")
+        for key in CREDENTIAL_KEYS:
+            assert first[key] != second[key], key
+
+    def test_default_database_is_a_file_in_the_working_directory(self, tmp_path: Path) -> None:
+        result = run(None, "accounts", "create", "Local", "--json", cwd=tmp_path)
+        created = orjson.loads(result.stdout)
+        assert (tmp_path / "eventyard.db").is_file()
+        listed = run(None, "accounts", "list", "--json", cwd=tmp_path).stdout
+        assert created["account_id"] in listed
+
+
+class TestAccountsList:
+    def test_shows_names_and_ids_but_no_secret(self, empty_database: str) -> None:
+        accounts = [create_account_json(empty_database, name) for name in ("Acme Retail", "Globex")]
+
+        table = run(empty_database, "accounts", "list")
+        as_json = run(empty_database, "accounts", "list", "--json")
+
+        for output in (table, as_json):
+            everything = output.stdout + output.stderr
+            for name in ("Acme Retail", "Globex"):
+                assert name in output.stdout
+            for created in accounts:
+                assert created["account_id"] in output.stdout
+                for key in SECRET_KEYS:
+                    assert created[key] not in everything, key
+                    assert created[key][4:16] not in everything, key
+        rows = [orjson.loads(line) for line in as_json.stdout.splitlines()]
+        assert [r["name"] for r in rows] == ["Acme Retail", "Globex"]
+        assert all(set(r) == {"account_id", "name", "created_at"} for r in rows)
+
+    def test_empty_list(self, empty_database: str) -> None:
+        assert run(empty_database, "accounts", "list", "--json").stdout == ""
+
+
+def wait_until_serving(process: subprocess.Popen[bytes], base_url: str, stderr: Path) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        if process.poll() is not None:
+            raise AssertionError(f"serve exited with {process.returncode}:\n{stderr.read_text()}")
+        try:
+            if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"serve did not answer:\n{stderr.read_text()}")
+        time.sleep(0.1)
+
+
+@contextmanager
+def serve(database_url: str, tmp_path: Path, entry: str = "module") -> Iterator[Server]:
+    """``eventyard serve --port N`` in a subprocess, terminated afterwards.
+
+    The returned server's ``logs()`` are what ``serve`` wrote to stderr.
+    """
+    port = free_port()
+    out_path, err_path = tmp_path / "serve.out", tmp_path / "serve.err"
+    with out_path.open("wb") as out, err_path.open("wb") as err:
+        process = subprocess.Popen(
+            [*command(entry), "serve", "--port", str(port)],
+            env=cli_env(database_url),
+            stdout=out,
+            stderr=err,
+        )
+        try:
+            base_url = f"http://127.0.0.1:{port}"
+            wait_until_serving(process, base_url, err_path)
+            yield Server(base_url=base_url, process=process, log_path=err_path)
+        finally:
+            process.terminate()
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+class TestServe:
+    @pytest.mark.parametrize("entry", ENTRY_POINTS)
+    def test_empty_database_hint_then_serves(
+        self, empty_database: str, tmp_path: Path, entry: str
+    ) -> None:
+        with serve(empty_database, tmp_path, entry) as server:
+            hint = server.logs()
+            assert "No accounts yet" in hint
+            assert 'eventyard accounts create "My Company"' in hint
+            with httpx.Client(base_url=server.base_url, timeout=30) as http:
+                assert http.get("/healthz").json() == {"status": "ok"}
+                # serve applied the migrations before it started.
+                assert http.get("/readyz").json() == {"status": "ok", "database": "ok"}
+        assert server.process.returncode is not None
+        assert {"accounts", "contacts", "activities"} <= table_names(empty_database)
+
+    def test_serves_the_accounts_the_cli_created(self, empty_database: str, tmp_path: Path) -> None:
+        created = create_account_json(empty_database, "Acme Retail")
+        identity = f"serve-{uuid.uuid4().hex[:8]}"
+
+        with serve(empty_database, tmp_path) as server:
+            assert "No accounts yet" not in server.logs()
+            with httpx.Client(base_url=server.base_url, timeout=30) as http:
+                r = http.post(
+                    "/v1/activity/upload",
+                    json=[netcore_event(identity=identity)],
+                    headers={"api-key": created["netcore_api_key"]},
+                )
+                assert r.status_code == 200, r.text
+                r = http.get(
+                    "/api/v1/contacts",
+                    params={"identifier": f"identity:{identity}"},
+                    headers={"Authorization": f"Bearer {created['admin_token']}"},
+                )
+                assert r.status_code == 200, r.text
+                [contact] = r.json()["contacts"]
+                assert contact["status"] == "known"
+
+
+class TestUsage:
+    def test_help_lists_the_commands(self) -> None:
+        result = run(None, "--help", entry="script")
+        for name in ("serve", "db", "accounts"):
+            assert name in result.stdout
