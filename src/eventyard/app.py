@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -9,16 +11,18 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi_offline import FastAPIOffline
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from eventyard import __version__
 from eventyard.api import contacts as contacts_api
 from eventyard.api import health
-from eventyard.context import AppContext
+from eventyard.context import AppContext, utc_now
 from eventyard.core.errors import EventyardError, FieldError
 from eventyard.dialects.registry import BUILTIN_DIALECTS
 from eventyard.errors import render_error
 from eventyard.observability import Metrics, RequestContextMiddleware, configure_logging
+from eventyard.services.ingest import purge_idempotency_keys
 from eventyard.services.ports import Store
 from eventyard.settings import Settings
 from eventyard.storage.database import Database
@@ -38,10 +42,16 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        yield
-        dispose = getattr(database, "dispose", None)
-        if dispose is not None:
-            dispose()
+        purger = asyncio.create_task(purge_idempotency_keys_forever(database, settings))
+        try:
+            yield
+        finally:
+            purger.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await purger
+            dispose = getattr(database, "dispose", None)
+            if dispose is not None:
+                dispose()
 
     # /docs and /redoc serve their scripts from this process, not a CDN:
     # eventyard runs on networks without internet access.
@@ -110,3 +120,18 @@ def create_app_from_env() -> FastAPI:
     settings = Settings()
     configure_logging(settings.log_level)
     return create_app(settings)
+
+
+async def purge_idempotency_keys_forever(store: Store, settings: Settings) -> None:
+    """Every ``idempotency_purge_interval_seconds``, forget expired Idempotency-Keys."""
+    while True:
+        await asyncio.sleep(settings.idempotency_purge_interval_seconds)
+        try:
+            purged = await run_in_threadpool(
+                purge_idempotency_keys, store, utc_now(), settings.idempotency_ttl_seconds
+            )
+        except EventyardError as exc:  # the database is away; try again next time
+            log.warning("idempotency key purge failed", extra={"error": str(exc)})
+            continue
+        if purged:
+            log.info("purged expired idempotency keys", extra={"count": purged})

@@ -89,6 +89,8 @@ def accounts_create(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Create an account and print its credentials. They are shown this once only."""
+    if not name.strip():
+        raise typer.BadParameter("an account needs a name", param_hint="NAME")
     settings = Settings()
     upgrade_database(settings.database_url)
     store = _store(settings)
@@ -134,6 +136,12 @@ def accounts_list(
                     {"account_id": a.id, "name": a.name, "created_at": a.created_at.isoformat()}
                 ).decode()
             )
+        return
+    if not console.is_terminal:
+        # Piped into another program: one tab-separated line per account,
+        # never wrapped or cut to a terminal width.
+        for a in accounts:
+            typer.echo(f"{a.id}\t{a.name}\t{a.created_at.isoformat()}")
         return
     table = Table("account_id", "name", "created_at")
     for a in accounts:

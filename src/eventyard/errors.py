@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import Request
-from fastapi.responses import ORJSONResponse
+from fastapi import Response
 
 from eventyard.core.errors import EventyardError, FieldError
+from eventyard.http import json_response
 
 
 def field_errors_json(errors: list[FieldError]) -> list[dict[str, Any]]:
@@ -23,13 +23,8 @@ def field_errors_json(errors: list[FieldError]) -> list[dict[str, Any]]:
     ]
 
 
-def render_error(exc: EventyardError) -> ORJSONResponse:
+def render_error(exc: EventyardError) -> Response:
     body: dict[str, Any] = {"code": exc.code, "message": exc.message}
     if exc.errors:
         body["errors"] = field_errors_json(exc.errors)
-    return ORJSONResponse({"error": body}, status_code=exc.status, headers=exc.headers)
-
-
-async def handle_eventyard_error(_request: Request, exc: Exception) -> ORJSONResponse:
-    assert isinstance(exc, EventyardError)
-    return render_error(exc)
+    return json_response({"error": body}, exc.status, exc.headers)

@@ -57,6 +57,11 @@ class Settings(BaseSettings):
         ge=1,
         description="How long an Idempotency-Key and its first response are remembered.",
     )
+    idempotency_purge_interval_seconds: float = Field(
+        default=600,
+        gt=0,
+        description="How often each server process deletes expired Idempotency-Keys.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Lowest level of the JSON log lines written to stderr."
     )

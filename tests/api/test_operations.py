@@ -258,6 +258,24 @@ class TestRequestIds:
         assert line["status"] == 404
         assert line["path"] == "/no/such/route"
 
+    def test_every_log_line_is_json(
+        self, http: httpx.Client, server: Server, account: NewAccount
+    ) -> None:
+        """Operators ship the log to a JSON pipeline: one object per line, nothing else."""
+        new_contact(http, account)
+        http.get("/api/v1/contacts/unknown", headers=bearer(account.admin_token))
+        http.get("/api/v1/contacts?identifier=bad", headers=bearer(account.admin_token))
+        http.post(UPLOAD, json=[netcore_event(timestamp="x")])
+        last = http.get("/healthz").headers["X-Request-ID"]
+        request_line(server, last)
+        for line in server.logs().splitlines():
+            try:
+                entry = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                pytest.fail(f"not a JSON log line: {line!r}")
+            assert isinstance(entry, dict), line
+            assert {"ts", "level", "logger", "msg"} <= set(entry), line
+
     def test_every_request_line_carries_a_request_id(
         self, http: httpx.Client, server: Server, account: NewAccount
     ) -> None:

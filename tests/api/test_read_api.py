@@ -135,6 +135,16 @@ class TestFindContacts:
         assert find_one(http, account.admin_token, f"email:{local}@X.com") == stored
         assert find_one(http, account.admin_token, f"email:  {local.upper()}@X.COM ") == stored
 
+    def test_identifier_kind_is_case_insensitive_for_email(
+        self, http: httpx.Client, account: NewAccount
+    ) -> None:
+        """``EMAIL:Upper@X.com`` finds the contact stored as ``upper@x.com``."""
+        local = unique("Upper")
+        upload(http, account, [netcore_event(identity=None, email=f"{local.lower()}@x.com")])
+
+        stored = find_one(http, account.admin_token, f"email:{local.lower()}@x.com")
+        assert find_one(http, account.admin_token, f"EMAIL:{local}@X.com") == stored
+
     def test_mobile_lookup_is_normalised(self, http: httpx.Client, account: NewAccount) -> None:
         digits = f"{random.randrange(10**9, 10**10)}"
         upload(http, account, [netcore_event(identity=None, mobile=f"+44 {digits}")])

@@ -326,3 +326,27 @@ class TestUsage:
         result = run(None, "--help", entry="script")
         for name in ("serve", "db", "accounts"):
             assert name in result.stdout
+
+    def test_empty_account_name_is_a_clean_error(self, tmp_path: Path) -> None:
+        result = run(f"sqlite:///{tmp_path / 'x.db'}", "accounts", "create", "   ", check=False)
+        assert result.returncode != 0
+        assert "name" in result.stderr
+        assert "Traceback" not in result.stdout + result.stderr
+
+    def test_accounts_list_is_readable_in_a_pipe(self, tmp_path: Path) -> None:
+        """Piped to grep or a file (no terminal), every row keeps its full id and name."""
+        url = f"sqlite:///{tmp_path / 'x.db'}"
+        name = "Acme Widgets International Holdings"
+        created = create_account_json(url, name)
+        env = cli_env(url)
+        env.pop("COLUMNS")
+        result = subprocess.run(
+            [*command("module"), "accounts", "list"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        [row] = [line for line in result.stdout.splitlines() if created["account_id"] in line]
+        assert name in row

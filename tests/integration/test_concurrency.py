@@ -337,3 +337,21 @@ class TestOverlappingBatches:
             assert per_name[f"Call {i}"] == copies
             assert per_name[f"New {i}"] == 2
         assert audit_kinds(store, acct) == ["converted"] * self.PEOPLE
+
+
+def test_the_same_events_twice_in_opposite_orders(store: Database, database_url: str) -> None:
+    """Two writers send the same dedup-keyed batch, one reversed: both finish, none deadlocks.
+
+    Found on PostgreSQL: without a fixed insert order the two transactions
+    locked the dedup keys in opposite orders and one was aborted (503).
+    """
+    acct = new_account(store)
+    ingest(store, acct, [activity("Signup", email=f"k{i}@x.com") for i in range(1000)])
+
+    def batch(order: range) -> list[NewActivity]:
+        return [activity(f"Order {i}", email=f"k{i}@x.com", dedup_key=f"order-{i}") for i in order]
+
+    orders = [range(1000), range(999, -1, -1)]
+    for _round in range(3):
+        run_together(database_url, 2, lambda db, i: ingest(db, acct, batch(orders[i])))
+    assert len(stored_names(store, acct)) == 2000

@@ -20,8 +20,13 @@ from sqlalchemy import func, select
 from eventyard.core.errors import IdempotencyConflict
 from eventyard.core.identifiers import Identifier
 from eventyard.core.model import Account, IngestOutcome, NewAccount, NewActivity, StoredResponse
+from eventyard.services import ingest as ingest_service
 from eventyard.services.accounts import create_account
-from eventyard.services.ingest import IdempotencyRequest, ingest_activities
+from eventyard.services.ingest import (
+    IdempotencyRequest,
+    ingest_activities,
+    purge_idempotency_keys,
+)
 from eventyard.storage.database import Database
 from eventyard.storage.tables import activities, contacts, idempotency_keys
 
@@ -291,3 +296,40 @@ class TestDedupKeys:
 
         assert stored_names(store, mine) == ["Mine"]
         assert stored_names(store, theirs) == ["Theirs"]
+
+
+class TestPurge:
+    """Expired keys are deleted by the purge, off the ingest path."""
+
+    def test_purge_deletes_expired_keys_and_keeps_live_ones(
+        self, store: Database, account: NewAccount
+    ) -> None:
+        acct = account.account
+        send(store, acct, [activity("old@x.com")], key="old", now=NOW - timedelta(days=2))
+        send(store, acct, [activity("new@x.com")], key="new", now=NOW)
+        assert count(store, idempotency_keys, acct) == 2
+
+        purged = purge_idempotency_keys(store, NOW, DAY)
+
+        assert purged >= 1
+        with store.engine.connect() as conn:
+            left = set(
+                conn.execute(
+                    select(idempotency_keys.c.key).where(idempotency_keys.c.account_id == acct.id)
+                ).scalars()
+            )
+        assert left == {"new"}
+        # The live key still replays; the purged one is a fresh request again.
+        assert send(store, acct, [activity("new@x.com")], key="new", now=NOW).replayed
+        assert not send(store, acct, [activity("old@x.com")], key="old", now=NOW).replayed
+
+    def test_purge_works_through_many_transactions(
+        self, store: Database, account: NewAccount, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Large backlogs are deleted in bounded transactions until none is left."""
+        monkeypatch.setattr(ingest_service, "PURGE_BATCH", 3)
+        acct = account.account
+        for i in range(7):
+            send(store, acct, [activity(f"u{i}@x.com")], key=f"k{i}", now=NOW - timedelta(days=3))
+        purge_idempotency_keys(store, NOW, DAY)
+        assert count(store, idempotency_keys, acct) == 0

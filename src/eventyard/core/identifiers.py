@@ -12,6 +12,10 @@ EMAIL = "email"
 MOBILE = "mobile"
 ANONID = "anonid"
 
+#: Identifier kinds the dialects use, in their canonical spelling.
+WELL_KNOWN_KINDS = (IDENTITY, EMAIL, MOBILE, ANONID, "custID", "cID", "FBID", "GPID", "objectId")
+_CANONICAL_KIND = {kind.lower(): kind for kind in WELL_KNOWN_KINDS}
+
 #: Kinds that make a contact "known"; a contact with only ``anonid`` is anonymous.
 ANONYMOUS_KINDS = frozenset({ANONID})
 #: The default order in which a conflict between known contacts is settled.
@@ -81,6 +85,8 @@ def parse_identifier_query(text: str) -> Identifier:
     kind, sep, raw = text.partition(":")
     if not sep:
         raise ValueError("must have the form KIND:VALUE")
+    # People type EMAIL:… or custid:…; well-known kinds match in any case.
+    kind = _CANONICAL_KIND.get(kind.strip().lower(), kind.strip())
     return normalize_identifier(kind, raw)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from eventyard.core.errors import ConcurrentUpdate, EventyardError, IdempotencyConflict
@@ -18,6 +18,8 @@ from eventyard.services.ports import Store, UnitOfWork
 #: How often a batch is planned again when a concurrent writer took one of its
 #: new identifiers first. Each retry sees that writer's committed contacts.
 MAX_RESOLUTION_ATTEMPTS = 8
+#: Expired Idempotency-Keys deleted per transaction by the purge.
+PURGE_BATCH = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,3 +136,17 @@ def resolve_contacts(
         503,
         headers={"Retry-After": "1"},
     )
+
+
+def purge_idempotency_keys(store: Store, now: datetime, ttl_seconds: int) -> int:
+    """Forget Idempotency-Keys older than their lifetime; returns how many went."""
+    purged = 0
+    while True:
+        with store.unit_of_work() as uow:
+            batch = uow.idempotency.purge_expired(
+                now - timedelta(seconds=ttl_seconds), limit=PURGE_BATCH
+            )
+            uow.commit()
+        purged += batch
+        if batch < PURGE_BATCH:
+            return purged

@@ -49,8 +49,13 @@ class AccountRepository:
             .join(credentials, credentials.c.account_id == accounts.c.id)
             .where(credentials.c.kind == kind, credentials.c.secret_hash == secret_hash)
         )
-        if public_id is not None:
-            query = query.where(credentials.c.public_id == public_id)
+        # A credential issued with a public id (CleverTap's account id) only
+        # opens the account together with that id.
+        query = query.where(
+            credentials.c.public_id.is_(None)
+            if public_id is None
+            else credentials.c.public_id == public_id
+        )
         row = self.conn.execute(query).first()
         return None if row is None else (_account(row), row.secret_hash)
 

@@ -29,6 +29,9 @@ class ActivityRepository:
             # Nothing to deduplicate: COPY is the fastest way in.
             copy_rows(self.conn, activities, rows)
             return len(rows)
+        # Concurrent batches naming the same dedup keys take the key locks in
+        # the same (sorted) order, so they wait for each other, never deadlock.
+        rows = sorted(rows, key=lambda row: row["dedup_key"] or "")
         module = postgresql if self.conn.dialect.name == "postgresql" else sqlite
         stmt = (
             module.insert(activities)

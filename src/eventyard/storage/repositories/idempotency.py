@@ -2,11 +2,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select, tuple_, update
 from sqlalchemy.engine import Connection
 
 from eventyard.core.model import StoredResponse
-from eventyard.storage.sql_dialect import insert_ignoring_conflicts
+from eventyard.storage.sql_dialect import insert_ignoring_conflicts, supports_row_locks
 from eventyard.storage.tables import idempotency_keys
 
 # A claimed key whose response is not written yet (the claiming transaction
@@ -30,13 +30,6 @@ class IdempotencyRepository:
         key until the first transaction ends, so it sees the final answer.
         """
         k = idempotency_keys.c
-        # Forget keys past their lifetime (an index range on created_at,
-        # usually empty), so the table stays as small as one day's traffic.
-        self.conn.execute(
-            delete(idempotency_keys).where(
-                k.created_at < now - timedelta(seconds=ttl_seconds), k.key != key
-            )
-        )
         stmt = insert_ignoring_conflicts(self.conn, idempotency_keys).returning(k.key)
         inserted = self.conn.execute(
             stmt,
@@ -79,3 +72,18 @@ class IdempotencyRepository:
                 body=response.body,
             )
         )
+
+    def purge_expired(self, before: datetime, limit: int = 10_000) -> int:
+        """Delete up to ``limit`` keys created before ``before``; returns how many.
+
+        On PostgreSQL rows that a request is replaying or reclaiming right now
+        are skipped rather than waited for, so purging never blocks ingest.
+        """
+        k = idempotency_keys.c
+        expired = select(k.account_id, k.key).where(k.created_at < before).limit(limit)
+        if supports_row_locks(self.conn):
+            expired = expired.with_for_update(skip_locked=True)
+        result = self.conn.execute(
+            delete(idempotency_keys).where(tuple_(k.account_id, k.key).in_(expired))
+        )
+        return int(result.rowcount)
