@@ -153,7 +153,12 @@ class TestAuthenticate:
 
         found = authenticate(store, "clevertap", passcode, account.clevertap_account_id)
         assert found.id == account.account.id
-        for account_id in [other.clevertap_account_id, "AAA-BBB-CCCC", account.netcore_api_key]:
+        for account_id in [
+            other.clevertap_account_id,
+            "AAA-BBB-CCCC",
+            account.netcore_api_key,
+            None,
+        ]:
             with pytest.raises(Unauthorized):
                 authenticate(store, "clevertap", passcode, account_id)
         with pytest.raises(Unauthorized):
