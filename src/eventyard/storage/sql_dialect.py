@@ -6,9 +6,16 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import JSON, Table
+from sqlalchemy import JSON, String, Table, any_, bindparam, func, insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.selectable import TableValuedAlias
+
+# Why PostgreSQL gets arrays: a batch of 1000 activities names thousands of
+# values. As separate placeholders they make statements of tens of kilobytes
+# that psycopg must parse on every call (it caches only short ones); as one
+# array parameter per column the statement stays short and cached.
 
 
 def insert_ignoring_conflicts(conn: Connection, table: Table) -> Any:
@@ -25,6 +32,33 @@ def supports_row_locks(conn: Connection) -> bool:
 
 def supports_copy(conn: Connection) -> bool:
     return conn.dialect.name == "postgresql"
+
+
+def text_array(values: Sequence[str]) -> Any:
+    return bindparam(None, list(values), type_=postgresql.ARRAY(String()))
+
+
+def in_values(conn: Connection, column: Any, values: Sequence[str]) -> ColumnElement[bool]:
+    """``column IN values``: one array parameter on PostgreSQL, a plain IN on SQLite."""
+    if conn.dialect.name == "postgresql":
+        return column == any_(text_array(values))  # type: ignore[no-any-return]
+    return column.in_(values)  # type: ignore[no-any-return]
+
+
+def unnest_rows(name: str, columns: dict[str, Sequence[str]]) -> TableValuedAlias:
+    """PostgreSQL: parallel text arrays as a derived table ``name(col, …)``."""
+    arrays = [text_array(values) for values in columns.values()]
+    return func.unnest(*arrays).table_valued(*columns).render_derived(name=name)
+
+
+def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert rows that cannot conflict (fresh ids): COPY on PostgreSQL."""
+    if not rows:
+        return
+    if supports_copy(conn):
+        copy_rows(conn, table, rows)
+    else:
+        conn.execute(insert(table), list(rows))
 
 
 def copy_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:

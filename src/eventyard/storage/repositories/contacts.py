@@ -5,7 +5,8 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import String, and_, literal, or_, select, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
 from eventyard.core.errors import ConcurrentUpdate
@@ -13,8 +14,15 @@ from eventyard.core.identifiers import Identifier
 from eventyard.core.identity import ContactRef, ResolutionPlan
 from eventyard.core.ids import new_id
 from eventyard.core.model import Contact
-from eventyard.storage.sql_dialect import insert_ignoring_conflicts, supports_row_locks
+from eventyard.storage.sql_dialect import (
+    in_values,
+    insert_ignoring_conflicts,
+    insert_rows,
+    supports_row_locks,
+    unnest_rows,
+)
 from eventyard.storage.tables import activities, contact_identifiers, contacts, identity_events
+from eventyard.storage.types import UTCDateTime
 
 
 class ContactRepository:
@@ -25,20 +33,27 @@ class ContactRepository:
         self, account_id: str, identifiers: Iterable[Identifier]
     ) -> dict[Identifier, ContactRef]:
         """Owners of the given identifiers, in one query for the whole batch."""
-        by_kind: dict[str, set[str]] = defaultdict(set)
-        for ident in identifiers:
-            by_kind[ident.kind].add(ident.value)
-        if not by_kind:
+        wanted = sorted(set(identifiers))
+        if not wanted:
             return {}
         ci = contact_identifiers.c
-        query = (
-            select(ci.kind, ci.value, ci.contact_id, contacts.c.status)
-            .join(contacts, contacts.c.id == ci.contact_id)
-            .where(
-                ci.account_id == account_id,
-                or_(*(and_(ci.kind == k, ci.value.in_(sorted(v))) for k, v in by_kind.items())),
-            )
+        query = select(ci.kind, ci.value, ci.contact_id, contacts.c.status).join(
+            contacts, contacts.c.id == ci.contact_id
         )
+        if self.conn.dialect.name == "postgresql":
+            pairs = unnest_rows(
+                "wanted", {"kind": [i.kind for i in wanted], "value": [i.value for i in wanted]}
+            )
+            query = query.join(pairs, and_(ci.kind == pairs.c.kind, ci.value == pairs.c.value))
+            query = query.where(ci.account_id == account_id)
+        else:
+            by_kind: dict[str, list[str]] = defaultdict(list)
+            for ident in wanted:
+                by_kind[ident.kind].append(ident.value)
+            query = query.where(
+                ci.account_id == account_id,
+                or_(*(and_(ci.kind == k, ci.value.in_(v)) for k, v in by_kind.items())),
+            )
         return {
             Identifier(r.kind, r.value): ContactRef(r.contact_id, r.status)
             for r in self.conn.execute(query)
@@ -47,41 +62,25 @@ class ContactRepository:
     def apply_resolution(self, account_id: str, plan: ResolutionPlan, now: datetime) -> None:
         """Write a plan with set-based statements; ``ConcurrentUpdate`` if it lost a race."""
         self._lock_live(plan.touched_existing)
-        if plan.new_contacts:
-            self.conn.execute(
-                insert(contacts),
-                [
-                    {
-                        "id": cid,
-                        "account_id": account_id,
-                        "status": status,
-                        "attributes": {},
-                        "merged_into": None,
-                        "created_at": now,
-                        "updated_at": now,
-                    }
-                    for cid, status in plan.new_contacts.items()
-                ],
-            )
+        insert_rows(
+            self.conn,
+            contacts,
+            [
+                {
+                    "id": cid,
+                    "account_id": account_id,
+                    "status": status,
+                    "attributes": {},
+                    "merged_into": None,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for cid, status in plan.new_contacts.items()
+            ],
+        )
         if plan.new_identifiers:
-            # Sorted, so concurrent writers take index locks in the same order.
-            stmt = insert_ignoring_conflicts(self.conn, contact_identifiers).returning(
-                contact_identifiers.c.kind, contact_identifiers.c.value
-            )
-            inserted = self.conn.execute(
-                stmt,
-                [
-                    {
-                        "account_id": account_id,
-                        "kind": ident.kind,
-                        "value": ident.value,
-                        "contact_id": cid,
-                        "created_at": now,
-                    }
-                    for ident, cid in sorted(plan.new_identifiers.items())
-                ],
-            ).all()
-            if len(inserted) != len(plan.new_identifiers):
+            inserted = self._insert_identifiers(account_id, plan.new_identifiers, now)
+            if inserted != len(plan.new_identifiers):
                 raise ConcurrentUpdate()
         for source, target in plan.merges.items():
             self._merge(source, target, now)
@@ -90,32 +89,80 @@ class ContactRepository:
         if plan.conversions:
             self.conn.execute(
                 update(contacts)
-                .where(contacts.c.id.in_(sorted(plan.conversions)))
+                .where(in_values(self.conn, contacts.c.id, sorted(plan.conversions)))
                 .values(status="known")
             )
         if changed:
             self.conn.execute(
-                update(contacts).where(contacts.c.id.in_(sorted(changed))).values(updated_at=now)
+                update(contacts)
+                .where(in_values(self.conn, contacts.c.id, sorted(changed)))
+                .values(updated_at=now)
             )
-        if plan.audit:
-            self.conn.execute(
-                insert(identity_events),
-                [
-                    {
-                        "id": new_id(),
-                        "account_id": account_id,
-                        "kind": event.kind,
-                        "contact_id": event.contact_id,
-                        "other_contact_ids": list(event.other_contact_ids),
-                        "identifiers": [
-                            {"kind": i.kind, "value": i.value} for i in event.identifiers
-                        ],
-                        "details": event.details,
-                        "created_at": now,
-                    }
-                    for event in plan.audit
-                ],
+        insert_rows(
+            self.conn,
+            identity_events,
+            [
+                {
+                    "id": new_id(),
+                    "account_id": account_id,
+                    "kind": event.kind,
+                    "contact_id": event.contact_id,
+                    "other_contact_ids": list(event.other_contact_ids),
+                    "identifiers": [{"kind": i.kind, "value": i.value} for i in event.identifiers],
+                    "details": event.details,
+                    "created_at": now,
+                }
+                for event in plan.audit
+            ],
+        )
+
+    def _insert_identifiers(
+        self, account_id: str, owners: dict[Identifier, str], now: datetime
+    ) -> int:
+        """Insert identifiers nobody owns yet; returns how many this transaction got.
+
+        Sorted, so concurrent writers take the index locks in the same order.
+        Fewer than asked means another transaction took some first.
+        """
+        ci = contact_identifiers.c
+        ordered = sorted(owners.items())
+        if self.conn.dialect.name == "postgresql":
+            rows = unnest_rows(
+                "new_identifiers",
+                {
+                    "kind": [i.kind for i, _ in ordered],
+                    "value": [i.value for i, _ in ordered],
+                    "contact_id": [c for _, c in ordered],
+                },
             )
+            stmt = (
+                postgresql.insert(contact_identifiers)
+                .from_select(
+                    ["account_id", "kind", "value", "contact_id", "created_at"],
+                    select(
+                        literal(account_id, String()),
+                        rows.c.kind,
+                        rows.c.value,
+                        rows.c.contact_id,
+                        literal(now, UTCDateTime()),
+                    ).order_by(rows.c.kind, rows.c.value),
+                )
+                .on_conflict_do_nothing()
+                .returning(ci.kind)
+            )
+            return len(self.conn.execute(stmt).all())
+        stmt = insert_ignoring_conflicts(self.conn, contact_identifiers).returning(ci.kind)
+        params = [
+            {
+                "account_id": account_id,
+                "kind": i.kind,
+                "value": i.value,
+                "contact_id": c,
+                "created_at": now,
+            }
+            for i, c in ordered
+        ]
+        return len(self.conn.execute(stmt, params).all())
 
     def _lock_live(self, contact_ids: set[str]) -> None:
         """Lock the existing contacts a plan changes; fail if one was merged meanwhile."""
@@ -123,7 +170,10 @@ class ContactRepository:
             return
         query = (
             select(contacts.c.id)
-            .where(contacts.c.id.in_(sorted(contact_ids)), contacts.c.merged_into.is_(None))
+            .where(
+                in_values(self.conn, contacts.c.id, sorted(contact_ids)),
+                contacts.c.merged_into.is_(None),
+            )
             .order_by(contacts.c.id)
         )
         if supports_row_locks(self.conn):
