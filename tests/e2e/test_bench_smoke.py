@@ -1,0 +1,39 @@
+"""The benchmark script still runs: a tiny SQLite-only run of bench/netcore_ingest.py."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.bench
+def test_netcore_ingest_smoke_run(tmp_path: Path) -> None:
+    output = tmp_path / "netcore_ingest.json"
+    run = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "netcore_ingest.py"),
+            "--smoke",
+            "--backends",
+            "sqlite",
+            "--output",
+            str(output),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    report = json.loads(output.read_text())
+    (result,) = report["results"]
+    assert result["backend"] == "sqlite"
+    assert result["failed_requests"] == 0
+    assert result["events"] == result["batches"] * report["parameters"]["events_per_batch"]
+    assert result["events_per_s"] > 0
