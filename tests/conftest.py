@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import uuid
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +26,18 @@ from eventyard.storage.migrate import upgrade_database
 from tests.support import DEFAULT_POSTGRES_URL, Server, running_server
 
 BACKENDS = ("sqlite", "postgresql")
+_POSTGRES_SKIPPED: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say loudly, at the end where nobody misses it, that half the suite did not run."""
+    if _POSTGRES_SKIPPED:
+        terminalreporter.section("POSTGRESQL TESTS WERE SKIPPED", sep="!", red=True, bold=True)
+        terminalreporter.write_line(_POSTGRES_SKIPPED[0], red=True, bold=True)
+        terminalreporter.write_line(
+            "Start PostgreSQL or set EVENTYARD_TEST_POSTGRES_URL; with CI=true this fails.",
+            red=True,
+        )
 
 
 def _postgres_admin_url() -> str:
@@ -45,7 +56,7 @@ def postgres_url() -> Iterator[str]:
         message = f"PostgreSQL is not reachable at {_postgres_admin_url()}: {exc}"
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"{message} (CI=true: PostgreSQL is required)")
-        warnings.warn(f"SKIPPING POSTGRESQL TESTS: {message}", stacklevel=1)
+        _POSTGRES_SKIPPED.append(message)
         pytest.skip(f"SKIPPING POSTGRESQL TESTS: {message}")
     name = f"eventyard_test_{uuid.uuid4().hex[:12]}"
     with admin.connect() as conn:

@@ -56,6 +56,8 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     # /docs and /redoc serve their scripts from this process, not a CDN:
     # eventyard runs on networks without internet access.
     app = FastAPIOffline(
+        # A client posting to ".../upload/" gets an answer, not a redirect.
+        redirect_slashes=False,
         title="eventyard",
         version=__version__,
         description=(
@@ -72,8 +74,13 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
         app.include_router(dialect.router)
         renderers.update(dict.fromkeys(dialect.paths, dialect.render_error))
 
+    def render_for_path(path: str, exc: EventyardError) -> Response:
+        # "/v1/activity/upload/" is still the Netcore endpoint to its client.
+        renderer = renderers.get(path) or renderers.get(path.rstrip("/"), render_error)
+        return renderer(exc)
+
     def render(request: Request, exc: EventyardError) -> Response:
-        return renderers.get(request.url.path, render_error)(exc)
+        return render_for_path(request.url.path, exc)
 
     async def on_eventyard_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, EventyardError)
@@ -103,15 +110,16 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
             ),
         )
 
-    async def on_unexpected_error(request: Request, exc: Exception) -> Response:
-        log.error("unhandled error", exc_info=exc, extra={"path": request.url.path})
-        return render(request, EventyardError("internal_error", "Internal Server Error", 500))
-
     app.add_exception_handler(EventyardError, on_eventyard_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
-    app.add_exception_handler(Exception, on_unexpected_error)
-    app.add_middleware(RequestContextMiddleware, metrics=metrics)
+    app.add_middleware(
+        RequestContextMiddleware,
+        metrics=metrics,
+        render_unexpected=lambda path: render_for_path(
+            path, EventyardError("internal_error", "Internal Server Error", 500)
+        ),
+    )
     return app
 
 

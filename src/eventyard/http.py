@@ -11,7 +11,7 @@ from fastapi import Request, Response
 
 from eventyard.core.errors import EventyardError, FieldError
 from eventyard.core.model import StoredResponse
-from eventyard.core.payload import field_error, unstorable_values
+from eventyard.core.payload import JsonBody, decode_json
 
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
 
@@ -71,20 +71,15 @@ async def read_body(request: Request, *, max_bytes: int, timeout_seconds: float)
     return b"".join(chunks)
 
 
-def parse_json_body(body: bytes) -> Any:
-    """Decode a JSON request body; 400 naming every value that cannot be stored as sent."""
+def parse_json_body(body: bytes) -> JsonBody:
+    """Decode a JSON request body or raise a 400 saying why it is not JSON."""
     try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
+        return decode_json(body)
+    except ValueError as exc:  # orjson.JSONDecodeError is a ValueError too
         reason = f"body is not valid JSON: {exc}"
         raise EventyardError(
             "invalid_json", reason, 400, errors=[FieldError("body", reason)]
         ) from exc
-    problems = unstorable_values(body, payload)
-    if problems:
-        errors = [field_error(path, reason) for path, reason in problems]
-        raise EventyardError("unstorable_value", errors[0].reason, 400, errors=errors)
-    return payload
 
 
 def idempotency_key(request: Request) -> str | None:

@@ -12,6 +12,7 @@ import os
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
@@ -86,7 +88,7 @@ class Metrics:
             ),
             events=Counter(
                 "eventyard_events_total",
-                "Events received per dialect by outcome (accepted, rejected, skipped, duplicate)",
+                "Events received per dialect by outcome (accepted, rejected, skipped)",
                 ["dialect", "outcome"],
                 registry=registry,
             ),
@@ -113,9 +115,13 @@ class Metrics:
 class RequestContextMiddleware:
     """Request id, one JSON log line and the HTTP metrics for every request."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(
+        self, app: ASGIApp, metrics: Metrics, render_unexpected: Callable[[str], Response]
+    ) -> None:
         self.app = app
         self.metrics = metrics
+        # Builds the 500 response for a path (each dialect has its own shape).
+        self.render_unexpected = render_unexpected
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -128,10 +134,13 @@ class RequestContextMiddleware:
         status = 500
         started = time.perf_counter()
 
+        response_started = False
+
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, response_started
             if message["type"] == "http.response.start":
                 status = message["status"]
+                response_started = True
                 message["headers"] = [
                     *message.get("headers", []),
                     (b"x-request-id", request_id.encode()),
@@ -140,6 +149,13 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception:
+            # Logged here, while the request id is still set, and answered in
+            # the shape of the dialect the client speaks.
+            log.exception("unhandled error", extra={"path": scope["path"]})
+            if response_started:
+                raise
+            await self.render_unexpected(scope["path"])(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("route")

@@ -989,3 +989,14 @@ class TestHttp:
         assert error["status"] == "error"
         assert error["code"] == 408
         assert find_contact(http, account, "identity:slow-body") is None
+
+
+class TestPathVariants:
+    def test_trailing_slash_is_the_same_endpoint_to_its_errors(
+        self, http: httpx.Client, account: NewAccount
+    ) -> None:
+        """No redirect a client might not follow with its body: a Netcore-shaped answer."""
+        r = http.post("/v1/activity/upload/", json=[netcore_event()])
+        assert r.status_code == 404
+        assert r.json()["status"] == "error"
+        assert r.json()["code"] == 404

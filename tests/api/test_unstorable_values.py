@@ -64,9 +64,9 @@ def test_integer_beyond_64_bits_is_refused_not_rounded(
     )
     r = http.post(UPLOAD, content=raw, headers={"api-key": account.netcore_api_key})
     assert r.status_code == 400, r.text
-    # A bare object is one event: its path has no index.
-    assert [(e.get("index"), e["field"]) for e in r.json()["errors"]] == [
-        (None, "activity_params.order_id")
+    # "a bare object counts as one": it is event 0.
+    assert [(e["index"], e["field"]) for e in r.json()["errors"]] == [
+        (0, "activity_params.order_id")
     ]
     assert stored_contact(http, account, "big") == []
 
@@ -127,3 +127,22 @@ def test_contact_id_with_nul_is_a_404_not_a_500(http: httpx.Client, account: New
         headers={"Authorization": f"Bearer {account.admin_token}"},
     )
     assert r.status_code == 400, r.text
+
+
+def test_error_index_counts_events_after_flattening(
+    http: httpx.Client, account: NewAccount
+) -> None:
+    """The spec's own ``[[{…}]]`` form: indexes count events, not the outer groups."""
+    body = [[netcore_event(identity="flat-1")], [netcore_event(activity_params={"x": "\u0000"})]]
+    r = upload(http, account, body)
+    assert r.status_code == 400, r.text
+    assert [(e["index"], e["field"]) for e in r.json()["errors"]] == [(1, "activity_params.x")]
+    assert stored_contact(http, account, "flat-1") == []
+
+
+def test_not_a_number_is_not_json(http: httpx.Client, account: NewAccount) -> None:
+    """NaN is not JSON, also on the path that keeps long integers exact."""
+    raw = b'[{"activity_params": {"a": NaN, "b": 123456789012345678901234567890}}]'
+    r = http.post(UPLOAD, content=raw, headers={"api-key": account.netcore_api_key})
+    assert r.status_code == 400, r.text
+    assert r.json()["errors"][0]["field"] == "body"

@@ -1,9 +1,9 @@
-"""Checks that a decoded JSON payload can be stored identically on every backend.
+"""Decoding JSON bodies so that every backend stores exactly what was sent.
 
 Two things JSON allows cannot be kept faithfully: the character U+0000
-(PostgreSQL text and JSONB refuse it) and integers beyond 64 bits (the JSON
-codec would turn them into floats and change their value). Both are refused
-with the path of every offending value, so a client knows what to fix.
+(PostgreSQL text and JSONB refuse it) and integers beyond 64 bits (the fast
+JSON codec turns them into floats, changing their value). Dialects refuse
+both, naming the record and the path of every offending value.
 """
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
-from eventyard.core.errors import FieldError
+import orjson
 
 Path = tuple[str | int, ...]
 
@@ -24,42 +25,49 @@ NUL_REASON = "contains the character \\u0000, which cannot be stored; remove it"
 BIG_INT_REASON = "is an integer beyond 64 bits, which cannot be kept exactly; send it as a string"
 
 
-class _OversizeInt(int):
-    """An integer literal the fast JSON codec would have turned into a float."""
+class OversizeInt(int):
+    """An integer literal beyond 64 bits, kept exactly so that it can be refused."""
+
+
+@dataclass(frozen=True, slots=True)
+class JsonBody:
+    value: Any
+    #: Whether records must be checked with :func:`unstorable_values`; false
+    #: for ordinary bodies, which then cost nothing extra.
+    suspicious: bool
+
+
+def decode_json(raw: bytes) -> JsonBody:
+    """Decode ``raw``; ``ValueError`` (or ``orjson.JSONDecodeError``) when it is not JSON."""
+    if _LONG_DIGITS.search(raw):
+        # Rare: the standard codec keeps long integers exact (as OversizeInt).
+        value = json.loads(raw, parse_int=_parse_int, parse_constant=_refuse_constant)
+        return JsonBody(value, suspicious=True)
+    return JsonBody(orjson.loads(raw), suspicious=b"\\u0000" in raw)
+
+
+def unstorable_values(record: Any) -> list[tuple[str, str]]:
+    """``(dotted path, reason)`` for every value of ``record`` that cannot be stored as sent."""
+    problems: list[tuple[str, str]] = []
+    for path, value in _leaves(record):
+        if type(value) is OversizeInt:
+            problems.append((_dotted(path), BIG_INT_REASON))
+        elif isinstance(value, str) and "\x00" in value:
+            problems.append((_dotted(path), NUL_REASON))
+    return problems
 
 
 def _parse_int(text: str) -> int:
     value = int(text)
-    return _OversizeInt(value) if not _INT64_MIN <= value <= _UINT64_MAX else value
+    return OversizeInt(value) if not _INT64_MIN <= value <= _UINT64_MAX else value
 
 
-def unstorable_values(raw: bytes, payload: Any) -> list[tuple[Path, str]]:
-    """Paths of values in ``payload`` (decoded from ``raw``) that cannot be stored as sent.
-
-    Cheap for ordinary bodies: the payload is only walked when ``raw`` holds a
-    ``\\u0000`` escape or a run of 20 digits.
-    """
-    problems: list[tuple[Path, str]] = []
-    if _LONG_DIGITS.search(raw):
-        exact = json.loads(raw, parse_int=_parse_int)
-        problems += [
-            (path, BIG_INT_REASON) for path, v in _leaves(exact) if type(v) is _OversizeInt
-        ]
-    if b"\\u0000" in raw:
-        problems += [
-            (path, NUL_REASON) for path, v in _leaves(payload) if isinstance(v, str) and "\x00" in v
-        ]
-    return problems
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
 
 
-def field_error(path: Path, reason: str) -> FieldError:
-    """A ``FieldError`` for ``path``: a leading list position becomes the record index."""
-    if path and isinstance(path[0], int):
-        index, rest = path[0], path[1:]
-    else:
-        index, rest = None, path
-    field = ".".join(str(p) for p in rest) or "record"
-    return FieldError(field=field, reason=f"{field} {reason}", index=index)
+def _dotted(path: Path) -> str:
+    return ".".join(str(p) for p in path) or "record"
 
 
 def _leaves(value: Any, path: Path = ()) -> Iterator[tuple[Path, Any]]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import random
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -121,7 +123,7 @@ def resolve_contacts(
     one identifier.
     """
     wanted = {ident for idents in batch for ident in idents}
-    for _attempt in range(MAX_RESOLUTION_ATTEMPTS):
+    for attempt in range(MAX_RESOLUTION_ATTEMPTS):
         try:
             with uow.savepoint():
                 owners = uow.contacts.find_owners(account.id, wanted)
@@ -129,7 +131,9 @@ def resolve_contacts(
                 uow.contacts.apply_resolution(account.id, plan, now)
                 return plan.contact_ids
         except ConcurrentUpdate:
-            continue
+            # Another writer is creating the same contacts right now; let it
+            # finish before planning again (jitter keeps retries apart).
+            time.sleep(random.uniform(0, 0.002 * 2**attempt))
     raise EventyardError(
         "contention",
         "Too many concurrent changes to the same contacts; retry the request",

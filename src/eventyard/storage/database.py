@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import Connection
@@ -45,6 +46,11 @@ class Database:
         self.engine = engine
         # SQLite: a writer takes the write lock at BEGIN (see engine.py).
         self._writer = engine.execution_options(sqlite_begin="IMMEDIATE")
+        # SQLite has one writer at a time. Writers of this process queue on a
+        # lock instead of polling SQLite's busy handler, whose growing sleeps
+        # let some requests wait seconds while others pass; other processes
+        # still wait through busy_timeout.
+        self._local_writer = threading.Lock() if engine.dialect.name == "sqlite" else None
 
     @classmethod
     def from_url(
@@ -72,8 +78,9 @@ class Database:
     def unit_of_work(self, *, write: bool = True) -> Iterator[UnitOfWork]:
         """A transaction; database outages surface as ``StoreUnavailable`` (503)."""
         engine = self._writer if write else self.engine
+        serialized = self._local_writer if write and self._local_writer else nullcontext()
         try:
-            with engine.connect() as conn:
+            with serialized, engine.connect() as conn:
                 conn.begin()
                 uow = UnitOfWork(conn)
                 try:

@@ -81,11 +81,11 @@ async def upload_activities(request: Request, ctx: AppContext = Depends(get_cont
     )
     key = idempotency_key(request)
     payload = parse_json_body(body)
-    events, request_errors = events_of(payload)
+    events, request_errors = events_of(payload.value)
     if request_errors:
         raise EventyardError("bad_request", request_errors[0].reason, 400, errors=request_errors)
     now = ctx.now()
-    translation, errors = translate_events(events)
+    translation, errors = translate_events(events, check_unstorable=payload.suspicious)
     if errors:
         invalid = len({e.index for e in errors})
         ctx.metrics.count_events(DIALECT, "rejected", len(events))

@@ -21,6 +21,7 @@ from eventyard.core.identifiers import (
     normalize_identifier,
 )
 from eventyard.core.model import NewActivity
+from eventyard.core.payload import unstorable_values
 
 DIALECT = "netcore"
 #: "You can send single or bulk events (up to 1000 in one request)."
@@ -64,12 +65,26 @@ def events_of(payload: Any) -> tuple[list[Any], list[FieldError]]:
     return payload, []
 
 
-def translate_events(events: list[Any]) -> tuple[Translation, list[FieldError]]:
-    """Validate every event; return the activities, or every error by index and field."""
+def translate_events(
+    events: list[Any], *, check_unstorable: bool = False
+) -> tuple[Translation, list[FieldError]]:
+    """Validate every event; return the activities, or every error by index and field.
+
+    ``check_unstorable`` (set when the body may hold them) also refuses values
+    no backend can store as sent: U+0000 and integers beyond 64 bits.
+    """
     activities: list[NewActivity] = []
     skipped: list[int] = []
     errors: list[FieldError] = []
     for index, event in enumerate(events):
+        if check_unstorable:
+            unstorable = [
+                FieldError(path, f"{path} {reason}", index)
+                for path, reason in unstorable_values(event)
+            ]
+            if unstorable:
+                errors.extend(unstorable)
+                continue
         activity, event_errors = translate_event(index, event)
         if event_errors:
             errors.extend(event_errors)
@@ -188,7 +203,8 @@ def _identifiers(event: dict[str, Any], fail: Any) -> tuple[Identifier, ...]:
         if isinstance(raw, int) and not isinstance(raw, bool) and field in (IDENTITY, MOBILE):
             raw = str(raw)
         if not isinstance(raw, str):
-            fail(field, f"{field} must be a string")
+            kinds = "a string or an integer" if field in (IDENTITY, MOBILE) else "a string"
+            fail(field, f"{field} must be {kinds}")
             bad = True
             continue
         if not raw.strip():
