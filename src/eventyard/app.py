@@ -32,12 +32,7 @@ log = logging.getLogger("eventyard")
 
 def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     """Build the application; ``store`` defaults to the database in ``settings``."""
-    database = store or Database.from_url(
-        settings.database_url,
-        pool_size=settings.db_pool_size,
-        sqlite_synchronous=settings.sqlite_synchronous,
-        sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms,
-    )
+    database = store or Database.from_settings(settings)
     metrics = Metrics.create()
 
     @asynccontextmanager

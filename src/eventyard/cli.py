@@ -28,9 +28,7 @@ err_console = Console(stderr=True)
 
 
 def _store(settings: Settings) -> Database:
-    return Database.from_url(
-        settings.database_url, pool_size=1, sqlite_synchronous=settings.sqlite_synchronous
-    )
+    return Database.from_settings(settings, pool_size=1)
 
 
 @app.command()

@@ -30,6 +30,22 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(
         default=10, ge=1, description="Database connections kept open per server process."
     )
+    db_connect_timeout_seconds: int = Field(
+        default=5,
+        ge=1,
+        description=(
+            "How long to wait for a new PostgreSQL connection before answering 503 "
+            "with Retry-After."
+        ),
+    )
+    db_pool_timeout_seconds: float = Field(
+        default=10,
+        gt=0,
+        description=(
+            "How long a request waits for a free pooled connection before answering 503 "
+            "with Retry-After."
+        ),
+    )
     sqlite_synchronous: Literal["FULL", "NORMAL"] = Field(
         default="FULL",
         description=(

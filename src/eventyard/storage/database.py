@@ -5,12 +5,15 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
+from typing import Any
 
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from eventyard.core.errors import StoreUnavailable
+from eventyard.settings import Settings
 from eventyard.storage.engine import build_engine
 from eventyard.storage.repositories.accounts import AccountRepository
 from eventyard.storage.repositories.activities import ActivityRepository
@@ -53,21 +56,19 @@ class Database:
         self._local_writer = threading.Lock() if engine.dialect.name == "sqlite" else None
 
     @classmethod
-    def from_url(
-        cls,
-        url: str,
-        *,
-        pool_size: int = 10,
-        sqlite_synchronous: str = "FULL",
-        sqlite_busy_timeout_ms: int = 30_000,
-    ) -> Database:
-        return cls(
-            build_engine(
-                url,
-                pool_size=pool_size,
-                sqlite_synchronous=sqlite_synchronous,
-                sqlite_busy_timeout_ms=sqlite_busy_timeout_ms,
-            )
+    def from_url(cls, url: str, **engine_options: Any) -> Database:
+        """A store for ``url``; ``engine_options`` are those of :func:`build_engine`."""
+        return cls(build_engine(url, **engine_options))
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, pool_size: int | None = None) -> Database:
+        return cls.from_url(
+            settings.database_url,
+            pool_size=pool_size or settings.db_pool_size,
+            sqlite_synchronous=settings.sqlite_synchronous,
+            sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+            connect_timeout_seconds=settings.db_connect_timeout_seconds,
+            pool_timeout_seconds=settings.db_pool_timeout_seconds,
         )
 
     @property
@@ -88,6 +89,10 @@ class Database:
                 finally:
                     if not uow._committed and conn.in_transaction():
                         conn.rollback()
+        except PoolTimeout as exc:
+            # Every connection of the pool stayed busy for pool_timeout: the
+            # database is overloaded, which is a retry-later, not a bug.
+            raise StoreUnavailable() from exc
         except (OperationalError, DBAPIError) as exc:
             if _is_unavailable(exc):
                 raise StoreUnavailable() from exc

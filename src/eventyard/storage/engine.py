@@ -34,6 +34,8 @@ def build_engine(
     pool_size: int = 10,
     sqlite_busy_timeout_ms: int = 30_000,
     sqlite_synchronous: str = "FULL",
+    connect_timeout_seconds: int = 5,
+    pool_timeout_seconds: float = 10,
 ) -> Engine:
     """Create the engine for ``url`` with our PRAGMAs, pooling and JSON codec."""
     parsed = normalize_database_url(url)
@@ -43,6 +45,7 @@ def build_engine(
             json_serializer=_json_dumps,
             json_deserializer=orjson.loads,
             connect_args={"check_same_thread": False, "timeout": sqlite_busy_timeout_ms / 1000},
+            pool_timeout=pool_timeout_seconds,
             pool_size=pool_size,
             max_overflow=pool_size,
         )
@@ -52,6 +55,10 @@ def build_engine(
         parsed,
         json_serializer=_json_dumps,
         json_deserializer=orjson.loads,
+        # An unreachable host answers 503 within seconds instead of hanging
+        # requests for the operating system's TCP timeout.
+        connect_args={"connect_timeout": connect_timeout_seconds},
+        pool_timeout=pool_timeout_seconds,
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
