@@ -22,6 +22,7 @@ from eventyard.core.errors import EventyardError, FieldError
 from eventyard.dialects.registry import BUILTIN_DIALECTS
 from eventyard.errors import render_error
 from eventyard.observability import Metrics, RequestContextMiddleware, configure_logging
+from eventyard.services.accounts import CredentialCache
 from eventyard.services.ingest import purge_idempotency_keys
 from eventyard.services.ports import Store
 from eventyard.settings import Settings
@@ -61,7 +62,12 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
         ),
         lifespan=lifespan,
     )
-    app.state.ctx = AppContext(settings=settings, store=database, metrics=metrics)
+    app.state.ctx = AppContext(
+        settings=settings,
+        store=database,
+        metrics=metrics,
+        credentials=CredentialCache(settings.auth_cache_seconds),
+    )
     app.include_router(health.router)
     app.include_router(contacts_api.router)
     renderers: dict[str, Callable[[EventyardError], Response]] = {}

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from fastapi import Request
 
 from eventyard.observability import Metrics
+from eventyard.services.accounts import CredentialCache
 from eventyard.services.ports import Store
 from eventyard.settings import Settings
 
@@ -22,6 +23,7 @@ class AppContext:
     settings: Settings
     store: Store
     metrics: Metrics
+    credentials: CredentialCache
     now: Callable[[], datetime] = field(default=utc_now)
 
 

@@ -78,6 +78,15 @@ class Settings(BaseSettings):
         gt=0,
         description="How often each server process deletes expired Idempotency-Keys.",
     )
+    auth_cache_seconds: float = Field(
+        default=30,
+        ge=0,
+        description=(
+            "How long each server process remembers a credential it has checked, sparing "
+            "a database round trip per request; a removed credential keeps working on a "
+            "process for up to this long. 0 checks the database on every request."
+        ),
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Lowest level of the JSON log lines written to stderr."
     )

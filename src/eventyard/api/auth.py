@@ -21,7 +21,9 @@ async def admin_account(request: Request, ctx: AppContext = Depends(get_context)
             headers={"WWW-Authenticate": "Bearer"},
         )
     try:
-        return await run_in_threadpool(authenticate, ctx.store, "admin", token.strip())
+        return await run_in_threadpool(
+            authenticate, ctx.store, "admin", token.strip(), None, ctx.credentials
+        )
     except Unauthorized as exc:
         raise EventyardError(
             "unauthorized", "Invalid admin token", 401, headers={"WWW-Authenticate": "Bearer"}

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -45,8 +48,52 @@ def create_account(store: Store, name: str, settings: dict[str, Any] | None = No
     return created
 
 
+class CredentialCache:
+    """Accounts recently authenticated in this process, for ``ttl_seconds``.
+
+    Spares every request a database round trip. Only successful look-ups are
+    kept (wrong secrets always go to the database, so they cannot fill the
+    cache); keys are digests, never secrets. The price: an account's settings
+    or a removed credential take up to ``ttl_seconds`` to be seen here.
+    """
+
+    def __init__(
+        self,
+        ttl_seconds: float,
+        max_entries: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.ttl_seconds = ttl_seconds
+        self.max_entries = max_entries
+        self.clock = clock
+        self._entries: dict[tuple[str, str, str | None], tuple[float, Account]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, str, str | None]) -> Account | None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            if entry[0] <= self.clock():
+                del self._entries[key]
+                return None
+            return entry[1]
+
+    def put(self, key: tuple[str, str, str | None], account: Account) -> None:
+        if self.ttl_seconds <= 0:
+            return
+        with self._lock:
+            if len(self._entries) >= self.max_entries:
+                self._entries.clear()  # rare; cheaper than tracking age order
+            self._entries[key] = (self.clock() + self.ttl_seconds, account)
+
+
 def authenticate(
-    store: Store, kind: str, secret: str | None, public_id: str | None = None
+    store: Store,
+    kind: str,
+    secret: str | None,
+    public_id: str | None = None,
+    cache: CredentialCache | None = None,
 ) -> Account:
     """The account a credential belongs to, or ``Unauthorized``.
 
@@ -56,10 +103,15 @@ def authenticate(
     if not secret:
         raise Unauthorized("Missing credentials")
     digest = hash_secret(secret)
+    key = (kind, digest, public_id)
+    if cache is not None and (cached := cache.get(key)) is not None:
+        return cached
     with store.unit_of_work(write=False) as uow:
         found = uow.accounts.find_by_credential(kind, digest, public_id)
     if found is None or not digests_match(found[1], secret):
         raise Unauthorized("Invalid credentials")
+    if cache is not None:
+        cache.put(key, found[0])
     return found[0]
 
 

@@ -71,7 +71,9 @@ def _success(_outcome: IngestOutcome) -> StoredResponse:
 async def upload_activities(request: Request, ctx: AppContext = Depends(get_context)) -> Response:
     api_key = request.headers.get("api-key")
     try:
-        account = await run_in_threadpool(authenticate, ctx.store, DIALECT, api_key)
+        account = await run_in_threadpool(
+            authenticate, ctx.store, DIALECT, api_key, None, ctx.credentials
+        )
     except Unauthorized as exc:
         raise EventyardError("unauthorized", "Invalid API Key", 401) from exc
     body = await read_body(

@@ -1,0 +1,51 @@
+"""With the cache, a known credential costs no database round trip; a wrong one always does."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from sqlalchemy import event
+
+from eventyard.core.errors import Unauthorized
+from eventyard.core.model import NewAccount
+from eventyard.services.accounts import CredentialCache, authenticate
+from eventyard.storage.database import Database
+
+
+@contextmanager
+def counting_statements(store: Database) -> Iterator[list[str]]:
+    seen: list[str] = []
+
+    def record(*args: object) -> None:
+        seen.append(str(args[2]))
+
+    event.listen(store.engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(store.engine, "before_cursor_execute", record)
+
+
+def test_second_check_of_a_good_credential_skips_the_database(
+    store: Database, account: NewAccount
+) -> None:
+    cache = CredentialCache(ttl_seconds=30)
+    first = authenticate(store, "netcore", account.netcore_api_key, cache=cache)
+    with counting_statements(store) as statements:
+        again = authenticate(store, "netcore", account.netcore_api_key, cache=cache)
+    assert again == first
+    assert statements == []
+
+
+def test_wrong_credentials_are_never_remembered(store: Database, account: NewAccount) -> None:
+    cache = CredentialCache(ttl_seconds=30)
+    for _ in range(2):
+        with counting_statements(store) as statements, pytest.raises(Unauthorized):
+            authenticate(store, "netcore", account.netcore_api_key + "x", cache=cache)
+        assert any("credentials" in s for s in statements)
+    # A right secret of another kind is not a hit either.
+    authenticate(store, "admin", account.admin_token, cache=cache)
+    with pytest.raises(Unauthorized):
+        authenticate(store, "netcore", account.admin_token, cache=cache)
