@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import JSON, String, Table, any_, bindparam, func, insert
+from sqlalchemy import JSON, Boolean, String, Table, any_, bindparam, func
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import TableValuedAlias
+
+from eventyard.storage.types import UTCDateTime
 
 # Why PostgreSQL gets arrays: a batch of 1000 activities names thousands of
 # values. As separate placeholders they make statements of tens of kilobytes
@@ -27,10 +30,6 @@ def insert_ignoring_conflicts(conn: Connection, table: Table) -> Any:
 
 def supports_row_locks(conn: Connection) -> bool:
     """PostgreSQL locks rows with ``FOR UPDATE``; SQLite serialises writers instead."""
-    return conn.dialect.name == "postgresql"
-
-
-def supports_copy(conn: Connection) -> bool:
     return conn.dialect.name == "postgresql"
 
 
@@ -52,36 +51,83 @@ def unnest_rows(name: str, columns: dict[str, Sequence[str]]) -> TableValuedAlia
 
 
 def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert rows that cannot conflict (fresh ids): COPY on PostgreSQL."""
+    """Insert rows that cannot conflict (fresh ids) by the fastest way in.
+
+    PostgreSQL: ``COPY … FROM STDIN``. SQLite: the driver's own
+    ``executemany``, which binds every row in C instead of through
+    SQLAlchemy's per-value processing. Both run on the connection's
+    transaction, so they commit or roll back with everything else.
+    """
     if not rows:
         return
-    if supports_copy(conn):
-        copy_rows(conn, table, rows)
-    else:
-        conn.execute(insert(table), list(rows))
-
-
-def copy_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    """Bulk-load ``rows`` into ``table`` with PostgreSQL ``COPY … FROM STDIN``.
-
-    Runs on the connection's own transaction, so it commits or rolls back with
-    everything else. JSON columns are sent as their JSON text.
-    """
     columns = [c.name for c in table.columns]
-    json_columns = {
-        c.name for c in table.columns if isinstance(c.type.dialect_impl(conn.dialect), JSON)
-    }
+    convert = _raw_converters(conn, table)
+    values = [[convert[name](row[name]) for name in columns] for row in rows]
     raw = conn.connection.driver_connection
     assert raw is not None
     column_list = ", ".join(f'"{name}"' for name in columns)
-    with (
-        raw.cursor() as cursor,
-        cursor.copy(f'COPY "{table.name}" ({column_list}) FROM STDIN') as copy,
-    ):
-        for row in rows:
-            copy.write_row(
-                [
-                    orjson.dumps(row[name]).decode() if name in json_columns else row[name]
-                    for name in columns
-                ]
-            )
+    if conn.dialect.name == "postgresql":
+        with (
+            raw.cursor() as cursor,
+            cursor.copy(f'COPY "{table.name}" ({column_list}) FROM STDIN') as copy,
+        ):
+            for row_values in values:
+                copy.write_row(row_values)
+        return
+    placeholders = ", ".join("?" for _ in columns)
+    cursor = raw.cursor()
+    try:
+        cursor.executemany(
+            # Names come from our own schema, values are bound: nothing is injected.
+            f'INSERT INTO "{table.name}" ({column_list}) VALUES ({placeholders})',  # noqa: S608
+            values,
+        )
+    finally:
+        cursor.close()
+
+
+def _raw_converters(conn: Connection, table: Table) -> dict[str, Callable[[Any], Any]]:
+    """Python value -> what the driver stores, matching SQLAlchemy's own encoding.
+
+    JSON becomes its text; on SQLite, timestamps become the naive UTC text
+    SQLAlchemy writes (so they sort and compare with its values) and booleans
+    become 0/1.
+    """
+    sqlite_db = conn.dialect.name == "sqlite"
+    converters: dict[str, Callable[[Any], Any]] = {}
+    for column in table.columns:
+        impl = column.type.dialect_impl(conn.dialect)
+        if isinstance(impl, JSON):
+            converters[column.name] = _json_text
+        elif sqlite_db and isinstance(column.type, UTCDateTime):
+            converters[column.name] = _sqlite_timestamp
+        elif sqlite_db and isinstance(column.type, Boolean):
+            converters[column.name] = _sqlite_bool
+        else:
+            converters[column.name] = _unchanged
+    return converters
+
+
+def _json_text(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _sqlite_timestamp(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to a UTC column")
+    v = value.astimezone(UTC)
+    # SQLAlchemy's SQLite format, zero-padded (strftime's %Y is not, before 1000).
+    return (
+        f"{v.year:04d}-{v.month:02d}-{v.day:02d} "
+        f"{v.hour:02d}:{v.minute:02d}:{v.second:02d}.{v.microsecond:06d}"
+    )
+
+
+def _sqlite_bool(value: bool | None) -> int | None:
+    return None if value is None else int(value)
+
+
+def _unchanged(value: Any) -> Any:
+    return value

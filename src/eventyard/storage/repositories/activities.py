@@ -10,7 +10,7 @@ from sqlalchemy.engine import Connection
 
 from eventyard.core.cursor import encode_cursor
 from eventyard.core.model import Activity, ActivityPage
-from eventyard.storage.sql_dialect import insert_rows, supports_copy
+from eventyard.storage.sql_dialect import insert_rows
 from eventyard.storage.tables import activities, contacts
 
 
@@ -25,8 +25,8 @@ class ActivityRepository:
         """
         if not rows:
             return 0
-        if supports_copy(self.conn) and all(row["dedup_key"] is None for row in rows):
-            # Nothing to deduplicate: COPY is the fastest way in.
+        if all(row["dedup_key"] is None for row in rows):
+            # Nothing to deduplicate: the fastest way in (COPY on PostgreSQL).
             insert_rows(self.conn, activities, rows)
             return len(rows)
         # Concurrent batches naming the same dedup keys take the key locks in
