@@ -29,14 +29,12 @@ import asyncio
 import os
 import platform
 import random
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -44,14 +42,16 @@ from typing import Any
 
 import httpx
 import orjson
-from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import create_engine, func, select
+from sqlalchemy.exc import OperationalError
 
-from eventyard.services.accounts import create_account
-from eventyard.storage.database import Database
 from eventyard.storage.engine import normalize_database_url
 from eventyard.storage.migrate import upgrade_database
 from eventyard.storage.tables import activities
+
+# Run as a script, Python puts bench/ on sys.path, not the repo root that holds tests/support.py.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.support import create_account_at, running_server, scratch_postgres_database
 
 BENCH_DIR = Path(__file__).resolve().parent
 DEFAULT_OUTPUT = BENCH_DIR / "results" / "netcore_ingest.json"
@@ -174,76 +174,6 @@ def sqlite_database() -> Iterator[str]:
         yield f"sqlite:///{Path(tmp) / 'bench.db'}"
 
 
-@contextmanager
-def postgres_database(admin_url: str) -> Iterator[str]:
-    """A fresh database beside ``admin_url``, dropped afterwards."""
-    admin = create_engine(normalize_database_url(admin_url), isolation_level="AUTOCOMMIT")
-    name = f"eventyard_bench_{uuid.uuid4().hex[:12]}"
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:
-        admin.dispose()
-        raise SystemExit(f"PostgreSQL is not reachable at {admin_url}: {exc}") from exc
-    try:
-        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def running_server(database_url: str, log_path: Path, workers: int) -> Iterator[str]:
-    """``uvicorn eventyard.app:create_app_from_env --factory`` on a free loopback port."""
-    port = free_port()
-    env = {**os.environ, "EVENTYARD_DATABASE_URL": database_url}
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "eventyard.app:create_app_from_env",
-        "--factory",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-        "--no-access-log",
-    ]
-    base_url = f"http://127.0.0.1:{port}"
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(command, env=env, stdout=log_file, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                if process.poll() is not None:
-                    raise SystemExit(f"server exited early:\n{log_path.read_text()}")
-                try:
-                    if httpx.get(f"{base_url}/readyz", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"server did not start:\n{log_path.read_text()}")
-                time.sleep(0.1)
-            yield base_url
-        finally:
-            process.terminate()
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
 def count_activities(database_url: str, account_id: str) -> int:
     engine = create_engine(normalize_database_url(database_url))
     try:
@@ -310,11 +240,7 @@ def percentile(values: list[float], pct: float) -> float:
 
 def run_backend(backend: str, database_url: str, args: argparse.Namespace) -> Result:
     upgrade_database(database_url)
-    store = Database.from_url(database_url, pool_size=1)
-    try:
-        account = create_account(store, f"bench-{backend}")
-    finally:
-        store.dispose()
+    account = create_account_at(database_url, f"bench-{backend}")
     rng = random.Random(args.seed)
     settled_lag = 1 if args.overlap else args.clients
     warmup, bodies = make_batches(
@@ -322,10 +248,18 @@ def run_backend(backend: str, database_url: str, args: argparse.Namespace) -> Re
     )
     with tempfile.TemporaryDirectory(prefix="eventyard-bench-log-") as tmp:
         log_path = Path(tmp) / "server.log"
-        with running_server(database_url, log_path, args.server_workers) as base_url:
+        with running_server(
+            database_url,
+            log_path,
+            workers=args.server_workers,
+            ready_path="/readyz",
+            body_timeout_seconds=None,  # default settings, as deployed
+        ) as server:
             # Not timed: creates the first contacts and warms the server up.
-            warm = asyncio.run(send_all(base_url, account.netcore_api_key, [warmup], 1))
-            load = asyncio.run(send_all(base_url, account.netcore_api_key, bodies, args.clients))
+            warm = asyncio.run(send_all(server.base_url, account.netcore_api_key, [warmup], 1))
+            load = asyncio.run(
+                send_all(server.base_url, account.netcore_api_key, bodies, args.clients)
+            )
         failures = warm.failures + load.failures
         if failures:
             print(f"[{backend}] {len(failures)} failed requests, first: {failures[0]}")
@@ -474,10 +408,16 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()
     results: list[Result] = []
     for backend in args.backends:
-        database = (
-            sqlite_database() if backend == "sqlite" else postgres_database(args.postgres_url)
-        )
-        with database as url:
+        with ExitStack() as stack:
+            if backend == "sqlite":
+                url = stack.enter_context(sqlite_database())
+            else:
+                try:
+                    url = stack.enter_context(scratch_postgres_database(args.postgres_url))
+                except OperationalError as exc:
+                    raise SystemExit(
+                        f"PostgreSQL is not reachable at {args.postgres_url}: {exc}"
+                    ) from exc
             print(f"[{backend}] {args.batches} batches of {args.events} events ...", flush=True)
             results.append(run_backend(backend, url, args))
     print()

@@ -16,14 +16,18 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from eventyard.core.model import NewAccount
 from eventyard.services.accounts import create_account
 from eventyard.storage.database import Database
 from eventyard.storage.engine import normalize_database_url
 from eventyard.storage.migrate import upgrade_database
-from tests.support import DEFAULT_POSTGRES_URL, Server, running_server
+from tests.support import (
+    DEFAULT_POSTGRES_URL,
+    Server,
+    running_server,
+    scratch_postgres_database,
+)
 
 BACKENDS = ("sqlite", "postgresql")
 _POSTGRES_SKIPPED: list[str] = []
@@ -47,27 +51,19 @@ def _postgres_admin_url() -> str:
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A fresh, empty PostgreSQL database for this test run."""
-    admin_url = normalize_database_url(_postgres_admin_url())
     try:
-        admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
+        probe = create_engine(normalize_database_url(_postgres_admin_url()))
+        with probe.connect() as conn:
             conn.execute(text("SELECT 1"))
+        probe.dispose()
     except Exception as exc:
         message = f"PostgreSQL is not reachable at {_postgres_admin_url()}: {exc}"
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"{message} (CI=true: PostgreSQL is required)")
         _POSTGRES_SKIPPED.append(message)
         pytest.skip(f"SKIPPING POSTGRESQL TESTS: {message}")
-    name = f"eventyard_test_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(_postgres_admin_url()).set(database=name)
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_postgres_database(_postgres_admin_url()) as url:
+        yield url
 
 
 @pytest.fixture(scope="session", params=BACKENDS)

@@ -1,4 +1,4 @@
-"""Helpers shared by the test modules: servers, accounts, sample events."""
+"""Helpers shared by the test modules and the benchmarks: servers, databases, sample events."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -14,9 +15,18 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from eventyard.core.model import NewAccount
+from eventyard.services.accounts import create_account
+from eventyard.storage.database import Database
+from eventyard.storage.engine import normalize_database_url
 
 PAYLOADS = Path(__file__).parent / "payloads"
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+#: How long a starting server may take to answer; generous for a loaded machine.
+START_TIMEOUT_SECONDS = 60
 
 
 def free_port() -> int:
@@ -25,9 +35,39 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@contextmanager
+def scratch_postgres_database(admin_url: str) -> Iterator[str]:
+    """A new, empty database ``eventyard_test_<hex>`` beside ``admin_url``; yields its URL.
+
+    At the end it is dropped ``WITH (FORCE)``, so connections a test or a
+    server left open do not keep it alive.
+    """
+    admin = create_engine(normalize_database_url(admin_url), isolation_level="AUTOCOMMIT")
+    name = f"eventyard_test_{uuid.uuid4().hex[:12]}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        try:
+            yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+        finally:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
+def create_account_at(database_url: str, name: str) -> NewAccount:
+    """Create an account in the database at ``database_url``, for a server to serve."""
+    store = Database.from_url(database_url, pool_size=1)
+    try:
+        return create_account(store, name)
+    finally:
+        store.dispose()
+
+
 @dataclass
 class Server:
-    """A real uvicorn process serving eventyard on a loopback port."""
+    """A real eventyard server process on a loopback port."""
 
     base_url: str
     process: subprocess.Popen[bytes]
@@ -37,59 +77,79 @@ class Server:
         return self.log_path.read_text(errors="replace")
 
 
+def wait_until_serving(
+    process: subprocess.Popen[bytes], base_url: str, log_path: Path, path: str = "/healthz"
+) -> None:
+    """Return once ``base_url + path`` answers 200; raise with the log if the process dies first."""
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(
+                f"server exited with {process.returncode}:\n{log_path.read_text(errors='replace')}"
+            )
+        try:
+            if httpx.get(f"{base_url}{path}", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"server did not answer:\n{log_path.read_text(errors='replace')}")
+        time.sleep(0.1)
+
+
+def stop_server(process: subprocess.Popen[bytes]) -> None:
+    """Ask the server to shut down; kill it if it has not within 20 s."""
+    process.terminate()
+    try:
+        process.wait(20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 @contextmanager
 def running_server(
-    database_url: str, log_path: Path, extra_env: dict[str, str] | None = None
+    database_url: str,
+    log_path: Path,
+    extra_env: dict[str, str] | None = None,
+    *,
+    workers: int = 1,
+    ready_path: str = "/healthz",
+    body_timeout_seconds: float | None = 2,
 ) -> Iterator[Server]:
-    """Start ``uvicorn eventyard.app:create_app_from_env`` and wait until it answers."""
+    """Start ``uvicorn eventyard.app:create_app_from_env`` and wait until ``ready_path`` answers.
+
+    ``body_timeout_seconds`` is short by default so that the slow-body test
+    waits 2 s rather than 30; ``None`` leaves the server's own default (the
+    benchmark measures default settings). ``extra_env`` comes last and wins.
+    """
     port = free_port()
-    env = {
-        **os.environ,
-        "EVENTYARD_DATABASE_URL": database_url,
-        "EVENTYARD_BODY_TIMEOUT_SECONDS": "2",
-        **(extra_env or {}),
-    }
-    log_file = log_path.open("wb")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "eventyard.app:create_app_from_env",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--no-access-log",
-        ],
-        env=env,
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
-    )
+    env = {**os.environ, "EVENTYARD_DATABASE_URL": database_url}
+    if body_timeout_seconds is not None:
+        env["EVENTYARD_BODY_TIMEOUT_SECONDS"] = str(body_timeout_seconds)
+    env.update(extra_env or {})
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "eventyard.app:create_app_from_env",
+        "--factory",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--no-access-log",
+    ]
     base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"server exited early:\n{log_path.read_text()}")
-            try:
-                if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"server did not start:\n{log_path.read_text()}")
-            time.sleep(0.1)
-        yield Server(base_url=base_url, process=process, log_path=log_path)
-    finally:
-        process.terminate()
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(command, env=env, stdout=log_file, stderr=subprocess.STDOUT)
         try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log_file.close()
+            wait_until_serving(process, base_url, log_path, ready_path)
+            yield Server(base_url=base_url, process=process, log_path=log_path)
+        finally:
+            stop_server(process)
 
 
 def netcore_event(**overrides: Any) -> dict[str, Any]:

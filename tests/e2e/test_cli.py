@@ -10,7 +10,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,15 +19,22 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from sqlalchemy import create_engine, inspect, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import inspect
 
 from eventyard.core.errors import Unauthorized
 from eventyard.services.accounts import authenticate
 from eventyard.storage.database import Database
-from eventyard.storage.engine import build_engine, normalize_database_url
+from eventyard.storage.engine import build_engine
 from eventyard.storage.migrate import current_revision, heads
-from tests.support import Server, free_port, netcore_event, running_server
+from tests.support import (
+    Server,
+    free_port,
+    netcore_event,
+    running_server,
+    scratch_postgres_database,
+    stop_server,
+    wait_until_serving,
+)
 
 CREDENTIAL_KEYS = {
     "account_id",
@@ -98,17 +104,29 @@ def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[s
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'cli.db'}"
         return
-    base = str(request.getfixturevalue("postgres_url"))
-    name = f"eventyard_cli_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(normalize_database_url(base), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(base).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_postgres_database(str(request.getfixturevalue("postgres_url"))) as url:
+        yield url
+
+
+def upload_and_look_up(
+    http: httpx.Client, created: dict[str, Any], identity: str
+) -> list[dict[str, Any]]:
+    """Upload one Netcore event for ``identity`` with the api-key the CLI printed,
+    then return what the admin API, with the CLI's admin token, finds for it."""
+    r = http.post(
+        "/v1/activity/upload",
+        json=[netcore_event(identity=identity)],
+        headers={"api-key": created["netcore_api_key"]},
+    )
+    assert r.status_code == 200, r.text
+    r = http.get(
+        "/api/v1/contacts",
+        params={"identifier": f"identity:{identity}"},
+        headers={"Authorization": f"Bearer {created['admin_token']}"},
+    )
+    assert r.status_code == 200, r.text
+    contacts: list[dict[str, Any]] = r.json()["contacts"]
+    return contacts
 
 
 def table_names(database_url: str) -> set[str]:
@@ -162,19 +180,7 @@ class TestAccountsCreate:
             running_server(empty_database, tmp_path / "server.log") as server,
             httpx.Client(base_url=server.base_url, timeout=30) as http,
         ):
-            r = http.post(
-                "/v1/activity/upload",
-                json=[netcore_event(identity=identity)],
-                headers={"api-key": created["netcore_api_key"]},
-            )
-            assert r.status_code == 200, r.text
-            r = http.get(
-                "/api/v1/contacts",
-                params={"identifier": f"identity:{identity}"},
-                headers={"Authorization": f"Bearer {created['admin_token']}"},
-            )
-            assert r.status_code == 200, r.text
-            assert len(r.json()["contacts"]) == 1
+            assert len(upload_and_look_up(http, created, identity)) == 1
             # Credentials are not interchangeable.
             r = http.post(
                 "/v1/activity/upload",
@@ -239,21 +245,6 @@ class TestAccountsList:
         assert run(empty_database, "accounts", "list", "--json").stdout == ""
 
 
-def wait_until_serving(process: subprocess.Popen[bytes], base_url: str, stderr: Path) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        if process.poll() is not None:
-            raise AssertionError(f"serve exited with {process.returncode}:\n{stderr.read_text()}")
-        try:
-            if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            raise AssertionError(f"serve did not answer:\n{stderr.read_text()}")
-        time.sleep(0.1)
-
-
 @contextmanager
 def serve(database_url: str, tmp_path: Path, entry: str = "module") -> Iterator[Server]:
     """``eventyard serve --port N`` in a subprocess, terminated afterwards.
@@ -274,12 +265,7 @@ def serve(database_url: str, tmp_path: Path, entry: str = "module") -> Iterator[
             wait_until_serving(process, base_url, err_path)
             yield Server(base_url=base_url, process=process, log_path=err_path)
         finally:
-            process.terminate()
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop_server(process)
 
 
 class TestServe:
@@ -305,19 +291,7 @@ class TestServe:
         with serve(empty_database, tmp_path) as server:
             assert "No accounts yet" not in server.logs()
             with httpx.Client(base_url=server.base_url, timeout=30) as http:
-                r = http.post(
-                    "/v1/activity/upload",
-                    json=[netcore_event(identity=identity)],
-                    headers={"api-key": created["netcore_api_key"]},
-                )
-                assert r.status_code == 200, r.text
-                r = http.get(
-                    "/api/v1/contacts",
-                    params={"identifier": f"identity:{identity}"},
-                    headers={"Authorization": f"Bearer {created['admin_token']}"},
-                )
-                assert r.status_code == 200, r.text
-                [contact] = r.json()["contacts"]
+                [contact] = upload_and_look_up(http, created, identity)
                 assert contact["status"] == "known"
 
 

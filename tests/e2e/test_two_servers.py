@@ -24,11 +24,10 @@ import pytest
 from sqlalchemy import func, select
 
 from eventyard.core.model import NewAccount
-from eventyard.services.accounts import create_account
 from eventyard.storage.database import Database
 from eventyard.storage.migrate import upgrade_database
 from eventyard.storage.tables import activities, contacts
-from tests.support import Server, netcore_event, running_server
+from tests.support import Server, create_account_at, netcore_event, running_server
 
 UPLOAD = "/v1/activity/upload"
 #: Concurrent senders per server in every round.
@@ -223,41 +222,31 @@ def assert_clean_logs(servers: list[Server]) -> None:
         assert '"level":"error"' not in logs
 
 
-def race(database_url: str, servers: list[Server], rounds: int) -> None:
-    store = Database.from_url(database_url, pool_size=1)
-    try:
-        account = create_account(store, f"race-{uuid.uuid4().hex[:8]}")
-    finally:
-        store.dispose()
-    expected = run_rounds(servers, account, rounds)
-    for server in servers:
-        assert_one_contact_per_person(server, account, expected)
-    assert_totals(
-        database_url,
-        account,
-        people=len(expected),
-        events=sum(sum(m.values()) for m in expected.values()),
-    )
-    assert_clean_logs(servers)
-
-
-@pytest.mark.postgres_only
-def test_two_servers_on_one_postgresql_database(postgres_url: str, tmp_path: Path) -> None:
-    upgrade_database(postgres_url)
-    with ExitStack() as stack:
-        servers = [
-            stack.enter_context(running_server(postgres_url, tmp_path / f"server-{i}.log"))
-            for i in range(2)
-        ]
-        race(postgres_url, servers, rounds=40)
-
-
-def test_two_servers_on_one_sqlite_file(tmp_path: Path) -> None:
-    database_url = f"sqlite:///{tmp_path / 'shared.db'}"
+def race(database_url: str, tmp_path: Path, rounds: int) -> None:
+    """Migrate the database, start two servers on it and race them for ``rounds`` rounds."""
     upgrade_database(database_url)
+    account = create_account_at(database_url, f"race-{uuid.uuid4().hex[:8]}")
     with ExitStack() as stack:
         servers = [
             stack.enter_context(running_server(database_url, tmp_path / f"server-{i}.log"))
             for i in range(2)
         ]
-        race(database_url, servers, rounds=25)
+        expected = run_rounds(servers, account, rounds)
+        for server in servers:
+            assert_one_contact_per_person(server, account, expected)
+        assert_totals(
+            database_url,
+            account,
+            people=len(expected),
+            events=sum(sum(m.values()) for m in expected.values()),
+        )
+        assert_clean_logs(servers)
+
+
+@pytest.mark.postgres_only
+def test_two_servers_on_one_postgresql_database(postgres_url: str, tmp_path: Path) -> None:
+    race(postgres_url, tmp_path, rounds=40)
+
+
+def test_two_servers_on_one_sqlite_file(tmp_path: Path) -> None:
+    race(f"sqlite:///{tmp_path / 'shared.db'}", tmp_path, rounds=25)

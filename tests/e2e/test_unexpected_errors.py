@@ -7,34 +7,23 @@ handler expects (an outage would be a 503 instead).
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import orjson
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
-from eventyard.storage.engine import normalize_database_url
-from tests.support import Server, netcore_event, running_server
+from tests.support import Server, netcore_event, running_server, scratch_postgres_database
 
 
 @pytest.fixture
 def unmigrated_server(postgres_url: str, tmp_path: Path) -> Iterator[Server]:
-    admin = create_engine(normalize_database_url(postgres_url), isolation_level="AUTOCOMMIT")
-    name = f"eventyard_empty_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
-    try:
-        with running_server(url, tmp_path / "server.log") as server:
-            yield server
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with (
+        scratch_postgres_database(postgres_url) as url,
+        running_server(url, tmp_path / "server.log") as server,
+    ):
+        yield server
 
 
 def test_500_has_the_dialect_shape_a_request_id_and_a_logged_traceback(

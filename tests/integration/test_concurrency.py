@@ -12,26 +12,31 @@ writer raises (a lost race, "database is locked", a deadlock) fails the test.
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
-from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import TypeVar
 
-import orjson
 import pytest
 from sqlalchemy import func, select
 
 from eventyard.core.errors import IdempotencyConflict
 from eventyard.core.identifiers import normalize_identifier
-from eventyard.core.model import Account, IngestOutcome, NewActivity, StoredResponse
-from eventyard.services.accounts import create_account
+from eventyard.core.model import Account, NewActivity
 from eventyard.services.contacts import find_contacts, get_contact
-from eventyard.services.ingest import IdempotencyRequest, ingest_activities
+from eventyard.services.ingest import IdempotencyRequest
 from eventyard.storage.database import Database
-from eventyard.storage.tables import activities, contacts, identity_events
+from eventyard.storage.tables import activities
+from tests.integration.helpers import (
+    activity,
+    activity_owners,
+    audit_kinds,
+    contact_ids,
+    contact_rows,
+    ingest,
+    new_account,
+    stored_names,
+)
 
-NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 WRITERS = 5
 ROUNDS = 3
 EVENTS_PER_WRITER = 4
@@ -40,39 +45,6 @@ EVENTS_PER_WRITER = 4
 TIMEOUT = 90
 
 T = TypeVar("T")
-
-
-def activity(name: str, **identifiers: str) -> NewActivity:
-    dedup_key = identifiers.pop("dedup_key", None)
-    return NewActivity(
-        identifiers=tuple(normalize_identifier(k, v) for k, v in identifiers.items()),
-        name=name,
-        occurred_at=NOW - timedelta(minutes=1),
-        source="app",
-        dialect="netcore",
-        properties={},
-        dedup_key=dedup_key,
-    )
-
-
-def respond(outcome: IngestOutcome) -> StoredResponse:
-    return StoredResponse(200, orjson.dumps({"contact_ids": outcome.contact_ids}))
-
-
-def ingest(
-    store: Database,
-    account: Account,
-    batch: list[NewActivity],
-    idempotency: IdempotencyRequest | None = None,
-) -> StoredResponse:
-    return ingest_activities(
-        store, account, batch, now=NOW, respond=respond, idempotency=idempotency
-    )
-
-
-def contact_ids(response: StoredResponse) -> list[str]:
-    ids: list[str] = orjson.loads(response.body)["contact_ids"]
-    return ids
 
 
 def run_together(database_url: str, writers: int, work: Callable[[Database, int], T]) -> list[T]:
@@ -104,48 +76,6 @@ def run_together(database_url: str, writers: int, work: Callable[[Database, int]
     return [f.result() for f in futures]
 
 
-def new_account(store: Database) -> Account:
-    return create_account(store, f"race-{uuid.uuid4().hex[:8]}").account
-
-
-def contact_rows(store: Database, account: Account) -> list[Any]:
-    with store.engine.connect() as conn:
-        return list(
-            conn.execute(
-                select(contacts.c.id, contacts.c.status, contacts.c.merged_into).where(
-                    contacts.c.account_id == account.id
-                )
-            )
-        )
-
-
-def activity_owners(store: Database, account: Account) -> list[str]:
-    with store.engine.connect() as conn:
-        return list(
-            conn.execute(
-                select(activities.c.contact_id).where(activities.c.account_id == account.id)
-            ).scalars()
-        )
-
-
-def stored_names(store: Database, account: Account) -> list[str]:
-    with store.engine.connect() as conn:
-        return sorted(
-            conn.execute(
-                select(activities.c.name).where(activities.c.account_id == account.id)
-            ).scalars()
-        )
-
-
-def audit_kinds(store: Database, account: Account) -> list[str]:
-    with store.engine.connect() as conn:
-        return sorted(
-            conn.execute(
-                select(identity_events.c.kind).where(identity_events.c.account_id == account.id)
-            ).scalars()
-        )
-
-
 @pytest.mark.parametrize("round_", range(ROUNDS))
 class TestWritersMeetingOnTheSameContacts:
     def test_one_contact_per_identifier_and_every_activity_once(
@@ -154,7 +84,7 @@ class TestWritersMeetingOnTheSameContacts:
         """Writers that all name the same new e-mail and mobile (each from its
         own device) create exactly one contact between them: the losers of the
         race find the winner's contact instead of failing or duplicating it."""
-        acct = new_account(store)
+        acct = new_account(store, "race")
         email, mobile = f"race-{round_}@x.com", f"+1 555 010 {round_:04d}"
 
         def work(database: Database, index: int) -> list[str]:
@@ -190,7 +120,7 @@ class TestWritersMeetingOnTheSameContacts:
         """Netcore: "If an anonymous profile is found, it is converted into a
         known user." Several log-ins from the same cookie at once convert it
         once: same id, one audit entry, no second contact."""
-        acct = new_account(store)
+        acct = new_account(store, "race")
         [anonymous] = contact_ids(ingest(store, acct, [activity("Page View", anonid="cookie")]))
         email = f"login-{round_}@x.com"
 
@@ -213,7 +143,7 @@ class TestWritersMeetingOnTheSameContacts:
     ) -> None:
         """An anonymous contact met with a known one by several writers at once
         is merged into it exactly once, and no activity is left behind on it."""
-        acct = new_account(store)
+        acct = new_account(store, "race")
         [anonymous] = contact_ids(ingest(store, acct, [activity("Page View", anonid="cookie")]))
         [known] = contact_ids(ingest(store, acct, [activity("Signup", email="k@x.com")]))
 
@@ -240,7 +170,7 @@ class TestWritersMeetingOnTheSameContacts:
     ) -> None:
         """A client that retries while its first attempt is still running gets
         the first attempt's response: exactly one writer stores the batch."""
-        acct = new_account(store)
+        acct = new_account(store, "race")
         batch = [activity("Purchase", email=f"buyer-{round_}@x.com")]
         request = IdempotencyRequest.for_request("retry-key", "/v1/activity/upload", b"[1]", 3600)
 
@@ -255,7 +185,7 @@ class TestWritersMeetingOnTheSameContacts:
     def test_concurrent_different_requests_with_one_key_store_one(
         self, store: Database, database_url: str, round_: int
     ) -> None:
-        acct = new_account(store)
+        acct = new_account(store, "race")
 
         def work(database: Database, index: int) -> str:
             batch = [activity(f"Request {index}", email=f"r{index}@x.com")]
@@ -306,7 +236,7 @@ class TestOverlappingBatches:
     def test_opposite_orders_do_not_deadlock(
         self, store: Database, database_url: str, dedup: bool
     ) -> None:
-        acct = new_account(store)
+        acct = new_account(store, "race")
         anonymous = self.setup_people(store, acct)
         orders = [range(self.PEOPLE), range(self.PEOPLE - 1, -1, -1)]
 
@@ -345,7 +275,7 @@ def test_the_same_events_twice_in_opposite_orders(store: Database, database_url:
     Found on PostgreSQL: without a fixed insert order the two transactions
     locked the dedup keys in opposite orders and one was aborted (503).
     """
-    acct = new_account(store)
+    acct = new_account(store, "race")
     ingest(store, acct, [activity("Signup", email=f"k{i}@x.com") for i in range(1000)])
 
     def batch(order: range) -> list[NewActivity]:

@@ -9,19 +9,16 @@ and nothing may be stored again. Concurrent retries are covered in
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from eventyard.core.errors import IdempotencyConflict
-from eventyard.core.identifiers import Identifier
 from eventyard.core.model import Account, IngestOutcome, NewAccount, NewActivity, StoredResponse
 from eventyard.services import ingest as ingest_service
-from eventyard.services.accounts import create_account
 from eventyard.services.ingest import (
     IdempotencyRequest,
     ingest_activities,
@@ -29,22 +26,16 @@ from eventyard.services.ingest import (
 )
 from eventyard.storage.database import Database
 from eventyard.storage.tables import activities, contacts, idempotency_keys
+from tests.integration import helpers
+from tests.integration.helpers import NOW, count, new_account, stored_names
 
-NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 ROUTE = "/v1/activity/upload"
 DAY = 24 * 3600
 
 
 def activity(email: str, name: str = "Add To Cart", dedup_key: str | None = None) -> NewActivity:
-    return NewActivity(
-        identifiers=(Identifier("email", email),),
-        name=name,
-        occurred_at=NOW - timedelta(minutes=1),
-        source="web",
-        dialect="netcore",
-        properties={},
-        dedup_key=dedup_key,
-    )
+    """An activity of the contact with ``email``: here every event names one e-mail only."""
+    return helpers.activity(name, dedup_key=dedup_key, email=email)
 
 
 def body_of(batch: list[NewActivity]) -> bytes:
@@ -95,24 +86,6 @@ def send(
         respond=respond or Responder(),
         idempotency=idempotency,
     )
-
-
-def count(store: Database, table: Any, account: Account) -> int:
-    with store.engine.connect() as conn:
-        return int(
-            conn.execute(
-                select(func.count()).select_from(table).where(table.c.account_id == account.id)
-            ).scalar_one()
-        )
-
-
-def stored_names(store: Database, account: Account) -> list[str]:
-    with store.engine.connect() as conn:
-        return sorted(
-            conn.execute(
-                select(activities.c.name).where(activities.c.account_id == account.id)
-            ).scalars()
-        )
 
 
 class TestIdempotencyKeys:
@@ -167,7 +140,7 @@ class TestIdempotencyKeys:
     def test_keys_belong_to_one_account(self, store: Database, account: NewAccount) -> None:
         """Tenants never see each other's data, replayed responses included."""
         mine = account.account
-        theirs = create_account(store, f"other-{uuid.uuid4().hex[:6]}").account
+        theirs = new_account(store, "other")
         batch = [activity("a@x.com")]
         send(store, mine, batch, key="shared-key")
 
@@ -183,37 +156,31 @@ class TestIdempotencyKeys:
         acct = account.account
         first_batch = [activity("a@x.com")]
         later_batch = [activity("a@x.com", "Purchase")]
-        send(store, acct, first_batch, key="key-3", ttl_seconds=60)
 
-        with pytest.raises(IdempotencyConflict):
-            send(
+        def send_at(seconds: int, batch: list[NewActivity]) -> StoredResponse:
+            """Send ``batch`` with the key "key-3" (lifetime 60 s), ``seconds`` after NOW."""
+            return send(
                 store,
                 acct,
-                later_batch,
+                batch,
                 key="key-3",
-                now=NOW + timedelta(seconds=30),
+                now=NOW + timedelta(seconds=seconds),
                 ttl_seconds=60,
             )
-        reused = send(
-            store, acct, later_batch, key="key-3", now=NOW + timedelta(seconds=61), ttl_seconds=60
-        )
+
+        send_at(0, first_batch)
+
+        with pytest.raises(IdempotencyConflict):
+            send_at(30, later_batch)
+        reused = send_at(61, later_batch)
 
         assert reused.replayed is False
         assert stored_names(store, acct) == ["Add To Cart", "Purchase"]
         # From now on the key stands for the later request.
-        replay = send(
-            store, acct, later_batch, key="key-3", now=NOW + timedelta(seconds=62), ttl_seconds=60
-        )
+        replay = send_at(62, later_batch)
         assert (replay.replayed, replay.body) == (True, reused.body)
         with pytest.raises(IdempotencyConflict):
-            send(
-                store,
-                acct,
-                first_batch,
-                key="key-3",
-                now=NOW + timedelta(seconds=63),
-                ttl_seconds=60,
-            )
+            send_at(63, first_batch)
 
     def test_a_request_that_fails_leaves_no_key_so_its_retry_proceeds(
         self, store: Database, account: NewAccount
@@ -290,7 +257,7 @@ class TestDedupKeys:
 
     def test_dedup_keys_belong_to_one_account(self, store: Database, account: NewAccount) -> None:
         mine = account.account
-        theirs = create_account(store, f"other-{uuid.uuid4().hex[:6]}").account
+        theirs = new_account(store, "other")
         send(store, mine, [activity("a@x.com", "Mine", dedup_key="order-9")], key=None)
         send(store, theirs, [activity("a@x.com", "Theirs", dedup_key="order-9")], key=None)
 

@@ -9,58 +9,44 @@ round trip per batch, not per event."
 
 from __future__ import annotations
 
-import uuid
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-import orjson
 import psycopg
 import pytest
-from sqlalchemy import Engine, event, func, select
+from sqlalchemy import Engine, event, select
 
 from eventyard.core.errors import NotFound
 from eventyard.core.identifiers import Identifier, normalize_identifier
-from eventyard.core.model import Account, IngestOutcome, NewAccount, NewActivity, StoredResponse
+from eventyard.core.model import Account, NewAccount, NewActivity
 from eventyard.dialects.netcore.translate import translate_events
-from eventyard.services.accounts import create_account
 from eventyard.services.contacts import (
     find_contacts,
     get_contact,
     identity_history,
     list_activities,
 )
-from eventyard.services.ingest import ingest_activities
 from eventyard.storage.database import Database
-from eventyard.storage.tables import activities, contact_identifiers, contacts, identity_events
+from eventyard.storage.tables import activities, contact_identifiers, contacts
+from tests.integration import helpers
+from tests.integration.helpers import (
+    NOW,
+    activity,
+    activity_owners,
+    audit_kinds,
+    contact_rows,
+    count,
+    new_account,
+)
 from tests.support import netcore_event
-
-NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
-
-
-def activity(name: str = "Viewed Product", **identifiers: str) -> NewActivity:
-    """An activity naming ``identifiers`` (kind=raw value), normalised as dialects do."""
-    return NewActivity(
-        identifiers=tuple(normalize_identifier(k, v) for k, v in identifiers.items()),
-        name=name,
-        occurred_at=NOW - timedelta(minutes=5),
-        source="web",
-        dialect="netcore",
-        properties={},
-    )
-
-
-def respond(outcome: IngestOutcome) -> StoredResponse:
-    return StoredResponse(200, orjson.dumps({"contact_ids": outcome.contact_ids}))
 
 
 def ingest(store: Database, account: Account, *batch: NewActivity) -> list[str]:
     """Ingest one batch; the contact id of each activity, in order."""
-    response = ingest_activities(store, account, batch, now=NOW, respond=respond)
-    contact_ids: list[str] = orjson.loads(response.body)["contact_ids"]
-    return contact_ids
+    return helpers.contact_ids(helpers.ingest(store, account, batch))
 
 
 def timeline(store: Database, account: Account, contact_id: str) -> list[str]:
@@ -72,28 +58,6 @@ def timeline(store: Database, account: Account, contact_id: str) -> list[str]:
 
 def identifiers_of(store: Database, account: Account, contact_id: str) -> set[tuple[str, str]]:
     return {(i.kind, i.value) for i in get_contact(store, account, contact_id).identifiers}
-
-
-def contact_rows(store: Database, account: Account) -> list[Any]:
-    with store.engine.connect() as conn:
-        return list(
-            conn.execute(
-                select(contacts.c.id, contacts.c.status, contacts.c.merged_into)
-                .where(contacts.c.account_id == account.id)
-                .order_by(contacts.c.id)
-            )
-        )
-
-
-def audit_kinds(store: Database, account: Account) -> list[str]:
-    with store.engine.connect() as conn:
-        return list(
-            conn.execute(
-                select(identity_events.c.kind)
-                .where(identity_events.c.account_id == account.id)
-                .order_by(identity_events.c.created_at, identity_events.c.id)
-            ).scalars()
-        )
 
 
 class TestNewContacts:
@@ -232,13 +196,7 @@ class TestAnonymousContacts:
         assert target == known != anonymous
         everything = ["Add To Cart", "Page View", "Purchase", "Signup"]
         assert timeline(store, acct, known) == everything
-        with store.engine.connect() as conn:
-            owners = set(
-                conn.execute(
-                    select(activities.c.contact_id).where(activities.c.account_id == acct.id)
-                ).scalars()
-            )
-        assert owners == {known}
+        assert set(activity_owners(store, acct)) == {known}
         assert identifiers_of(store, acct, known) == {("anonid", "cookie-9"), ("email", "k@x.com")}
         # Reading the old id returns the surviving contact and its timeline.
         assert get_contact(store, acct, anonymous).id == known
@@ -314,11 +272,7 @@ class TestConflictsBetweenKnownContacts:
     ) -> None:
         """Settings hold "which identifier is the primary key" (DESIGN.md): with
         ``primary_kinds`` = email first, the e-mail's owner gets the activity."""
-        acct = create_account(
-            store,
-            f"email-first-{uuid.uuid4().hex[:6]}",
-            settings={"primary_kinds": ["email", "identity"]},
-        ).account
+        acct = new_account(store, "email-first", {"primary_kinds": ["email", "identity"]})
         [x] = ingest(store, acct, activity("X", identity="cust-x"))
         [y] = ingest(store, acct, activity("Y", email="y@x.com"))
 
@@ -354,7 +308,7 @@ def test_tenants_never_see_each_others_contacts(store: Database, account: NewAcc
     """DESIGN.md: "Tenants never see each other's data." The same e-mail in two
     accounts is two contacts, and one account cannot read the other's."""
     mine = account.account
-    theirs = create_account(store, f"other-{uuid.uuid4().hex[:6]}").account
+    theirs = new_account(store, "other")
     [my_contact] = ingest(store, mine, activity("Mine", email="same@x.com"))
     [their_contact] = ingest(store, theirs, activity("Theirs", email="same@x.com"))
 
@@ -513,8 +467,4 @@ class TestBatching:
         detail = "\n".join(s.split("\n")[0][:120] for s in large)
         assert len(large) <= self.MAX_STATEMENTS, detail
         assert len(large) == len(small), detail
-        with store.engine.connect() as conn:
-            people = conn.execute(
-                select(func.count()).select_from(contacts).where(contacts.c.account_id == acct.id)
-            ).scalar_one()
-        assert people == 6 + 600
+        assert count(store, contacts, acct) == 6 + 600
