@@ -7,12 +7,14 @@ tables back, so a test checks what was stored, not only what was answered.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Column, Table, func, select
+import psycopg
+from sqlalchemy import Column, Engine, Table, event, func, select
 
 from eventyard.core.identifiers import normalize_identifier
 from eventyard.core.model import Account, IngestOutcome, NewActivity, StoredResponse
@@ -115,3 +117,44 @@ def column_of(
     query = select(column).where(column.table.c.account_id == account.id).order_by(*order_by)
     with store.engine.connect() as conn:
         return list(conn.execute(query).scalars())
+
+
+@contextmanager
+def counting_statements(engine: Engine) -> Iterator[list[str]]:
+    """Every statement sent to the database; an executemany counts once.
+
+    PostgreSQL ``COPY`` goes straight to psycopg, past SQLAlchemy's events, so
+    while counting, pooled PostgreSQL connections hand out a cursor that also
+    records each ``COPY`` it starts. It changes nothing else.
+    """
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    listeners: list[tuple[str, Any]] = [("before_cursor_execute", record)]
+    if engine.dialect.name == "postgresql":
+
+        class CopyRecordingCursor(psycopg.Cursor[Any]):
+            def copy(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
+                statements.append(str(statement))
+                return super().copy(statement, *args, **kwargs)
+
+        factories: dict[int, Any] = {}
+
+        def on_checkout(dbapi_connection: Any, *_args: Any) -> None:
+            factories[id(dbapi_connection)] = dbapi_connection.cursor_factory
+            dbapi_connection.cursor_factory = CopyRecordingCursor
+
+        def on_checkin(dbapi_connection: Any, *_args: Any) -> None:
+            if id(dbapi_connection) in factories:
+                dbapi_connection.cursor_factory = factories.pop(id(dbapi_connection))
+
+        listeners += [("checkout", on_checkout), ("checkin", on_checkin)]
+    for name, fn in listeners:
+        event.listen(engine, name, fn)
+    try:
+        yield statements
+    finally:
+        for name, fn in listeners:
+            event.remove(engine, name, fn)

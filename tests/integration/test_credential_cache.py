@@ -2,30 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import pytest
-from sqlalchemy import event
 
 from eventyard.core.errors import Unauthorized
 from eventyard.core.model import NewAccount
 from eventyard.services.accounts import CredentialCache, authenticate
 from eventyard.storage.database import Database
-
-
-@contextmanager
-def counting_statements(store: Database) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def record(*args: object) -> None:
-        seen.append(str(args[2]))
-
-    event.listen(store.engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(store.engine, "before_cursor_execute", record)
+from tests.integration.helpers import counting_statements
 
 
 def test_second_check_of_a_good_credential_skips_the_database(
@@ -33,7 +16,7 @@ def test_second_check_of_a_good_credential_skips_the_database(
 ) -> None:
     cache = CredentialCache(ttl_seconds=30)
     first = authenticate(store, "netcore", account.netcore_api_key, cache=cache)
-    with counting_statements(store) as statements:
+    with counting_statements(store.engine) as statements:
         again = authenticate(store, "netcore", account.netcore_api_key, cache=cache)
     assert again == first
     assert statements == []
@@ -42,7 +25,7 @@ def test_second_check_of_a_good_credential_skips_the_database(
 def test_wrong_credentials_are_never_remembered(store: Database, account: NewAccount) -> None:
     cache = CredentialCache(ttl_seconds=30)
     for _ in range(2):
-        with counting_statements(store) as statements, pytest.raises(Unauthorized):
+        with counting_statements(store.engine) as statements, pytest.raises(Unauthorized):
             authenticate(store, "netcore", account.netcore_api_key + "x", cache=cache)
         assert any("credentials" in s for s in statements)
     # A right secret of another kind is not a hit either.

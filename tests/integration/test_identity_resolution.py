@@ -10,14 +10,10 @@ round trip per batch, not per event."
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any
 
-import psycopg
 import pytest
-from sqlalchemy import Engine, event, select
+from sqlalchemy import select
 
 from eventyard.core.errors import NotFound
 from eventyard.core.identifiers import Identifier, normalize_identifier
@@ -39,6 +35,7 @@ from tests.integration.helpers import (
     audit_kinds,
     contact_rows,
     count,
+    counting_statements,
     new_account,
 )
 from tests.support import netcore_event
@@ -364,47 +361,6 @@ def test_activities_are_stored_as_sent(store: Database, account: NewAccount) -> 
     assert by_name["Old Purchase"].journey_eligible is False
     assert by_name["Old Purchase"].asset_id is None
     assert [a.name for a in page.activities] == ["Add To Cart", "Old Purchase"]  # newest first
-
-
-@contextmanager
-def counting_statements(engine: Engine) -> Iterator[list[str]]:
-    """Every statement sent to the database; an executemany counts once.
-
-    PostgreSQL ``COPY`` goes straight to psycopg, past SQLAlchemy's events, so
-    while counting, pooled PostgreSQL connections hand out a cursor that also
-    records each ``COPY`` it starts. It changes nothing else.
-    """
-    statements: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        statements.append(statement)
-
-    listeners: list[tuple[str, Any]] = [("before_cursor_execute", record)]
-    if engine.dialect.name == "postgresql":
-
-        class CopyRecordingCursor(psycopg.Cursor[Any]):
-            def copy(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
-                statements.append(str(statement))
-                return super().copy(statement, *args, **kwargs)
-
-        factories: dict[int, Any] = {}
-
-        def on_checkout(dbapi_connection: Any, *_args: Any) -> None:
-            factories[id(dbapi_connection)] = dbapi_connection.cursor_factory
-            dbapi_connection.cursor_factory = CopyRecordingCursor
-
-        def on_checkin(dbapi_connection: Any, *_args: Any) -> None:
-            if id(dbapi_connection) in factories:
-                dbapi_connection.cursor_factory = factories.pop(id(dbapi_connection))
-
-        listeners += [("checkout", on_checkout), ("checkin", on_checkin)]
-    for name, fn in listeners:
-        event.listen(engine, name, fn)
-    try:
-        yield statements
-    finally:
-        for name, fn in listeners:
-            event.remove(engine, name, fn)
 
 
 class TestBatching:

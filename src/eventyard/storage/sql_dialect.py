@@ -53,8 +53,8 @@ def unnest_rows(name: str, columns: dict[str, Sequence[str]]) -> TableValuedAlia
 def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
     """Insert rows that cannot conflict (fresh ids) by the fastest way in.
 
-    PostgreSQL: ``COPY … FROM STDIN``. SQLite: the driver's own
-    ``executemany``, which binds every row in C instead of through
+    PostgreSQL: ``COPY … FROM STDIN``. SQLite: one ``executemany`` of
+    already-encoded values, which the driver binds in C, skipping
     SQLAlchemy's per-value processing. Both run on the connection's
     transaction, so they commit or roll back with everything else.
     """
@@ -63,10 +63,10 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
     columns = [c.name for c in table.columns]
     convert = _raw_converters(conn, table)
     values = [[convert[name](row[name]) for name in columns] for row in rows]
-    raw = conn.connection.driver_connection
-    assert raw is not None
     column_list = ", ".join(f'"{name}"' for name in columns)
     if conn.dialect.name == "postgresql":
+        raw = conn.connection.driver_connection
+        assert raw is not None
         with (
             raw.cursor() as cursor,
             cursor.copy(f'COPY "{table.name}" ({column_list}) FROM STDIN') as copy,
@@ -75,15 +75,11 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
                 copy.write_row(row_values)
         return
     placeholders = ", ".join("?" for _ in columns)
-    cursor = raw.cursor()
-    try:
-        cursor.executemany(
-            # Names come from our own schema, values are bound: nothing is injected.
-            f'INSERT INTO "{table.name}" ({column_list}) VALUES ({placeholders})',  # noqa: S608
-            values,
-        )
-    finally:
-        cursor.close()
+    conn.exec_driver_sql(
+        # Names come from our own schema, values are bound: nothing is injected.
+        f'INSERT INTO "{table.name}" ({column_list}) VALUES ({placeholders})',  # noqa: S608
+        [tuple(row_values) for row_values in values],
+    )
 
 
 def _raw_converters(conn: Connection, table: Table) -> dict[str, Callable[[Any], Any]]:
