@@ -19,7 +19,9 @@ from eventyard.services.ports import Store, UnitOfWork
 
 #: How often a batch is planned again when a concurrent writer took one of its
 #: new identifiers first. Each retry sees that writer's committed contacts.
-MAX_RESOLUTION_ATTEMPTS = 8
+MAX_RESOLUTION_ATTEMPTS = 10
+#: After this many lost races a batch takes its account's identity turn.
+TAKE_TURNS_AFTER = 2
 #: Expired Idempotency-Keys deleted per transaction by the purge.
 PURGE_BATCH = 10_000
 
@@ -124,6 +126,10 @@ def resolve_contacts(
     """
     wanted = {ident for idents in batch for ident in idents}
     for attempt in range(MAX_RESOLUTION_ATTEMPTS):
+        if attempt == TAKE_TURNS_AFTER:
+            # Lost twice: queue behind the other writers of this account that
+            # also lost, so that every one of them gets through in turn.
+            uow.contacts.take_identity_turn(account.id)
         try:
             with uow.savepoint():
                 owners = uow.contacts.find_owners(account.id, wanted)

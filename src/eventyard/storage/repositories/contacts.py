@@ -1,11 +1,12 @@
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, and_, literal, or_, select, update
+from sqlalchemy import String, and_, func, literal, or_, select, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
@@ -163,6 +164,18 @@ class ContactRepository:
             for i, c in ordered
         ]
         return len(self.conn.execute(stmt, params).all())
+
+    def take_identity_turn(self, account_id: str) -> None:
+        """Wait until no other transaction holds the account's identity turn, then hold it.
+
+        PostgreSQL: a transaction-level advisory lock, released at commit or
+        rollback. SQLite needs nothing: its writers already take turns.
+        """
+        if supports_row_locks(self.conn):
+            key = int.from_bytes(
+                hashlib.sha256(account_id.encode()).digest()[:8], "big", signed=True
+            )
+            self.conn.execute(select(func.pg_advisory_xact_lock(key)))
 
     def _lock_live(self, contact_ids: set[str]) -> None:
         """Lock the existing contacts a plan changes; fail if one was merged meanwhile."""
