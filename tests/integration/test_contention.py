@@ -30,11 +30,13 @@ class LosingContacts:
         self.real = real
         self.race = race
 
-    def apply_resolution(self, account_id: str, plan: ResolutionPlan, now: datetime) -> None:
+    def apply_resolution(
+        self, account_id: str, plan: ResolutionPlan, now: datetime, also_lock: Any = ()
+    ) -> None:
         if self.race.losses_left:
             self.race.losses_left -= 1
             raise ConcurrentUpdate()
-        self.real.apply_resolution(account_id, plan, now)
+        self.real.apply_resolution(account_id, plan, now, also_lock)
 
     def take_identity_turn(self, account_id: str) -> None:
         self.race.turns_taken += 1

@@ -80,11 +80,15 @@ def plan_resolution(
     existing: Mapping[Identifier, ContactRef],
     primary_kinds: Sequence[str],
     new_id: Callable[[], str],
+    pinned: Sequence[ContactRef | None] | None = None,
 ) -> ResolutionPlan:
     """Decide the contact of every input; ``existing`` maps owned identifiers to owners.
 
     Inputs are applied in order, so a later input sees the contacts and
-    identifiers an earlier input of the same batch created.
+    identifiers an earlier input of the same batch created. ``pinned[i]``,
+    when given, is a contact input ``i`` names by id (CleverTap ``objectId``):
+    it takes part like the owner of an identifier and, being named
+    explicitly, wins a conflict between known contacts.
     """
     owner: dict[Identifier, str] = {ident: ref.id for ident, ref in existing.items()}
     status: dict[str, ContactStatus] = {ref.id: ref.status for ref in existing.values()}
@@ -101,9 +105,13 @@ def plan_resolution(
             contact_id = merged_into[contact_id]
         return contact_id
 
-    for identifiers in batch:
+    for position, identifiers in enumerate(batch):
         idents = tuple(dict.fromkeys(identifiers))
-        owners = list(dict.fromkeys(live(owner[i]) for i in idents if i in owner))
+        pin = pinned[position] if pinned is not None else None
+        if pin is not None:
+            status.setdefault(pin.id, pin.status)
+        named = [live(pin.id)] if pin is not None else []
+        owners = list(dict.fromkeys(named + [live(owner[i]) for i in idents if i in owner]))
         has_known_kind = any(is_known_kind(i.kind) for i in idents)
         if not owners:
             target = new_id()
@@ -112,7 +120,11 @@ def plan_resolution(
         else:
             known = [c for c in owners if status[c] == "known"]
             if len(known) > 1:
-                target = _settle_conflict(idents, owner, live, known, rank)
+                target = (
+                    named[0]
+                    if named and named[0] in known
+                    else _settle_conflict(idents, owner, live, known, rank)
+                )
                 audit.append(
                     IdentityEvent(
                         kind="conflict",

@@ -19,6 +19,20 @@ CREDENTIAL_KINDS = ("admin", "netcore", "cordial", "ortto", "clevertap")
 
 
 @dataclass(frozen=True, slots=True)
+class ContactHint:
+    """A contact id a client names directly (CleverTap ``objectId``, Ortto ``person_id``).
+
+    When the account has a contact with this id the record goes to it (to the
+    contact that absorbed it, after a merge). Otherwise ``fallback``, an
+    ordinary identifier, is used instead; without a fallback the record is
+    rejected as naming an unknown contact.
+    """
+
+    contact_id: str
+    fallback: Identifier | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class NewActivity:
     """One activity as a dialect hands it to the ingest service."""
 
@@ -30,6 +44,55 @@ class NewActivity:
     properties: dict[str, Any]
     asset_id: str | None = None
     dedup_key: str | None = None
+    contact_hint: ContactHint | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileUpdate:
+    """Attributes to merge into a contact (shallow: each key replaces the stored one).
+
+    The contact is found or created from ``identifiers``/``contact_hint`` like
+    an activity's. A ``None`` value is stored as null, not a deletion.
+    """
+
+    identifiers: tuple[Identifier, ...]
+    attributes: dict[str, Any]
+    dialect: str
+    contact_hint: ContactHint | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EventTypeLimits:
+    """Per-account limits of the event type registry, as a dialect's vendor sets them.
+
+    ``reserved_names`` are the vendor's system events: they count against
+    ``max_types`` although clients never send them.
+    """
+
+    max_types: int
+    max_properties_per_type: int
+    reserved_names: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class RecordRejection:
+    """A record the service refused while storing the others."""
+
+    index: int  # position in the records handed to the service
+    code: str  # "event_type_limit" | "event_property_limit" | "unknown_contact"
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class RecordsOutcome:
+    """What ``ingest_records`` did with each record."""
+
+    stored_activities: int
+    updated_profiles: int
+    rejected: list[RecordRejection]
+    #: The contact of each record, ``None`` for a rejected one.
+    contact_ids: list[str | None]
+    dry_run: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 from eventyard.core.identifiers import Identifier
 from eventyard.core.identity import ContactRef, ResolutionPlan
 from eventyard.core.model import Account, ActivityPage, Contact, StoredResponse
+from eventyard.core.registry import RegistryState
 
 
 class AccountRepository(Protocol):
@@ -25,7 +26,19 @@ class ContactRepository(Protocol):
     def find_owners(
         self, account_id: str, identifiers: Iterable[Identifier]
     ) -> dict[Identifier, ContactRef]: ...
-    def apply_resolution(self, account_id: str, plan: ResolutionPlan, now: datetime) -> None: ...
+    def apply_resolution(
+        self,
+        account_id: str,
+        plan: ResolutionPlan,
+        now: datetime,
+        also_lock: Iterable[str] = ...,
+    ) -> None: ...
+    def live_contacts(
+        self, account_id: str, contact_ids: Iterable[str]
+    ) -> dict[str, ContactRef]: ...
+    def merge_attributes(
+        self, account_id: str, patches: dict[str, dict[str, Any]], now: datetime
+    ) -> None: ...
     def take_identity_turn(self, account_id: str) -> None: ...
     def find_by_identifier(self, account_id: str, identifier: Identifier) -> list[Contact]: ...
     def get(self, account_id: str, contact_id: str) -> Contact | None: ...
@@ -37,6 +50,18 @@ class ActivityRepository(Protocol):
     def page(
         self, account_id: str, contact_id: str, limit: int, cursor: tuple[datetime, str] | None
     ) -> ActivityPage: ...
+
+
+class EventTypeRepository(Protocol):
+    def load(self, account_id: str, names: Sequence[str]) -> RegistryState: ...
+    def add(
+        self,
+        account_id: str,
+        names: Sequence[str],
+        properties: Sequence[tuple[str, str]],
+        now: datetime,
+    ) -> None: ...
+    def take_registry_turn(self, account_id: str) -> None: ...
 
 
 class IdempotencyRepository(Protocol):
@@ -56,6 +81,8 @@ class UnitOfWork(Protocol):
     def activities(self) -> ActivityRepository: ...
     @property
     def idempotency(self) -> IdempotencyRepository: ...
+    @property
+    def event_types(self) -> EventTypeRepository: ...
 
     def commit(self) -> None: ...
     def savepoint(self) -> AbstractContextManager[None]: ...

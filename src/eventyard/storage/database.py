@@ -18,6 +18,7 @@ from eventyard.storage.engine import build_engine
 from eventyard.storage.repositories.accounts import AccountRepository
 from eventyard.storage.repositories.activities import ActivityRepository
 from eventyard.storage.repositories.contacts import ContactRepository
+from eventyard.storage.repositories.event_types import EventTypeRepository
 from eventyard.storage.repositories.idempotency import IdempotencyRepository
 
 
@@ -29,6 +30,7 @@ class UnitOfWork:
         self.accounts = AccountRepository(conn)
         self.contacts = ContactRepository(conn)
         self.activities = ActivityRepository(conn)
+        self.event_types = EventTypeRepository(conn)
         self.idempotency = IdempotencyRepository(conn)
         self._committed = False
 

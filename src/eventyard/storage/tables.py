@@ -127,6 +127,26 @@ identity_events = Table(
     Index(None, "account_id", "contact_id"),
 )
 
+# The event type registry: names and property keys each account has used.
+event_types = Table(
+    "event_types",
+    metadata,
+    Column("account_id", ID, nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    PrimaryKeyConstraint("account_id", "name"),
+)
+
+event_type_properties = Table(
+    "event_type_properties",
+    metadata,
+    Column("account_id", ID, nullable=False),
+    Column("event_name", String(255), nullable=False),
+    Column("property", String(255), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    PrimaryKeyConstraint("account_id", "event_name", "property"),
+)
+
 idempotency_keys = Table(
     "idempotency_keys",
     metadata,
@@ -147,6 +167,8 @@ __all__ = [
     "contact_identifiers",
     "contacts",
     "credentials",
+    "event_type_properties",
+    "event_types",
     "idempotency_keys",
     "identity_events",
     "metadata",

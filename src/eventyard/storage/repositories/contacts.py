@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, and_, func, literal, or_, select, update
+from sqlalchemy import String, and_, bindparam, func, literal, or_, select, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
@@ -60,9 +60,68 @@ class ContactRepository:
             for r in self.conn.execute(query)
         }
 
-    def apply_resolution(self, account_id: str, plan: ResolutionPlan, now: datetime) -> None:
-        """Write a plan with set-based statements; ``ConcurrentUpdate`` if it lost a race."""
-        self._lock_live(plan.touched_existing)
+    def live_contacts(self, account_id: str, contact_ids: Iterable[str]) -> dict[str, ContactRef]:
+        """For each id of this account, the contact that now stands for it (one query).
+
+        A merged contact stands for the contact that absorbed it; unknown ids
+        and other accounts' ids are left out.
+        """
+        wanted = sorted(set(contact_ids))
+        if not wanted:
+            return {}
+        survivor = contacts.alias("survivor")
+        rows = self.conn.execute(
+            select(contacts.c.id, contacts.c.status, survivor.c.id, survivor.c.status)
+            .outerjoin(survivor, survivor.c.id == contacts.c.merged_into)
+            .where(
+                contacts.c.account_id == account_id,
+                in_values(self.conn, contacts.c.id, wanted),
+            )
+        )
+        return {
+            asked: ContactRef(merged_id, merged_status) if merged_id else ContactRef(asked, status)
+            for asked, status, merged_id, merged_status in rows
+        }
+
+    def merge_attributes(
+        self, account_id: str, patches: dict[str, dict[str, Any]], now: datetime
+    ) -> None:
+        """Shallow-merge each patch into its contact's attributes (rows locked by the caller)."""
+        if not patches:
+            return
+        ids = sorted(patches)
+        current = dict(
+            self.conn.execute(
+                select(contacts.c.id, contacts.c.attributes).where(
+                    contacts.c.account_id == account_id, in_values(self.conn, contacts.c.id, ids)
+                )
+            ).all()
+        )
+        self.conn.execute(
+            update(contacts)
+            .where(contacts.c.id == bindparam("contact_id"))
+            .values(attributes=bindparam("merged"), updated_at=now),
+            [
+                {"contact_id": cid, "merged": {**current.get(cid, {}), **patches[cid]}}
+                for cid in ids
+                if cid in current
+            ],
+        )
+
+    def apply_resolution(
+        self,
+        account_id: str,
+        plan: ResolutionPlan,
+        now: datetime,
+        also_lock: Iterable[str] = (),
+    ) -> None:
+        """Write a plan with set-based statements; ``ConcurrentUpdate`` if it lost a race.
+
+        ``also_lock``: existing contacts the caller changes afterwards in the
+        same transaction (attributes), locked together with the plan's own in
+        one sorted pass so that writers never lock in different orders.
+        """
+        self._lock_live(plan.touched_existing | (set(also_lock) - set(plan.new_contacts)))
         insert_rows(
             self.conn,
             contacts,

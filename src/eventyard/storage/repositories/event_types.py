@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.engine import Connection
+
+from eventyard.core.registry import RegistryState
+from eventyard.storage.sql_dialect import in_values, insert_ignoring_conflicts, supports_row_locks
+from eventyard.storage.tables import event_type_properties, event_types
+
+
+class EventTypeRepository:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def load(self, account_id: str, names: Sequence[str]) -> RegistryState:
+        """The account's type count and the registered keys of ``names`` (three queries)."""
+        et, ep = event_types.c, event_type_properties.c
+        count = self.conn.execute(
+            select(func.count()).select_from(event_types).where(et.account_id == account_id)
+        ).scalar_one()
+        wanted = sorted(set(names))
+        known = self.conn.execute(
+            select(et.name).where(
+                et.account_id == account_id, in_values(self.conn, et.name, wanted)
+            )
+        ).scalars()
+        state = RegistryState(type_count=int(count), properties={name: set() for name in known})
+        rows = self.conn.execute(
+            select(ep.event_name, ep.property).where(
+                ep.account_id == account_id, in_values(self.conn, ep.event_name, wanted)
+            )
+        )
+        for name, prop in rows:
+            state.properties.setdefault(name, set()).add(prop)
+        return state
+
+    def add(
+        self,
+        account_id: str,
+        names: Sequence[str],
+        properties: Sequence[tuple[str, str]],
+        now: datetime,
+    ) -> None:
+        if names:
+            self.conn.execute(
+                insert_ignoring_conflicts(self.conn, event_types),
+                [{"account_id": account_id, "name": n, "created_at": now} for n in sorted(names)],
+            )
+        if properties:
+            self.conn.execute(
+                insert_ignoring_conflicts(self.conn, event_type_properties),
+                [
+                    {"account_id": account_id, "event_name": n, "property": p, "created_at": now}
+                    for n, p in sorted(properties)
+                ],
+            )
+
+    def take_registry_turn(self, account_id: str) -> None:
+        """Hold the account's registry lock to the end of the transaction (PostgreSQL).
+
+        Two batches that each see room for one more event type must not both
+        take it; SQLite writers already go one at a time.
+        """
+        if supports_row_locks(self.conn):
+            digest = hashlib.sha256(f"event-types:{account_id}".encode()).digest()
+            self.conn.execute(
+                select(func.pg_advisory_xact_lock(int.from_bytes(digest[:8], "big", signed=True)))
+            )
