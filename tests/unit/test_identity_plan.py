@@ -542,3 +542,44 @@ def test_touched_existing_names_only_contacts_that_already_exist() -> None:
     assert plan.new_contacts == {"n-001": "known"}
     assert plan.merges == {"e-visitor": "n-001"}
     assert plan.touched_existing == {"e-visitor"}
+
+
+class TestPinnedContacts:
+    """A record that names its contact by id (CleverTap objectId) goes to that contact."""
+
+    def test_pinned_contact_takes_the_record_and_new_identifiers(self) -> None:
+        ids = iter(["n-1"])
+        plan = plan_resolution(
+            [[Identifier("identity", "new-id")]],
+            {},
+            DEFAULT_PRIMARY_KINDS,
+            lambda: next(ids),
+            pinned=[ContactRef("c-known", "known")],
+        )
+        assert plan.contact_ids == ["c-known"]
+        assert plan.new_contacts == {}
+        assert plan.new_identifiers == {Identifier("identity", "new-id"): "c-known"}
+
+    def test_pinned_known_contact_wins_a_conflict_and_it_is_recorded(self) -> None:
+        existing = {Identifier("identity", "u-1"): ContactRef("c-other", "known")}
+        plan = plan_resolution(
+            [[Identifier("identity", "u-1")]],
+            existing,
+            DEFAULT_PRIMARY_KINDS,
+            lambda: "never",
+            pinned=[ContactRef("c-named", "known")],
+        )
+        assert plan.contact_ids == ["c-named"]
+        assert [(e.kind, e.other_contact_ids) for e in plan.audit] == [("conflict", ("c-other",))]
+        assert plan.merges == {}
+
+    def test_pinned_anonymous_contact_becomes_known(self) -> None:
+        plan = plan_resolution(
+            [[Identifier("email", "a@x.io")]],
+            {},
+            DEFAULT_PRIMARY_KINDS,
+            lambda: "never",
+            pinned=[ContactRef("c-anon", "anonymous")],
+        )
+        assert plan.contact_ids == ["c-anon"]
+        assert plan.conversions == {"c-anon"}
