@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from eventyard.dialects.base import Dialect
+from eventyard.dialects.clevertap import DIALECT as CLEVERTAP
 from eventyard.dialects.netcore import DIALECT as NETCORE
 
-BUILTIN_DIALECTS: tuple[Dialect, ...] = (NETCORE,)
+BUILTIN_DIALECTS: tuple[Dialect, ...] = (NETCORE, CLEVERTAP)

@@ -1,0 +1,232 @@
+"""``POST /1/upload``: CleverTap's Upload Events API (events and profiles)."""
+
+from __future__ import annotations
+
+import json
+import zlib
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Depends, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from eventyard.context import AppContext, get_context
+from eventyard.core.errors import EventyardError, Unauthorized
+from eventyard.core.model import RecordsOutcome, StoredResponse
+from eventyard.dialects.clevertap.translate import (
+    DIALECT,
+    EVENT_TYPE_LIMITS,
+    MAX_RECORDS,
+    records_of,
+    translate_records,
+    upload_result,
+)
+from eventyard.http import idempotency_key, parse_json_body, read_body, send_stored
+from eventyard.services.accounts import authenticate
+from eventyard.services.ingest import IdempotencyRequest, ingest_records
+
+PATH = "/1/upload"
+router = APIRouter(tags=["CleverTap"])
+
+_IDENTITY_PROPERTIES: dict[str, Any] = {
+    "identity": {"type": ["string", "integer"]},
+    "FBID": {"type": ["string", "integer"]},
+    "GPID": {"type": ["string", "integer"]},
+    "objectId": {"type": ["string", "integer"]},
+    "ts": {"type": ["integer", "string"], "description": "UNIX epoch seconds"},
+}
+_RECORD_SCHEMA: dict[str, Any] = {
+    "oneOf": [
+        {
+            "type": "object",
+            "required": ["type", "evtName", "evtData"],
+            "properties": {
+                "type": {"const": "event"},
+                "evtName": {"type": "string", "maxLength": 120},
+                "evtData": {"type": "object"},
+                **_IDENTITY_PROPERTIES,
+            },
+        },
+        {
+            "type": "object",
+            "required": ["type", "profileData"],
+            "properties": {
+                "type": {"const": "profile"},
+                "profileData": {"type": "object"},
+                **_IDENTITY_PROPERTIES,
+            },
+        },
+    ]
+}
+_TRUE = {"1", "true"}
+_FALSE = {"0", "false", ""}
+_GZIP = {"gzip", "x-gzip"}
+
+
+@router.post(
+    PATH,
+    summary="Upload Events and profiles (CleverTap)",
+    description=(
+        "Uploads 1 to 1000 event or profile records. Headers `X-CleverTap-Account-Id` and "
+        "`X-CleverTap-Passcode` authenticate. Answers 200 with "
+        '`{"status": "success"|"partial"|"fail", "processed": N, "unprocessed": [...]}`.'
+    ),
+    openapi_extra={
+        "parameters": [
+            {
+                "name": "dryRun",
+                "in": "query",
+                "required": False,
+                "description": "1: validate everything and answer as usual, store nothing.",
+                "schema": {"type": "string", "enum": ["0", "1", "true", "false"]},
+            }
+        ],
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["d"],
+                        "properties": {
+                            "d": {
+                                "type": "array",
+                                "items": _RECORD_SCHEMA,
+                                "minItems": 1,
+                                "maxItems": MAX_RECORDS,
+                            }
+                        },
+                    }
+                }
+            },
+        },
+    },
+)
+async def upload_records(request: Request, ctx: AppContext = Depends(get_context)) -> Response:
+    account_id = request.headers.get("x-clevertap-account-id")
+    passcode = request.headers.get("x-clevertap-passcode")
+    if not account_id or not passcode:
+        raise EventyardError(
+            "unauthorized", "Missing X-CleverTap-Account-Id or X-CleverTap-Passcode header", 401
+        )
+    try:
+        account = await run_in_threadpool(
+            authenticate, ctx.store, DIALECT, passcode, account_id, ctx.credentials
+        )
+    except Unauthorized as exc:
+        raise EventyardError("unauthorized", "Invalid Account Id or Passcode", 401) from exc
+    body = await read_body(
+        request,
+        max_bytes=ctx.settings.max_body_bytes,
+        timeout_seconds=ctx.settings.body_timeout_seconds,
+    )
+    body = await decode_content(request, body, ctx.settings.max_body_bytes)
+    key = idempotency_key(request)
+    dry_run = dry_run_requested(request)
+    payload = parse_json_body(body)
+    records, problem = records_of(payload.value)
+    if problem:
+        raise EventyardError("bad_request", problem, 400)
+    now = ctx.now()
+    translation = translate_records(records, now=now, check_unstorable=payload.suspicious)
+    result: dict[str, Any] = {}
+
+    def respond(outcome: RecordsOutcome) -> StoredResponse:
+        result.update(upload_result(records, translation, outcome.rejected))
+        return StoredResponse(status_code=200, body=dump_json(result))
+
+    if not translation.commands:
+        # Nothing valid: nothing to store, look up or remember.
+        result.update(upload_result(records, translation))
+        stored = StoredResponse(status_code=200, body=dump_json(result))
+    else:
+        idempotency = (
+            IdempotencyRequest.for_request(key, PATH, body, ctx.settings.idempotency_ttl_seconds)
+            if key and not dry_run
+            else None
+        )
+        stored = await run_in_threadpool(
+            lambda: ingest_records(
+                ctx.store,
+                account,
+                translation.commands,
+                now=now,
+                respond=respond,
+                idempotency=idempotency,
+                dry_run=dry_run,
+                event_limits=EVENT_TYPE_LIMITS,
+            )
+        )
+    if not stored.replayed and not dry_run:
+        ctx.metrics.count_events(DIALECT, "accepted", result["processed"])
+        ctx.metrics.count_events(DIALECT, "rejected", len(result["unprocessed"]))
+    response = send_stored(stored)
+    if dry_run:
+        response.headers["X-Eventyard-Dry-Run"] = "true"
+    return response
+
+
+def dry_run_requested(request: Request) -> bool:
+    """``?dryRun=1`` ("add the parameter dryRun=1 to the URL"); also ``true``, ``0``, ``false``."""
+    raw = request.query_params.get("dryRun")
+    if raw is None:
+        return False
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise EventyardError("bad_request", f"dryRun must be 1 or 0, got {raw!r}", 400)
+
+
+async def decode_content(request: Request, body: bytes, max_bytes: int) -> bytes:
+    """The body without its ``Content-Encoding`` (none or gzip), at most ``max_bytes``."""
+    encoding = request.headers.get("content-encoding", "").strip().lower()
+    if encoding in ("", "identity"):
+        return body
+    if encoding in _GZIP:
+        return await run_in_threadpool(gunzip_body, body, max_bytes)
+    raise EventyardError(
+        "unsupported_encoding",
+        f"Content-Encoding {encoding!r} is not supported; send gzip or no encoding",
+        415,
+    )
+
+
+def gunzip_body(body: bytes, max_bytes: int) -> bytes:
+    """Decompress a gzip body; 413 as soon as it would exceed ``max_bytes``, 400 if corrupt.
+
+    The output is capped while decompressing (``max_length``), so a small
+    "gzip bomb" never allocates more than ``max_bytes + 1`` bytes. Several
+    gzip members one after the other (as ``cat a.gz b.gz`` makes) are joined.
+    """
+    parts: list[bytes] = []
+    size = 0
+    data = body
+    while True:
+        inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        try:
+            part = inflater.decompress(data, max_bytes - size + 1)
+        except zlib.error as exc:
+            raise _bad_gzip(f"body is not valid gzip: {exc}") from exc
+        size += len(part)
+        if size > max_bytes or inflater.unconsumed_tail:
+            raise EventyardError("payload_too_large", "Payload Too Large", 413)
+        if not inflater.eof:
+            raise _bad_gzip("body is not valid gzip: the compressed data is truncated")
+        parts.append(part)
+        data = inflater.unused_data
+        if not data:
+            return b"".join(parts)
+
+
+def _bad_gzip(message: str) -> EventyardError:
+    return EventyardError("invalid_gzip", message, 400)
+
+
+def dump_json(body: dict[str, Any]) -> bytes:
+    """``body`` as JSON; the standard codec when echoed records hold integers beyond 64 bits."""
+    try:
+        return orjson.dumps(body)
+    except orjson.JSONEncodeError:
+        return json.dumps(body, separators=(",", ":")).encode()
