@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import zlib
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from fastapi import Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from eventyard.core.errors import EventyardError, FieldError
 from eventyard.core.model import StoredResponse
 from eventyard.core.payload import JsonBody, decode_json
 
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
+_GZIP = {"gzip", "x-gzip"}
 
 
 def json_response(
@@ -93,3 +96,48 @@ def idempotency_key(request: Request) -> str | None:
             f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} characters",
         )
     return key
+
+
+async def decode_content(request: Request, body: bytes, max_bytes: int) -> bytes:
+    """The body without its ``Content-Encoding`` (none or gzip), at most ``max_bytes``."""
+    encoding = request.headers.get("content-encoding", "").strip().lower()
+    if encoding in ("", "identity"):
+        return body
+    if encoding in _GZIP:
+        return await run_in_threadpool(gunzip_body, body, max_bytes)
+    raise EventyardError(
+        "unsupported_encoding",
+        f"Content-Encoding {encoding!r} is not supported; send gzip or no encoding",
+        415,
+    )
+
+
+def gunzip_body(body: bytes, max_bytes: int) -> bytes:
+    """Decompress a gzip body; 413 as soon as it would exceed ``max_bytes``, 400 if corrupt.
+
+    The output is capped while decompressing (``max_length``), so a small
+    "gzip bomb" never allocates more than ``max_bytes + 1`` bytes. Several
+    gzip members one after the other (as ``cat a.gz b.gz`` makes) are joined.
+    """
+    parts: list[bytes] = []
+    size = 0
+    data = body
+    while True:
+        inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        try:
+            part = inflater.decompress(data, max_bytes - size + 1)
+        except zlib.error as exc:
+            raise _bad_gzip(f"body is not valid gzip: {exc}") from exc
+        size += len(part)
+        if size > max_bytes or inflater.unconsumed_tail:
+            raise EventyardError("payload_too_large", "Payload Too Large", 413)
+        if not inflater.eof:
+            raise _bad_gzip("body is not valid gzip: the compressed data is truncated")
+        parts.append(part)
+        data = inflater.unused_data
+        if not data:
+            return b"".join(parts)
+
+
+def _bad_gzip(message: str) -> EventyardError:
+    return EventyardError("invalid_gzip", message, 400)

@@ -22,7 +22,7 @@ from eventyard.core.identifiers import Identifier
 from eventyard.core.ids import new_id
 from eventyard.core.model import ContactHint, NewActivity, ProfileUpdate, RecordRejection
 from eventyard.core.payload import decode_json
-from eventyard.dialects.clevertap.routes import dump_json, gunzip_body
+from eventyard.dialects.clevertap.routes import dump_json
 from eventyard.dialects.clevertap.translate import (
     EVENT_TYPE_LIMITS,
     MAX_RECORDS,
@@ -36,6 +36,7 @@ from eventyard.dialects.clevertap.translate import (
     translate_records,
     upload_result,
 )
+from eventyard.http import gunzip_body
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 SAMPLE = Path(__file__).parents[1] / "payloads" / "clevertap" / "sample_request.json"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import zlib
 from typing import Any
 
 import orjson
@@ -21,7 +20,13 @@ from eventyard.dialects.clevertap.translate import (
     translate_records,
     upload_result,
 )
-from eventyard.http import idempotency_key, parse_json_body, read_body, send_stored
+from eventyard.http import (
+    decode_content,
+    idempotency_key,
+    parse_json_body,
+    read_body,
+    send_stored,
+)
 from eventyard.services.accounts import authenticate
 from eventyard.services.ingest import IdempotencyRequest, ingest_records
 
@@ -60,7 +65,6 @@ _RECORD_SCHEMA: dict[str, Any] = {
 }
 _TRUE = {"1", "true"}
 _FALSE = {"0", "false", ""}
-_GZIP = {"gzip", "x-gzip"}
 
 
 @router.post(
@@ -177,51 +181,6 @@ def dry_run_requested(request: Request) -> bool:
     if value in _FALSE:
         return False
     raise EventyardError("bad_request", f"dryRun must be 1 or 0, got {raw!r}", 400)
-
-
-async def decode_content(request: Request, body: bytes, max_bytes: int) -> bytes:
-    """The body without its ``Content-Encoding`` (none or gzip), at most ``max_bytes``."""
-    encoding = request.headers.get("content-encoding", "").strip().lower()
-    if encoding in ("", "identity"):
-        return body
-    if encoding in _GZIP:
-        return await run_in_threadpool(gunzip_body, body, max_bytes)
-    raise EventyardError(
-        "unsupported_encoding",
-        f"Content-Encoding {encoding!r} is not supported; send gzip or no encoding",
-        415,
-    )
-
-
-def gunzip_body(body: bytes, max_bytes: int) -> bytes:
-    """Decompress a gzip body; 413 as soon as it would exceed ``max_bytes``, 400 if corrupt.
-
-    The output is capped while decompressing (``max_length``), so a small
-    "gzip bomb" never allocates more than ``max_bytes + 1`` bytes. Several
-    gzip members one after the other (as ``cat a.gz b.gz`` makes) are joined.
-    """
-    parts: list[bytes] = []
-    size = 0
-    data = body
-    while True:
-        inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-        try:
-            part = inflater.decompress(data, max_bytes - size + 1)
-        except zlib.error as exc:
-            raise _bad_gzip(f"body is not valid gzip: {exc}") from exc
-        size += len(part)
-        if size > max_bytes or inflater.unconsumed_tail:
-            raise EventyardError("payload_too_large", "Payload Too Large", 413)
-        if not inflater.eof:
-            raise _bad_gzip("body is not valid gzip: the compressed data is truncated")
-        parts.append(part)
-        data = inflater.unused_data
-        if not data:
-            return b"".join(parts)
-
-
-def _bad_gzip(message: str) -> EventyardError:
-    return EventyardError("invalid_gzip", message, 400)
 
 
 def dump_json(body: dict[str, Any]) -> bytes:
