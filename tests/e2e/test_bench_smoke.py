@@ -1,4 +1,5 @@
-"""The benchmark script still runs: a tiny SQLite-only run of bench/netcore_ingest.py."""
+"""The benchmark scripts still run: tiny SQLite-only runs of bench/netcore_ingest.py
+and bench/clevertap_ingest.py."""
 
 from __future__ import annotations
 
@@ -37,3 +38,34 @@ def test_netcore_ingest_smoke_run(tmp_path: Path) -> None:
     assert result["failed_requests"] == 0
     assert result["events"] == result["batches"] * report["parameters"]["events_per_batch"]
     assert result["events_per_s"] > 0
+
+
+@pytest.mark.bench
+def test_clevertap_ingest_smoke_run(tmp_path: Path) -> None:
+    """bench/clevertap_ingest.py --smoke on SQLite: every batch acknowledged in full."""
+    output = tmp_path / "clevertap_ingest.json"
+    run = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "clevertap_ingest.py"),
+            "--smoke",
+            "--backends",
+            "sqlite",
+            "--output",
+            str(output),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    report = json.loads(output.read_text())
+    assert report["benchmark"] == "clevertap_ingest"
+    (result,) = report["results"]
+    assert result["backend"] == "sqlite"
+    assert result["failed_requests"] == 0
+    assert result["records"] == result["batches"] * report["parameters"]["records_per_batch"]
+    assert 0 < result["profiles"] < result["records"]
+    assert result["stored_activities"] == result["expected_activities"]
+    assert result["records_per_s"] > 0
