@@ -61,6 +61,10 @@ class ResolutionPlan:
     #: Existing contacts merged into another: ``source id -> surviving id``.
     merges: dict[str, str]
     audit: list[IdentityEvent]
+    #: The status the plan assumed for every existing contact it saw. Writing
+    #: the plan is only right while these still hold (a contact converted to
+    #: known meanwhile must not be merged as anonymous).
+    assumed: dict[str, ContactStatus] = field(default_factory=dict)
 
     @property
     def touched_existing(self) -> set[str]:
@@ -169,7 +173,10 @@ def plan_resolution(
                 new_identifiers.add(ident)
         per_input.append(target)
 
+    assumed = {ref.id: ref.status for ref in existing.values()}
+    assumed.update({ref.id: ref.status for ref in pinned or () if ref is not None})
     return ResolutionPlan(
+        assumed=assumed,
         contact_ids=[live(c) for c in per_input],
         new_contacts={c: status[c] for c in sorted(new_contacts) if c not in merged_into},
         new_identifiers={i: live(owner[i]) for i in sorted(new_identifiers)},

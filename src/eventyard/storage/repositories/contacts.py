@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -121,7 +121,9 @@ class ContactRepository:
         same transaction (attributes), locked together with the plan's own in
         one sorted pass so that writers never lock in different orders.
         """
-        self._lock_live(plan.touched_existing | (set(also_lock) - set(plan.new_contacts)))
+        self._lock_live(
+            plan.touched_existing | (set(also_lock) - set(plan.new_contacts)), plan.assumed
+        )
         insert_rows(
             self.conn,
             contacts,
@@ -143,7 +145,7 @@ class ContactRepository:
             if inserted != len(plan.new_identifiers):
                 raise ConcurrentUpdate()
         for source, target in plan.merges.items():
-            self._merge(source, target, now)
+            self._merge(account_id, source, target, now)
         changed = set(plan.conversions) | set(plan.merges.values())
         changed |= {c for c in plan.new_identifiers.values() if c not in plan.new_contacts}
         if plan.conversions:
@@ -236,12 +238,17 @@ class ContactRepository:
             )
             self.conn.execute(select(func.pg_advisory_xact_lock(key)))
 
-    def _lock_live(self, contact_ids: set[str]) -> None:
-        """Lock the existing contacts a plan changes; fail if one was merged meanwhile."""
+    def _lock_live(self, contact_ids: set[str], assumed: Mapping[str, str]) -> None:
+        """Lock the existing contacts a plan changes; ``ConcurrentUpdate`` if one changed.
+
+        Changed means merged away, or with another status than the plan
+        assumed (an anonymous contact converted by a concurrent writer must
+        not then be merged as if it were still anonymous).
+        """
         if not contact_ids:
             return
         query = (
-            select(contacts.c.id)
+            select(contacts.c.id, contacts.c.status)
             .where(
                 in_values(self.conn, contacts.c.id, sorted(contact_ids)),
                 contacts.c.merged_into.is_(None),
@@ -250,24 +257,52 @@ class ContactRepository:
         )
         if supports_row_locks(self.conn):
             query = query.with_for_update()
-        live = set(self.conn.execute(query).scalars())
-        if live != contact_ids:
+        live = dict(self.conn.execute(query).all())
+        if set(live) != contact_ids or any(
+            cid in assumed and assumed[cid] != status for cid, status in live.items()
+        ):
             raise ConcurrentUpdate()
 
-    def _merge(self, source: str, target: str, now: datetime) -> None:
-        """Fold the anonymous contact ``source`` into ``target`` (rare: a few statements)."""
+    def _merge(self, account_id: str, source: str, target: str, now: datetime) -> None:
+        """Fold the anonymous contact ``source`` into ``target`` (rare: a few statements).
+
+        Identifiers and activities move; attributes the target lacks are
+        taken from the source (the target's own values win).
+        """
         self.conn.execute(
             update(contact_identifiers)
-            .where(contact_identifiers.c.contact_id == source)
+            .where(
+                contact_identifiers.c.account_id == account_id,
+                contact_identifiers.c.contact_id == source,
+            )
             .values(contact_id=target)
         )
+        # account_id first: the (account_id, contact_id, …) index finds the rows.
         self.conn.execute(
-            update(activities).where(activities.c.contact_id == source).values(contact_id=target)
+            update(activities)
+            .where(activities.c.account_id == account_id, activities.c.contact_id == source)
+            .values(contact_id=target)
         )
+        attributes = dict(
+            self.conn.execute(
+                select(contacts.c.id, contacts.c.attributes).where(
+                    contacts.c.id.in_([source, target])
+                )
+            ).all()
+        )
+        if attributes.get(source):
+            self.conn.execute(
+                update(contacts)
+                .where(contacts.c.id == target)
+                .values(attributes={**attributes[source], **attributes.get(target, {})})
+            )
         # Earlier merges into ``source`` now point straight at ``target``.
         self.conn.execute(
             update(contacts)
-            .where(or_(contacts.c.id == source, contacts.c.merged_into == source))
+            .where(
+                contacts.c.account_id == account_id,
+                or_(contacts.c.id == source, contacts.c.merged_into == source),
+            )
             .values(merged_into=target, status="merged", updated_at=now)
         )
 
