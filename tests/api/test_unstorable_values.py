@@ -146,3 +146,62 @@ def test_not_a_number_is_not_json(http: httpx.Client, account: NewAccount) -> No
     r = http.post(UPLOAD, content=raw, headers={"api-key": account.netcore_api_key})
     assert r.status_code == 400, r.text
     assert r.json()["errors"][0]["field"] == "body"
+
+
+def nested(depth: int) -> str:
+    return '{"a":' * depth + "1" + "}" * depth
+
+
+@pytest.mark.parametrize("depth", [300, 1000])
+def test_too_deep_nesting_is_a_400_naming_the_event(
+    http: httpx.Client, account: NewAccount, depth: int
+) -> None:
+    """orjson reads 1024 levels but writes only 254: deeper is refused before storing."""
+    raw = (
+        '[{"asset_id":"a","activity_name":"x","timestamp":"2021-12-29T12:06:28Z",'
+        '"identity":"deep","activity_source":"web","activity_params":{"n":' + nested(depth) + "}}]"
+    ).encode()
+    r = http.post(UPLOAD, content=raw, headers={"api-key": account.netcore_api_key})
+    assert r.status_code == 400, r.text
+    assert r.json()["errors"][0]["index"] == 0
+    assert "nested" in r.json()["errors"][0]["reason"]
+
+
+def test_deep_record_fails_alone_in_a_clevertap_batch(
+    http: httpx.Client, account: NewAccount
+) -> None:
+    """CleverTap reports per record: the deep one is unprocessed, its sibling stored."""
+    raw = (
+        '{"d":[{"type":"event","identity":"deep-ct","evtName":"E","evtData":{"n":'
+        + nested(1000)
+        + '}},{"type":"event","identity":"ok-ct","evtName":"E","evtData":{}}]}'
+    ).encode()
+    r = http.post(
+        "/1/upload",
+        content=raw,
+        headers={
+            "X-CleverTap-Account-Id": account.clevertap_account_id,
+            "X-CleverTap-Passcode": account.clevertap_passcode,
+        },
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert (body["status"], body["processed"], len(body["unprocessed"])) == ("partial", 1, 1)
+    assert "nested" in body["unprocessed"][0]["error"]
+    assert stored_contact(http, account, "ok-ct")
+    assert stored_contact(http, account, "deep-ct") == []
+
+
+def test_slow_decoder_path_refuses_what_the_fast_one_refuses(
+    http: httpx.Client, account: NewAccount
+) -> None:
+    """A 20-digit string switches decoding to the exact-integer path; its rules stay the same."""
+    for extra in ('"amount": 1e400', '"note": "\\ud800"'):
+        raw = (
+            '[{"asset_id":"a","activity_name":"x","timestamp":"2021-12-29T12:06:28Z",'
+            '"identity":"slow","activity_source":"web",'
+            '"activity_params":{"order":"12345678901234567890",' + extra + "}}]"
+        ).encode()
+        r = http.post(UPLOAD, content=raw, headers={"api-key": account.netcore_api_key})
+        assert r.status_code == 400, (extra, r.text)
+    assert stored_contact(http, account, "slow") == []

@@ -9,6 +9,7 @@ both, naming the record and the path of every offending value.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,6 +24,8 @@ _INT64_MIN = -(2**63)
 _UINT64_MAX = 2**64 - 1
 NUL_REASON = "contains the character \\u0000, which cannot be stored; remove it"
 BIG_INT_REASON = "is an integer beyond 64 bits, which cannot be kept exactly; send it as a string"
+DEPTH_REASON = "is nested more than 254 levels deep, which cannot be stored"
+UNICODE_REASON = "holds text that is not valid Unicode (a lone surrogate), which cannot be stored"
 
 
 class OversizeInt(int):
@@ -41,13 +44,33 @@ def decode_json(raw: bytes) -> JsonBody:
     """Decode ``raw``; ``ValueError`` (or ``orjson.JSONDecodeError``) when it is not JSON."""
     if _LONG_DIGITS.search(raw):
         # Rare: the standard codec keeps long integers exact (as OversizeInt).
-        value = json.loads(raw, parse_int=_parse_int, parse_constant=_refuse_constant)
+        value = json.loads(
+            raw, parse_int=_parse_int, parse_float=_finite_float, parse_constant=_refuse_constant
+        )
         return JsonBody(value, suspicious=True)
     return JsonBody(orjson.loads(raw), suspicious=b"\\u0000" in raw)
 
 
-def unstorable_values(record: Any) -> list[tuple[str, str]]:
-    """``(dotted path, reason)`` for every value of ``record`` that cannot be stored as sent."""
+def unstorable_values(record: Any, *, thorough: bool = False) -> list[tuple[str, str]]:
+    """``(dotted path, reason)`` for every value of ``record`` that cannot be stored as sent.
+
+    Always, at the cost of one serialisation in C: nesting deeper than the
+    store can write back and text that is not valid Unicode. With
+    ``thorough`` (set when the body holds a ``\\u0000`` escape or a long
+    run of digits): every U+0000 and every integer beyond 64 bits, by path.
+    """
+    try:
+        orjson.dumps(record)
+    except orjson.JSONEncodeError as exc:
+        message = str(exc)
+        if "Recursion limit" in message:
+            return [("record", DEPTH_REASON)]
+        if "surrogates" in message or "UTF-8" in message:
+            return [("record", UNICODE_REASON)]
+        if not thorough:
+            return [("record", f"cannot be stored: {message}")]
+    if not thorough:
+        return []
     problems: list[tuple[str, str]] = []
     for path, value in _leaves(record):
         if type(value) is OversizeInt:
@@ -62,6 +85,13 @@ def _parse_int(text: str) -> int:
     return OversizeInt(value) if not _INT64_MIN <= value <= _UINT64_MAX else value
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400: refused like the fast codec refuses it
+        raise ValueError(f"number {text} is out of range")
+    return value
+
+
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
@@ -70,14 +100,21 @@ def _dotted(path: Path) -> str:
     return ".".join(str(p) for p in path) or "record"
 
 
-def _leaves(value: Any, path: Path = ()) -> Iterator[tuple[Path, Any]]:
-    """Every key and scalar value in ``value`` with its path (a key is its own path)."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            yield (*path, key), key
-            yield from _leaves(item, (*path, key))
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            yield from _leaves(item, (*path, i))
-    else:
-        yield path, value
+def _leaves(value: Any) -> Iterator[tuple[Path, Any]]:
+    """Every key and scalar value in ``value`` with its path (a key is its own path).
+
+    Iterative, so that no nesting depth can exhaust Python's stack.
+    """
+    stack: list[tuple[Path, Any]] = [((), value)]
+    while stack:
+        path, item = stack.pop()
+        if isinstance(item, dict):
+            children: list[tuple[Path, Any]] = []
+            for key, child in item.items():
+                yield (*path, key), key
+                children.append(((*path, key), child))
+            stack.extend(reversed(children))
+        elif isinstance(item, list):
+            stack.extend(reversed([((*path, i), child) for i, child in enumerate(item)]))
+        else:
+            yield path, item

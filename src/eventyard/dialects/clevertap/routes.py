@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -16,6 +17,7 @@ from eventyard.dialects.clevertap.translate import (
     DIALECT,
     EVENT_TYPE_LIMITS,
     MAX_RECORDS,
+    Translation,
     records_of,
     translate_records,
     upload_result,
@@ -127,12 +129,10 @@ async def upload_records(request: Request, ctx: AppContext = Depends(get_context
     body = await decode_content(request, body, ctx.settings.max_body_bytes)
     key = idempotency_key(request)
     dry_run = dry_run_requested(request)
-    payload = parse_json_body(body)
-    records, problem = records_of(payload.value)
-    if problem:
-        raise EventyardError("bad_request", problem, 400)
     now = ctx.now()
-    translation = translate_records(records, now=now, check_unstorable=payload.suspicious)
+    # Parsing and validating a large body takes CPU time: off the event loop,
+    # so that other requests (and health probes) are not held up meanwhile.
+    records, translation = await run_in_threadpool(translate_body, body, now)
     result: dict[str, Any] = {}
 
     def respond(outcome: RecordsOutcome) -> StoredResponse:
@@ -170,6 +170,15 @@ async def upload_records(request: Request, ctx: AppContext = Depends(get_context
     return response
 
 
+def translate_body(body: bytes, now: datetime) -> tuple[list[Any], Translation]:
+    """The records of the body and their translation; 400 when the body is not a batch."""
+    payload = parse_json_body(body)
+    records, problem = records_of(payload.value)
+    if problem:
+        raise EventyardError("bad_request", problem, 400)
+    return records, translate_records(records, now=now, check_unstorable=payload.suspicious)
+
+
 def dry_run_requested(request: Request) -> bool:
     """``?dryRun=1`` ("add the parameter dryRun=1 to the URL"); also ``true``, ``0``, ``false``."""
     raw = request.query_params.get("dryRun")
@@ -184,8 +193,19 @@ def dry_run_requested(request: Request) -> bool:
 
 
 def dump_json(body: dict[str, Any]) -> bytes:
-    """``body`` as JSON; the standard codec when echoed records hold integers beyond 64 bits."""
+    """``body`` as JSON, echoing every unprocessed record as sent where JSON allows.
+
+    Integers beyond 64 bits are written by the standard codec. A record
+    nested too deeply to be written back at all is replaced by a note saying
+    so (its entry still has its code and error).
+    """
     try:
         return orjson.dumps(body)
     except orjson.JSONEncodeError:
-        return json.dumps(body, separators=(",", ":")).encode()
+        pass
+    for entry in body.get("unprocessed", []):
+        try:
+            json.dumps(entry["record"])
+        except RecursionError:
+            entry["record"] = "(not echoed: nested more than 254 levels deep)"
+    return json.dumps(body, separators=(",", ":")).encode()

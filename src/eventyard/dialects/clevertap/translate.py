@@ -153,14 +153,15 @@ def translate_records(
 ) -> Translation:
     """Validate every record; the good ones become commands, the others errors.
 
-    ``now`` is the time of events without ``ts``. ``check_unstorable`` (set
-    when the body may hold them) also refuses values no backend can store as
-    sent: U+0000 and integers beyond 64 bits.
+    ``now`` is the time of events without ``ts``. Values no backend can
+    store as sent are refused first (too deeply nested, invalid Unicode; with
+    ``check_unstorable``, set when the body may hold them, also U+0000 and
+    integers beyond 64 bits).
     """
     translation = Translation()
     for index, record in enumerate(records):
-        if check_unstorable and isinstance(record, dict):
-            problems = unstorable_values(record)
+        if isinstance(record, dict):
+            problems = unstorable_values(record, thorough=check_unstorable)
             if problems:
                 translation.errors.extend(
                     RecordError(index, Code.UNSTORABLE_VALUE, path, f"{path} {reason}")

@@ -8,7 +8,12 @@ from starlette.concurrency import run_in_threadpool
 from eventyard.context import AppContext, get_context
 from eventyard.core.errors import EventyardError, Unauthorized
 from eventyard.core.model import IngestOutcome, StoredResponse
-from eventyard.dialects.netcore.translate import DIALECT, events_of, translate_events
+from eventyard.dialects.netcore.translate import (
+    DIALECT,
+    Translation,
+    events_of,
+    translate_events,
+)
 from eventyard.http import (
     idempotency_key,
     parse_json_body,
@@ -82,21 +87,10 @@ async def upload_activities(request: Request, ctx: AppContext = Depends(get_cont
         timeout_seconds=ctx.settings.body_timeout_seconds,
     )
     key = idempotency_key(request)
-    payload = parse_json_body(body)
-    events, request_errors = events_of(payload.value)
-    if request_errors:
-        raise EventyardError("bad_request", request_errors[0].reason, 400, errors=request_errors)
+    # Parsing and validating a large body takes CPU time: off the event loop,
+    # so that other requests (and health probes) are not held up meanwhile.
+    translation = await run_in_threadpool(translate_body, body, ctx)
     now = ctx.now()
-    translation, errors = translate_events(events, check_unstorable=payload.suspicious)
-    if errors:
-        invalid = len({e.index for e in errors})
-        ctx.metrics.count_events(DIALECT, "rejected", len(events))
-        message = (
-            errors[0].reason
-            if len(errors) == 1
-            else (f"{invalid} of {len(events)} events are invalid; nothing was stored")
-        )
-        raise EventyardError("invalid_events", message, 400, errors=errors)
     idempotency = (
         IdempotencyRequest.for_request(key, PATH, body, ctx.settings.idempotency_ttl_seconds)
         if key
@@ -121,3 +115,22 @@ async def upload_activities(request: Request, ctx: AppContext = Depends(get_cont
         # The body must stay {"status": "success"}; say what was dropped here.
         response.headers["X-Eventyard-Skipped-Events"] = ",".join(map(str, translation.skipped))
     return response
+
+
+def translate_body(body: bytes, ctx: AppContext) -> Translation:
+    """The request body as canonical activities, or the 400 listing every invalid event."""
+    payload = parse_json_body(body)
+    events, request_errors = events_of(payload.value)
+    if request_errors:
+        raise EventyardError("bad_request", request_errors[0].reason, 400, errors=request_errors)
+    translation, errors = translate_events(events, check_unstorable=payload.suspicious)
+    if errors:
+        invalid = len({e.index for e in errors})
+        ctx.metrics.count_events(DIALECT, "rejected", len(events))
+        message = (
+            errors[0].reason
+            if len(errors) == 1
+            else f"{invalid} of {len(events)} events are invalid; nothing was stored"
+        )
+        raise EventyardError("invalid_events", message, 400, errors=errors)
+    return translation

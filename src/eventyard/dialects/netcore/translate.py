@@ -70,21 +70,21 @@ def translate_events(
 ) -> tuple[Translation, list[FieldError]]:
     """Validate every event; return the activities, or every error by index and field.
 
-    ``check_unstorable`` (set when the body may hold them) also refuses values
-    no backend can store as sent: U+0000 and integers beyond 64 bits.
+    Values no backend can store as sent are refused first (too deeply
+    nested, invalid Unicode; with ``check_unstorable``, set when the body may
+    hold them, also U+0000 and integers beyond 64 bits).
     """
     activities: list[NewActivity] = []
     skipped: list[int] = []
     errors: list[FieldError] = []
     for index, event in enumerate(events):
-        if check_unstorable:
-            unstorable = [
-                FieldError(path, f"{path} {reason}", index)
-                for path, reason in unstorable_values(event)
-            ]
-            if unstorable:
-                errors.extend(unstorable)
-                continue
+        unstorable = [
+            FieldError(path, f"{path} {reason}", index)
+            for path, reason in unstorable_values(event, thorough=check_unstorable)
+        ]
+        if unstorable:
+            errors.extend(unstorable)
+            continue
         activity, event_errors = translate_event(index, event)
         if event_errors:
             errors.extend(event_errors)
