@@ -106,7 +106,9 @@ class TestHealth:
     def test_readyz_is_503_when_the_database_is_unreachable(
         self, tmp_path: Path, kind: str
     ) -> None:
-        """Alive (healthz) but not ready; writes are refused with 503, never acknowledged."""
+        """docs/operations.md: "`503 {"status":"unavailable","database":"unreachable"}`
+        with `Retry-After: 5`"; "every request that needs it gets **503 with
+        `Retry-After: 5`**, in the error shape of its API"."""
         if kind == "postgresql":
             url = f"postgresql://postgres@127.0.0.1:{free_port()}/nothing"
         else:
@@ -120,12 +122,32 @@ class TestHealth:
             r = http.get("/readyz")
             assert r.status_code == 503, r.text
             assert r.json() == {"status": "unavailable", "database": "unreachable"}
-            assert r.headers["Retry-After"].isdigit()
+            assert r.headers["Retry-After"] == "5"
 
             r = http.post(UPLOAD, json=[netcore_event()], headers={"api-key": "eyn_whatever"})
             assert r.status_code == 503, r.text
-            assert r.json()["code"] == 503
-            assert "Retry-After" in r.headers
+            body = r.json()
+            assert body["status"] == "error"
+            assert body["code"] == 503
+            assert body["message"].startswith("Service Unavailable")
+            assert r.headers["Retry-After"] == "5"
+
+            # CleverTap's own error shape: {"status": "fail", "error": ..., "code": 503}.
+            r = http.post(
+                "/1/upload",
+                json={"d": [{"type": "event", "identity": "x", "evtName": "E", "evtData": {}}]},
+                headers={
+                    "X-CleverTap-Account-Id": "ZZZ-ZZZ-ZZZZ",
+                    "X-CleverTap-Passcode": "whatever",
+                },
+            )
+            assert r.status_code == 503, r.text
+            body = r.json()
+            assert set(body) == {"status", "error", "code"}, body
+            assert body["status"] == "fail"
+            assert body["code"] == 503
+            assert body["error"]
+            assert r.headers["Retry-After"] == "5"
 
             r = http.get(
                 "/api/v1/contacts",
@@ -293,7 +315,10 @@ class TestCredentialsStayOutOfLogs:
     def test_no_credential_reaches_the_logs(
         self, http: httpx.Client, server: Server, account: NewAccount
     ) -> None:
-        """Keys in headers or query strings (Netcore puts them there) are never logged."""
+        """docs/operations.md: "headers (`api-key`, `Authorization`) and bodies are never
+        logged, and the logged path has no query string (some vendor APIs put keys
+        there)"; docs/dialects/netcore.md: "The key is only accepted in the header (not
+        in the query string), and it never reaches the logs"."""
         contact_id = new_contact(http, account)
         fake_admin = f"eya_{uuid.uuid4().hex}"
         fake_netcore = f"eyn_{uuid.uuid4().hex}"
@@ -353,6 +378,10 @@ class TestCredentialsStayOutOfLogs:
             headers = {**kwargs.pop("headers", {}), "X-Request-ID": request_id}
             r = http.request(method, url, headers=headers, **kwargs)
             assert r.status_code < 500, (url, r.text)
+            if url.startswith(f"{UPLOAD}?"):
+                # "The key is only accepted in the header (not in the query string)".
+                assert r.status_code == 401, (url, r.text)
+                assert r.json()["message"] == "Unauthorized | Invalid API Key"
             line = request_line(server, request_id)
             assert "?" not in line["path"], line
 
@@ -467,10 +496,18 @@ class TestMetrics:
         assert first not in http.get("/metrics").text
 
     def test_unmatched_paths_share_one_label(self, http: httpx.Client) -> None:
-        """Scanners probing random paths must not create a time series each."""
+        """docs/operations.md: "`route` is the route template ..., or `unmatched` for
+        unknown paths, so the label set stays small whatever clients send"."""
         probes = [f"/probe/{uuid.uuid4().hex}" for _ in range(3)]
+        before = scrape(http)
         for path in probes:
             assert http.get(path).status_code == 404
+        after = scrape(http)
+
+        delta = requests_total(after, "unmatched", "GET", "404") - requests_total(
+            before, "unmatched", "GET", "404"
+        )
+        assert delta == len(probes)
         text = http.get("/metrics").text
         for path in probes:
             assert path not in text
