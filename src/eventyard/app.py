@@ -139,8 +139,8 @@ async def purge_idempotency_keys_forever(store: Store, settings: Settings) -> No
             purged = await run_in_threadpool(
                 purge_idempotency_keys, store, utc_now(), settings.idempotency_ttl_seconds
             )
-        except EventyardError as exc:  # the database is away; try again next time
-            log.warning("idempotency key purge failed", extra={"error": str(exc)})
+        except Exception as exc:  # the database is away, or a bug: log it, try again later
+            log.warning("idempotency key purge failed", exc_info=exc)
             continue
         if purged:
             log.info("purged expired idempotency keys", extra={"count": purged})

@@ -168,3 +168,11 @@ class TestCursor:
             return
         assert when.tzinfo is not None
         assert isinstance(activity_id, str)
+
+
+@pytest.mark.parametrize("when", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:00:00-05:00"])
+def test_cursor_outside_the_utc_range_is_refused(when: str) -> None:
+    """A crafted cursor must be a 400 (ValueError here), never an overflow deeper down."""
+    crafted = base64.urlsafe_b64encode(orjson.dumps([when, "a" * 24])).decode().rstrip("=")
+    with pytest.raises(ValueError, match="cursor"):
+        decode_cursor(crafted)

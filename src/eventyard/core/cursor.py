@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from datetime import datetime
+from datetime import UTC, datetime
 
 import orjson
 
@@ -20,8 +20,10 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         when, activity_id = orjson.loads(raw)
         moment = datetime.fromisoformat(when)
-    except (ValueError, TypeError, orjson.JSONDecodeError) as exc:
+        if moment.tzinfo is None or not isinstance(activity_id, str):
+            raise ValueError
+        # Outside the representable range in UTC (a crafted cursor): refused here.
+        moment = moment.astimezone(UTC)
+    except (ValueError, TypeError, OverflowError, orjson.JSONDecodeError) as exc:
         raise ValueError("cursor is not one this API returned") from exc
-    if moment.tzinfo is None or not isinstance(activity_id, str):
-        raise ValueError("cursor is not one this API returned")
     return moment, activity_id

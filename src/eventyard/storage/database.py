@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, text
@@ -47,7 +47,7 @@ class UnitOfWork:
 class Database:
     """What services call ``store``; built once per process by ``create_app``."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, busy_timeout_ms: int = 30_000) -> None:
         self.engine = engine
         # SQLite: a writer takes the write lock at BEGIN (see engine.py).
         self._writer = engine.execution_options(sqlite_begin="IMMEDIATE")
@@ -56,11 +56,13 @@ class Database:
         # let some requests wait seconds while others pass; other processes
         # still wait through busy_timeout.
         self._local_writer = threading.Lock() if engine.dialect.name == "sqlite" else None
+        self._busy_timeout_seconds = busy_timeout_ms / 1000
 
     @classmethod
     def from_url(cls, url: str, **engine_options: Any) -> Database:
         """A store for ``url``; ``engine_options`` are those of :func:`build_engine`."""
-        return cls(build_engine(url, **engine_options))
+        busy_timeout_ms = int(engine_options.get("sqlite_busy_timeout_ms", 30_000))
+        return cls(build_engine(url, **engine_options), busy_timeout_ms=busy_timeout_ms)
 
     @classmethod
     def from_settings(cls, settings: Settings, *, pool_size: int | None = None) -> Database:
@@ -81,9 +83,8 @@ class Database:
     def unit_of_work(self, *, write: bool = True) -> Iterator[UnitOfWork]:
         """A transaction; database outages surface as ``StoreUnavailable`` (503)."""
         engine = self._writer if write else self.engine
-        serialized = self._local_writer if write and self._local_writer else nullcontext()
         try:
-            with serialized, engine.connect() as conn:
+            with self._writer_turn(write), engine.connect() as conn:
                 conn.begin()
                 uow = UnitOfWork(conn)
                 try:
@@ -100,6 +101,19 @@ class Database:
                 raise StoreUnavailable() from exc
             raise
 
+    @contextmanager
+    def _writer_turn(self, write: bool) -> Iterator[None]:
+        """SQLite writers of this process, one at a time, waiting at most the busy timeout."""
+        if not write or self._local_writer is None:
+            yield
+            return
+        if not self._local_writer.acquire(timeout=self._busy_timeout_seconds):
+            raise StoreUnavailable()
+        try:
+            yield
+        finally:
+            self._local_writer.release()
+
     def ping(self) -> None:
         try:
             with self.engine.connect() as conn:
@@ -111,6 +125,25 @@ class Database:
         self.engine.dispose()
 
 
+#: SQLite reports outages and SQL mistakes alike as OperationalError; these
+#: messages are the ones a retry can cure (locks, files, disks).
+_SQLITE_TRANSIENT = (
+    "database is locked",
+    "database table is locked",
+    "unable to open database",
+    "disk i/o error",
+    "database or disk is full",
+    "attempt to write a readonly database",
+)
+
+
 def _is_unavailable(exc: DBAPIError) -> bool:
-    """Outages and lock timeouts are retryable; constraint or SQL errors are bugs."""
-    return isinstance(exc, OperationalError) or exc.connection_invalidated
+    """Outages and lock timeouts are retryable (503); constraint or SQL errors are bugs (500)."""
+    if exc.connection_invalidated:
+        return True
+    if not isinstance(exc, OperationalError):
+        return False
+    if exc.orig is not None and type(exc.orig).__module__.startswith("sqlite3"):
+        message = str(exc.orig).lower()
+        return any(transient in message for transient in _SQLITE_TRANSIENT)
+    return True
