@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, DateTime
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
@@ -39,5 +38,10 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 def json_type() -> Any:
-    """JSON text on SQLite, JSONB on PostgreSQL."""
-    return JSON().with_variant(JSONB(), "postgresql")
+    """JSON stored as the text that was sent, on both databases.
+
+    Not JSONB on PostgreSQL: JSONB reorders object keys, so a client would
+    read back its properties in another order than on SQLite and than it
+    sent them (nothing queries inside these documents yet).
+    """
+    return JSON()
