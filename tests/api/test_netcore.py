@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import socket
-import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -19,10 +18,12 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from sqlalchemy import func, select
 
 from eventyard.core.model import NewAccount
 from eventyard.services.accounts import create_account
 from eventyard.storage.database import Database
+from eventyard.storage.tables import activities, contacts
 from tests.support import PAYLOADS, Server, netcore_event, running_server
 
 UPLOAD = "/v1/activity/upload"
@@ -134,12 +135,35 @@ def read_http_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]
     return int(status_line.split(" ")[1]), headers, body
 
 
+def raw_post(server: Server, headers: dict[str, str], body: bytes) -> tuple[int, bytes]:
+    """POST ``body`` to the upload path over a bare socket, headers written exactly as
+    given (httpx refuses some values a client may still send, such as only blanks)."""
+    url = urlsplit(server.base_url)
+    assert url.hostname is not None
+    assert url.port is not None
+    lines = [f"POST {UPLOAD} HTTP/1.1", f"Host: {url.hostname}:{url.port}"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    lines += [f"Content-Length: {len(body)}", "Connection: close", "", ""]
+    with socket.create_connection((url.hostname, url.port), timeout=30) as sock:
+        sock.sendall("\r\n".join(lines).encode() + body)
+        status, _, payload = read_http_response(sock)
+    return status, payload
+
+
 def iso_z(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def stored_rows(store: Database) -> tuple[int, int]:
+    """How many activities and contacts the whole database holds, every account included."""
+    with store.engine.connect() as conn:
+        n_activities = conn.execute(select(func.count()).select_from(activities)).scalar_one()
+        n_contacts = conn.execute(select(func.count()).select_from(contacts)).scalar_one()
+    return int(n_activities), int(n_contacts)
 
 
 @pytest.fixture
@@ -152,31 +176,53 @@ def other_account(store: Database) -> NewAccount:
 
 
 class TestAuth:
-    def test_missing_api_key_is_401(self, http: httpx.Client, account: NewAccount) -> None:
+    def test_missing_api_key_is_401(self, http: httpx.Client, store: Database) -> None:
         """Request Headers: "api-key | String | API key for authentication | ... | Yes";
         "401 | Unauthorized | Invalid API Key"."""
+        before = stored_rows(store)
         r = http.post(UPLOAD, json=[netcore_event(identity="no-key")])
         body = assert_error(r, 401)
-        assert "Unauthorized" in body["message"]
-        assert find_contact(http, account, "identity:no-key") is None
+        assert body["message"] == "Unauthorized | Invalid API Key"
+        assert stored_rows(store) == before
 
     @pytest.mark.parametrize("key", ["eyn_not-a-real-key", "", "0000eee0e00e0e00e0e0e"])
-    def test_wrong_api_key_is_401(self, http: httpx.Client, account: NewAccount, key: str) -> None:
+    def test_wrong_api_key_is_401(self, http: httpx.Client, store: Database, key: str) -> None:
         """ "401 | Unauthorized | Invalid API Key" (the last key is the spec's own example)."""
+        before = stored_rows(store)
         r = http.post(UPLOAD, json=[netcore_event(identity="bad-key")], headers={"api-key": key})
         body = assert_error(r, 401)
-        assert "Invalid API Key" in body["message"]
-        assert find_contact(http, account, "identity:bad-key") is None
+        assert body["message"] == "Unauthorized | Invalid API Key"
+        assert stored_rows(store) == before
 
-    def test_admin_token_is_not_an_api_key(self, http: httpx.Client, account: NewAccount) -> None:
+    def test_admin_token_is_not_an_api_key(
+        self, http: httpx.Client, account: NewAccount, store: Database
+    ) -> None:
         """ "api-key | API key for authentication": only the account's Netcore key counts."""
+        before = stored_rows(store)
         r = http.post(
             UPLOAD,
             json=[netcore_event(identity="admin-as-key")],
             headers={"api-key": account.admin_token},
         )
         assert_error(r, 401)
-        assert find_contact(http, account, "identity:admin-as-key") is None
+        assert stored_rows(store) == before
+
+    @pytest.mark.parametrize("name", ["api-key", "api_key", "apikey"])
+    def test_key_in_the_query_string_is_401(
+        self, http: httpx.Client, account: NewAccount, store: Database, name: str
+    ) -> None:
+        """docs/dialects/netcore.md: "The key is only accepted in the header (not in the
+        query string)"; "A missing or wrong key gets ... 401 ... Invalid API Key"."""
+        before = stored_rows(store)
+        r = http.post(
+            UPLOAD,
+            params={name: account.netcore_api_key},
+            json=[netcore_event(identity="query-key")],
+        )
+        body = assert_error(r, 401)
+        assert body["message"] == "Unauthorized | Invalid API Key"
+        assert stored_rows(store) == before
+        assert find_contact(http, account, "identity:query-key") is None
 
     def test_header_name_is_case_insensitive(self, http: httpx.Client, account: NewAccount) -> None:
         """Request Headers: "api-key"; HTTP header names are case-insensitive, so a
@@ -393,23 +439,27 @@ class TestUpload:
     ) -> None:
         """ "if you are passing the data in the format of an array and if it is blank,
         the system will not insert such events in the Netcore CE. Do not Pass an
-        Empty Array." The other events are stored; the response stays success."""
+        Empty Array." The other events are stored; the response stays success.
+        docs/dialects/netcore.md: skipped events "are reported in a header instead, as
+        0-based indexes into the (flattened) batch"."""
         events = [
-            netcore_event(identity="empty-array", activity_name="First"),
             netcore_event(
                 identity="empty-array",
                 activity_name="Blank products",
                 activity_params={"currency": "INR", "product": []},
             ),
-            netcore_event(identity="empty-array", activity_name="Third"),
+            netcore_event(identity="empty-array", activity_name="Kept"),
+            netcore_event(
+                identity="empty-array", activity_name="Blank tags", activity_params={"tags": []}
+            ),
         ]
 
         r = upload(http, account, events)
 
         assert_success(r)
-        assert r.headers["X-Eventyard-Skipped-Events"] == "1"
-        names = {a["name"] for a in stored_activities(http, account, "identity:empty-array")}
-        assert names == {"First", "Third"}
+        assert r.headers["X-Eventyard-Skipped-Events"] == "0,2"
+        names = [a["name"] for a in stored_activities(http, account, "identity:empty-array")]
+        assert names == ["Kept"]
 
     def test_no_skipped_header_when_nothing_is_skipped(
         self, http: httpx.Client, account: NewAccount
@@ -869,6 +919,48 @@ class TestIdempotency:
         assert "Idempotent-Replayed" not in good.headers
         assert len(stored_activities(http, account, "identity:idem-fix")) == 1
 
+    @pytest.mark.parametrize("key", ["", "   ", "k" * 256], ids=["empty", "blank", "256-chars"])
+    def test_invalid_key_is_400_and_stores_nothing(
+        self, http: httpx.Client, server: Server, account: NewAccount, store: Database, key: str
+    ) -> None:
+        """docs/dialects/netcore.md: "an optional `Idempotency-Key` header (1 to 255
+        characters)"; "400 | ... an `Idempotency-Key` header that is blank or longer
+        than 255 characters"."""
+        before = stored_rows(store)
+
+        status, payload = raw_post(
+            server,
+            {"api-key": account.netcore_api_key, "Idempotency-Key": key},
+            json.dumps([netcore_event(identity="idem-bad-key")]).encode(),
+        )
+
+        assert status == 400, payload
+        body = json.loads(payload)
+        assert body["status"] == "error"
+        assert body["code"] == 400
+        assert body["message"].startswith("Bad Request | "), body
+        assert "Idempotency-Key" in body["message"], body
+        assert stored_rows(store) == before
+        assert find_contact(http, account, "identity:idem-bad-key") is None
+
+    def test_key_of_255_characters_is_accepted(
+        self, http: httpx.Client, account: NewAccount
+    ) -> None:
+        """docs/dialects/netcore.md: "an optional `Idempotency-Key` header (1 to 255
+        characters)": the longest allowed key stores the batch and replays it."""
+        key = uuid.uuid4().hex + "k" * (255 - 32)
+        assert len(key) == 255
+        body = json.dumps([netcore_event(identity="idem-255")]).encode()
+        headers = {"api-key": account.netcore_api_key, "Idempotency-Key": key}
+
+        first = http.post(UPLOAD, content=body, headers=headers)
+        second = http.post(UPLOAD, content=body, headers=headers)
+
+        assert_success(first)
+        assert_success(second)
+        assert second.headers["Idempotent-Replayed"] == "true"
+        assert len(stored_activities(http, account, "identity:idem-255")) == 1
+
 
 class TestLimits:
     def test_1000_events_are_accepted(self, http: httpx.Client, account: NewAccount) -> None:
@@ -962,7 +1054,8 @@ class TestHttp:
         self, server: Server, http: httpx.Client, account: NewAccount
     ) -> None:
         """ "408 | Request Time Out": a body that does not arrive within
-        EVENTYARD_BODY_TIMEOUT_SECONDS (2 s for the test server) is refused."""
+        EVENTYARD_BODY_TIMEOUT_SECONDS (2 s for the test server) is refused;
+        docs/dialects/netcore.md: "the connection is closed"."""
         body = json.dumps([netcore_event(identity="slow-body")]).encode()
         url = urlsplit(server.base_url)
         assert url.hostname is not None
@@ -978,12 +1071,13 @@ class TestHttp:
         assert len(body) < 1000
 
         with socket.create_connection((url.hostname, url.port), timeout=30) as sock:
+            # The rest never comes: the read blocks until the server gives up on it.
             sock.sendall(head + body[:50])
-            # Send nothing more for longer than the server's body timeout.
-            time.sleep(2.5)
             status, headers, payload = read_http_response(sock)
+            assert status == 408, payload
+            assert headers.get("connection") == "close", headers
+            assert sock.recv(1) == b"", "the server kept the connection open"
 
-        assert status == 408, payload
         assert headers["content-type"].startswith("application/json")
         error = json.loads(payload)
         assert error["status"] == "error"
