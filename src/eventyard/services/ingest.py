@@ -163,7 +163,15 @@ def store_records(
     profile_slots = [
         slot for slot, index in enumerate(positions) if isinstance(records[index], ProfileUpdate)
     ]
-    contact_of = resolve_contacts(uow, account, batch, now, pinned=pinned, locked=profile_slots)
+
+    def refresh_pins() -> list[ContactRef | None]:
+        # A pinned contact merged by a concurrent writer now stands for its survivor.
+        fresh = uow.contacts.live_contacts(account.id, [p.id for p in pinned if p is not None])
+        return [None if p is None else fresh.get(p.id, p) for p in pinned]
+
+    contact_of = resolve_contacts(
+        uow, account, batch, now, pinned=pinned, refresh_pins=refresh_pins, locked=profile_slots
+    )
     contact_ids: list[str | None] = [None] * len(records)
     for index, contact_id in zip(positions, contact_of, strict=True):
         contact_ids[index] = contact_id
@@ -259,6 +267,7 @@ def resolve_contacts(
     now: datetime,
     *,
     pinned: Sequence[ContactRef | None] | None = None,
+    refresh_pins: Callable[[], Sequence[ContactRef | None]] | None = None,
     locked: Sequence[int] = (),
 ) -> list[str]:
     """The contact id of each entry of ``batch``, creating and converting as needed.
@@ -274,6 +283,8 @@ def resolve_contacts(
         return []
     wanted = {ident for idents in batch for ident in idents}
     for attempt in range(MAX_RESOLUTION_ATTEMPTS):
+        if attempt and refresh_pins is not None:
+            pinned = refresh_pins()
         if attempt == TAKE_TURNS_AFTER:
             # Lost twice: queue behind the other writers of this account that
             # also lost, so that every one of them gets through in turn.
