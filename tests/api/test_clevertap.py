@@ -12,18 +12,23 @@ import copy
 import gzip
 import json
 import re
+import socket
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import func, select
 
 from eventyard.core.model import NewAccount
 from eventyard.services.accounts import create_account
 from eventyard.storage.database import Database
-from tests.support import running_server
+from eventyard.storage.tables import activities, contacts
+from tests.support import Server, running_server
 
 UPLOAD = "/1/upload"
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "dialects" / "clevertap.md"
@@ -228,6 +233,46 @@ def code_for(meaning: str) -> int:
     return code
 
 
+def stored_rows(store: Database) -> tuple[int, int]:
+    """How many activities and contacts the whole database holds, every account included."""
+    with store.engine.connect() as conn:
+        n_activities = conn.execute(select(func.count()).select_from(activities)).scalar_one()
+        n_contacts = conn.execute(select(func.count()).select_from(contacts)).scalar_one()
+    return int(n_activities), int(n_contacts)
+
+
+def events_total(http: httpx.Client) -> dict[str, float]:
+    """``eventyard_events_total{dialect="clevertap"}`` of ``/metrics``, by outcome."""
+    r = http.get("/metrics")
+    assert r.status_code == 200, r.text
+    totals: dict[str, float] = {"accepted": 0.0, "rejected": 0.0}
+    for family in text_string_to_metric_families(r.text):
+        for sample in family.samples:
+            if sample.name == "eventyard_events_total" and (
+                sample.labels.get("dialect") == "clevertap"
+            ):
+                totals[sample.labels["outcome"]] = sample.value
+    return totals
+
+
+def raw_upload(server: Server, headers: dict[str, str], body: bytes) -> tuple[int, bytes]:
+    """POST ``body`` to /1/upload over a bare socket, headers written exactly as given
+    (httpx refuses some values a client may still send, such as only blanks)."""
+    url = urlsplit(server.base_url)
+    assert url.hostname is not None
+    assert url.port is not None
+    lines = [f"POST {UPLOAD} HTTP/1.1", f"Host: {url.hostname}:{url.port}"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    lines += [f"Content-Length: {len(body)}", "Connection: close", "", ""]
+    with socket.create_connection((url.hostname, url.port), timeout=30) as sock:
+        sock.sendall("\r\n".join(lines).encode() + body)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, payload = data.partition(b"\r\n\r\n")
+    return int(head.split(b" ")[1]), payload
+
+
 @pytest.fixture
 def other_account(store: Database) -> NewAccount:
     """A second tenant, for isolation tests."""
@@ -240,7 +285,7 @@ def other_account(store: Database) -> NewAccount:
 class TestAuth:
     @pytest.mark.parametrize("missing", ["X-CleverTap-Account-Id", "X-CleverTap-Passcode", "both"])
     def test_missing_header_is_401(
-        self, http: httpx.Client, account: NewAccount, missing: str
+        self, http: httpx.Client, account: NewAccount, store: Database, missing: str
     ) -> None:
         """Headers: "These headers are all required. The X-CleverTap-Account-Id and
         X-CleverTap-Passcode are used to authenticate the request"."""
@@ -248,49 +293,59 @@ class TestAuth:
         for name in ("X-CleverTap-Account-Id", "X-CleverTap-Passcode"):
             if missing in (name, "both"):
                 del headers[name]
+        before = stored_rows(store)
         r = http.post(
             UPLOAD, content=json.dumps({"d": [event("no-auth")]}).encode(), headers=headers
         )
 
-        assert_fail(r, 401)
-        assert find_contact(http, account, "identity:no-auth") is None
+        body = assert_fail(r, 401)
+        assert body["error"] == "Missing X-CleverTap-Account-Id or X-CleverTap-Passcode header"
+        assert stored_rows(store) == before
 
     @pytest.mark.parametrize("passcode", ["", "wrong-passcode", "eyt_0000000000000000000000"])
     def test_wrong_passcode_is_401(
-        self, http: httpx.Client, account: NewAccount, passcode: str
+        self, http: httpx.Client, account: NewAccount, store: Database, passcode: str
     ) -> None:
         """ "X-CleverTap-Passcode | Your CleverTap Account Passcode"."""
+        before = stored_rows(store)
         r = upload(http, account, [event("wrong-pass")], headers={"X-CleverTap-Passcode": passcode})
 
         assert_fail(r, 401)
-        assert find_contact(http, account, "identity:wrong-pass") is None
+        assert stored_rows(store) == before
 
-    def test_unknown_account_id_is_401(self, http: httpx.Client, account: NewAccount) -> None:
+    def test_unknown_account_id_is_401(
+        self, http: httpx.Client, account: NewAccount, store: Database
+    ) -> None:
         """ "X-CleverTap-Account-Id | Your CleverTap Account ID"."""
+        before = stored_rows(store)
         r = upload(
             http, account, [event("wrong-id")], headers={"X-CleverTap-Account-Id": "ZZZ-ZZZ-ZZZZ"}
         )
 
-        assert_fail(r, 401)
-        assert find_contact(http, account, "identity:wrong-id") is None
+        body = assert_fail(r, 401)
+        assert body["error"] == "Invalid Account Id or Passcode"
+        assert stored_rows(store) == before
 
     def test_mismatched_pair_is_401(
-        self, http: httpx.Client, account: NewAccount, other_account: NewAccount
+        self, http: httpx.Client, account: NewAccount, other_account: NewAccount, store: Database
     ) -> None:
         """The id and the passcode authenticate together: another account's id with
         this account's passcode (and the reverse) is refused, and neither tenant
         gets the data."""
+        before = stored_rows(store)
         for headers in (
             {"X-CleverTap-Account-Id": other_account.clevertap_account_id},
             {"X-CleverTap-Passcode": other_account.clevertap_passcode},
         ):
             r = upload(http, account, [event("mismatch")], headers=headers)
             assert_fail(r, 401)
-        assert find_contact(http, account, "identity:mismatch") is None
-        assert find_contact(http, other_account, "identity:mismatch") is None
+        assert stored_rows(store) == before
 
-    def test_admin_token_is_not_a_passcode(self, http: httpx.Client, account: NewAccount) -> None:
+    def test_admin_token_is_not_a_passcode(
+        self, http: httpx.Client, account: NewAccount, store: Database
+    ) -> None:
         """Only the account's CleverTap passcode authenticates this endpoint."""
+        before = stored_rows(store)
         r = upload(
             http,
             account,
@@ -299,7 +354,7 @@ class TestAuth:
         )
 
         assert_fail(r, 401)
-        assert find_contact(http, account, "identity:admin-pass") is None
+        assert stored_rows(store) == before
 
     def test_header_names_are_case_insensitive(
         self, http: httpx.Client, account: NewAccount
@@ -1015,8 +1070,146 @@ class TestDryRun:
         assert "Idempotent-Replayed" not in real.headers
         assert len(stored_activities(http, account, "identity:dry-idem")) == 1
 
+    @pytest.mark.parametrize("value", ["true", "TRUE"])
+    def test_dry_run_true_is_a_dry_run(
+        self, http: httpx.Client, account: NewAccount, store: Database, value: str
+    ) -> None:
+        """docs/dialects/clevertap.md: "With `?dryRun=1` (also `true`; ...)" ... "nothing
+        is stored"; "The response carries the extra header `X-Eventyard-Dry-Run: true`"."""
+        before = stored_rows(store)
+
+        r = upload(http, account, [event("dry-true")], params={"dryRun": value})
+
+        assert_success(r, 1)
+        assert r.headers["X-Eventyard-Dry-Run"] == "true"
+        assert stored_rows(store) == before
+        assert find_contact(http, account, "identity:dry-true") is None
+
+    @pytest.mark.parametrize("value", ["0", "false"])
+    def test_dry_run_off_is_a_real_upload(
+        self, http: httpx.Client, account: NewAccount, value: str
+    ) -> None:
+        """docs/dialects/clevertap.md: "`0`, `false` or absent mean a normal upload"."""
+        identity = unique("dry-off")
+
+        r = upload(http, account, [event(identity)], params={"dryRun": value})
+
+        assert_success(r, 1)
+        assert "X-Eventyard-Dry-Run" not in r.headers
+        assert len(stored_activities(http, account, f"identity:{identity}")) == 1
+
+    @pytest.mark.parametrize("value", ["2", "yes", "dry", "10"])
+    def test_other_dry_run_value_is_400(
+        self, http: httpx.Client, account: NewAccount, store: Database, value: str
+    ) -> None:
+        """docs/dialects/clevertap.md: "400 | ... `dryRun` other than `1`/`true`/`0`/`false`";
+        "Whatever the status, nothing was stored unless it is a 200"."""
+        before = stored_rows(store)
+
+        r = upload(http, account, [event("dry-bad")], params={"dryRun": value})
+
+        body = assert_fail(r, 400)
+        assert set(body) == {"status", "error", "code"}, body
+        assert "dryRun" in body["error"], body
+        assert "X-Eventyard-Dry-Run" not in r.headers
+        assert stored_rows(store) == before
+
+
+class TestMetrics:
+    def test_partial_batch_counts_accepted_and_rejected(
+        self, http: httpx.Client, account: NewAccount
+    ) -> None:
+        """docs/dialects/clevertap.md: "`eventyard_events_total{dialect="clevertap",
+        outcome=…}` counts `accepted` (records stored: events and profile updates) and
+        `rejected` (records listed in `unprocessed`)"."""
+        identity = unique("metrics")
+        nobody = {"type": "event", "evtName": "Nobody", "evtData": {}}
+        records = [
+            event(identity, "M1"),
+            nobody,
+            event(identity, "M2"),
+            profile(identity, {"Name": "M"}),
+            event(identity, "App Launched"),
+        ]
+        before = events_total(http)
+
+        r = upload(http, account, records)
+
+        assert_partial(r, 3, [nobody, records[4]])
+        after = events_total(http)
+        assert after["accepted"] - before["accepted"] == 3
+        assert after["rejected"] - before["rejected"] == 2
+
+    def test_dry_run_is_not_counted(self, http: httpx.Client, account: NewAccount) -> None:
+        """docs/dialects/clevertap.md: "Dry runs are not counted in the event metrics";
+        "The response carries the extra header `X-Eventyard-Dry-Run: true`"."""
+        nobody = {"type": "event", "evtName": "Nobody", "evtData": {}}
+        records = [event(unique("metrics-dry"), "D1"), nobody]
+        before = events_total(http)
+
+        r = upload(http, account, records, params={"dryRun": "1"})
+
+        assert_partial(r, 1, [nobody])
+        assert r.headers["X-Eventyard-Dry-Run"] == "true"
+        assert events_total(http) == before
+
+    def test_replay_is_not_counted(self, http: httpx.Client, account: NewAccount) -> None:
+        """docs/dialects/clevertap.md: "Replays and dry runs are not counted"."""
+        headers = {"Idempotency-Key": unique("metrics-key")}
+        nobody = {"type": "event", "evtName": "Nobody", "evtData": {}}
+        records = [event(unique("metrics-replay")), nobody]
+        before = events_total(http)
+
+        first = upload(http, account, records, headers=headers)
+        replay = upload(http, account, records, headers=headers)
+
+        assert_partial(first, 1, [nobody])
+        assert replay.headers["Idempotent-Replayed"] == "true"
+        after = events_total(http)
+        assert after["accepted"] - before["accepted"] == 1
+        assert after["rejected"] - before["rejected"] == 1
+
 
 class TestIdempotency:
+    @pytest.mark.parametrize("key", ["", "   ", "k" * 256], ids=["empty", "blank", "256-chars"])
+    def test_invalid_key_is_400_and_stores_nothing(
+        self, server: Server, account: NewAccount, store: Database, key: str
+    ) -> None:
+        """docs/dialects/clevertap.md: "an optional `Idempotency-Key` header (1 to 255
+        characters)"; "400 | ... an `Idempotency-Key` header that is blank or longer
+        than 255 characters"."""
+        before = stored_rows(store)
+
+        status, payload = raw_upload(
+            server,
+            {**auth(account), "Content-Type": JSON_UTF8, "Idempotency-Key": key},
+            json.dumps({"d": [event("idem-bad-key")]}).encode(),
+        )
+
+        assert status == 400, payload
+        body = json.loads(payload)
+        assert body["status"] == "fail", body
+        assert body["code"] == 400, body
+        assert "Idempotency-Key" in body["error"], body
+        assert stored_rows(store) == before
+
+    def test_key_of_255_characters_is_accepted(
+        self, http: httpx.Client, account: NewAccount
+    ) -> None:
+        """docs/dialects/clevertap.md: "an optional `Idempotency-Key` header (1 to 255
+        characters)": the longest allowed key stores the records and replays them."""
+        key = uuid.uuid4().hex + "k" * (255 - 32)
+        assert len(key) == 255
+        identity = unique("idem-255")
+
+        first = upload(http, account, [event(identity)], headers={"Idempotency-Key": key})
+        second = upload(http, account, [event(identity)], headers={"Idempotency-Key": key})
+
+        assert_success(first, 1)
+        assert_success(second, 1)
+        assert second.headers["Idempotent-Replayed"] == "true"
+        assert len(stored_activities(http, account, f"identity:{identity}")) == 1
+
     def test_same_key_same_body_replays(self, http: httpx.Client, account: NewAccount) -> None:
         """Issue 3: "Idempotency-Key as in the foundation": the same key and body get
         the first answer again, marked ``Idempotent-Replayed: true``, storing nothing."""
