@@ -37,7 +37,6 @@ def test_netcore_ingest_smoke_run(tmp_path: Path) -> None:
     assert result["backend"] == "sqlite"
     assert result["failed_requests"] == 0
     assert result["events"] == result["batches"] * report["parameters"]["events_per_batch"]
-    assert result["events_per_s"] > 0
 
 
 @pytest.mark.bench
@@ -68,4 +67,3 @@ def test_clevertap_ingest_smoke_run(tmp_path: Path) -> None:
     assert result["records"] == result["batches"] * report["parameters"]["records_per_batch"]
     assert 0 < result["profiles"] < result["records"]
     assert result["stored_activities"] == result["expected_activities"]
-    assert result["records_per_s"] > 0

@@ -7,12 +7,14 @@ Alembic migrations" and "Acknowledged means durable".
 
 from __future__ import annotations
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import func, select, text
 
 from eventyard.core.model import NewAccount
 from eventyard.services.accounts import authenticate
+from eventyard.settings import Settings
 from eventyard.storage.database import Database
 from eventyard.storage.migrate import current_revision, heads, upgrade_database
 from eventyard.storage.tables import accounts, metadata
@@ -65,36 +67,56 @@ def test_every_table_of_the_model_exists_in_the_database(store: Database) -> Non
             conn.execute(select(func.count()).select_from(table)).scalar_one()
 
 
+@pytest.mark.parametrize(
+    ("env", "synchronous", "busy_timeout"),
+    [
+        ({}, 2, 30_000),
+        (
+            {"EVENTYARD_SQLITE_SYNCHRONOUS": "NORMAL", "EVENTYARD_SQLITE_BUSY_TIMEOUT_MS": "4321"},
+            1,
+            4321,
+        ),
+    ],
+    ids=["defaults", "normal-4321"],
+)
 def test_every_connection_is_configured_for_durable_writes(
-    store: Database, database_url: str
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    env: dict[str, str],
+    synchronous: int,
+    busy_timeout: int,
 ) -> None:
-    """ "Acknowledged means durable: a 2xx is sent only after the transaction that
-    stores the data has committed" (DESIGN.md) -- and a commit must survive a
-    power cut.
+    """docs/operations.md, SQLite pragmas: "`synchronous` | `FULL`
+    (`EVENTYARD_SQLITE_SYNCHRONOUS`) | the WAL is synced to disk at every commit, so
+    an acknowledged write survives a power cut. `NORMAL` is faster ...; it is opt-in"
+    and "`busy_timeout` | `EVENTYARD_SQLITE_BUSY_TIMEOUT_MS` (30000)"; docs/settings.md:
+    "`EVENTYARD_SQLITE_SYNCHRONOUS` | `FULL` or `NORMAL` | `FULL`".
 
-    SQLite: every pooled connection runs in WAL mode (readers do not block the
-    writer), with ``synchronous=FULL`` (2) and a busy timeout so that a writer
-    waits for the lock instead of failing with "database is locked". The
-    per-connection PRAGMAs must hold on every connection of the pool, not only
-    the first one. PostgreSQL: commits wait for the WAL flush
-    (``synchronous_commit``)."""
-    custom = Database.from_url(database_url, pool_size=3, sqlite_busy_timeout_ms=4321)
+    The store is built the way the server builds it (``Database.from_settings``
+    with ``Settings`` read from the environment). Every pooled connection, not
+    only the first, runs in WAL mode with the configured synchronous mode (FULL
+    is 2, NORMAL is 1) and busy timeout. PostgreSQL ignores those settings and
+    its commits wait for the WAL flush (``synchronous_commit``)."""
+    for name in ("EVENTYARD_SQLITE_SYNCHRONOUS", "EVENTYARD_SQLITE_BUSY_TIMEOUT_MS"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    database = Database.from_settings(Settings(database_url=database_url, db_pool_size=3))
     try:
-        for database, busy_timeout in ((store, 30_000), (custom, 4321)):
-            # Hold three connections at once so the pool has to open several.
-            conns = [database.engine.connect() for _ in range(3)]
-            try:
-                for conn in conns:
-                    if database.backend == "sqlite":
-                        pragma = conn.exec_driver_sql
-                        assert pragma("PRAGMA journal_mode").scalar() == "wal"
-                        assert pragma("PRAGMA synchronous").scalar() == 2
-                        assert pragma("PRAGMA busy_timeout").scalar() == busy_timeout
-                        assert pragma("PRAGMA foreign_keys").scalar() == 1
-                    else:
-                        assert conn.exec_driver_sql("SHOW synchronous_commit").scalar() == "on"
-            finally:
-                for conn in conns:
-                    conn.close()
+        # Hold three connections at once so the pool has to open several.
+        conns = [database.engine.connect() for _ in range(3)]
+        try:
+            for conn in conns:
+                if database.backend == "sqlite":
+                    pragma = conn.exec_driver_sql
+                    assert pragma("PRAGMA journal_mode").scalar() == "wal"
+                    assert pragma("PRAGMA synchronous").scalar() == synchronous
+                    assert pragma("PRAGMA busy_timeout").scalar() == busy_timeout
+                    assert pragma("PRAGMA foreign_keys").scalar() == 1
+                else:
+                    assert conn.exec_driver_sql("SHOW synchronous_commit").scalar() == "on"
+        finally:
+            for conn in conns:
+                conn.close()
     finally:
-        custom.dispose()
+        database.dispose()
