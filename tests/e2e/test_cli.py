@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +20,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import inspect
 
 from eventyard.core.errors import Unauthorized
@@ -129,6 +131,14 @@ def upload_and_look_up(
     return contacts
 
 
+def revision_of(database_url: str) -> str | None:
+    engine = build_engine(database_url, pool_size=1)
+    try:
+        return current_revision(engine)
+    finally:
+        engine.dispose()
+
+
 def table_names(database_url: str) -> set[str]:
     engine = build_engine(database_url, pool_size=1)
     try:
@@ -150,6 +160,21 @@ class TestDbUpgrade:
         finally:
             engine.dispose()
         assert {"accounts", "contacts", "activities"} <= table_names(empty_database)
+
+    def test_upgrade_to_a_given_revision_stops_there(self, empty_database: str) -> None:
+        """docs/operations.md: "`eventyard db upgrade <revision> # to a given revision`"
+        and "`eventyard db upgrade` # to the latest revision ("head")"."""
+        run(empty_database, "db", "upgrade", "0001")
+
+        assert revision_of(empty_database) == "0001"
+        # 0002 adds the event type registry: not there yet.
+        assert {"accounts", "contacts", "activities"} <= table_names(empty_database)
+        assert "event_types" not in table_names(empty_database)
+
+        run(empty_database, "db", "upgrade")
+
+        assert revision_of(empty_database) == heads()[0]
+        assert "event_types" in table_names(empty_database)
 
     def test_upgrade_twice_is_harmless(self, empty_database: str) -> None:
         run(empty_database, "db", "upgrade")
@@ -246,8 +271,10 @@ class TestAccountsList:
 
 
 @contextmanager
-def serve(database_url: str, tmp_path: Path, entry: str = "module") -> Iterator[Server]:
-    """``eventyard serve --port N`` in a subprocess, terminated afterwards.
+def serve(
+    database_url: str, tmp_path: Path, entry: str = "module", *extra: str
+) -> Iterator[Server]:
+    """``eventyard serve --port N [extra...]`` in a subprocess, terminated afterwards.
 
     The returned server's ``logs()`` are what ``serve`` wrote to stderr.
     """
@@ -255,7 +282,7 @@ def serve(database_url: str, tmp_path: Path, entry: str = "module") -> Iterator[
     out_path, err_path = tmp_path / "serve.out", tmp_path / "serve.err"
     with out_path.open("wb") as out, err_path.open("wb") as err:
         process = subprocess.Popen(
-            [*command(entry), "serve", "--port", str(port)],
+            [*command(entry), "serve", "--port", str(port), *extra],
             env=cli_env(database_url),
             stdout=out,
             stderr=err,
@@ -293,6 +320,45 @@ class TestServe:
             with httpx.Client(base_url=server.base_url, timeout=30) as http:
                 [contact] = upload_and_look_up(http, created, identity)
                 assert contact["status"] == "known"
+
+    def test_workers_share_their_metrics(self, empty_database: str, tmp_path: Path) -> None:
+        """docs/operations.md: "`--host`, `--port` and `--workers` override the
+        settings"; "`eventyard serve --workers N` (N > 1) points
+        `PROMETHEUS_MULTIPROC_DIR` at a fresh temporary directory ..., and whichever
+        worker answers `/metrics` reports the sum over all of them"."""
+        requests = 20
+
+        def healthz_count(base_url: str) -> float:
+            # A fresh connection each time, so any worker may answer.
+            r = httpx.get(f"{base_url}/metrics", timeout=30)
+            assert r.status_code == 200, r.text
+            total = 0.0
+            for family in text_string_to_metric_families(r.text):
+                for sample in family.samples:
+                    if sample.name == "eventyard_http_requests_total" and sample.labels == {
+                        "route": "/healthz",
+                        "method": "GET",
+                        "status": "200",
+                    }:
+                        total += sample.value
+            return total
+
+        with serve(
+            empty_database, tmp_path, "module", "--host", "127.0.0.1", "--workers", "2"
+        ) as server:
+            assert server.base_url.startswith("http://127.0.0.1:")
+            # Both workers are up before the requests, so either may answer them.
+            deadline = time.monotonic() + 60
+            while server.logs().count("Started server process") < 2:
+                assert time.monotonic() < deadline, server.logs()
+                time.sleep(0.1)
+            before = healthz_count(server.base_url)
+            for _ in range(requests):
+                r = httpx.get(f"{server.base_url}/healthz", timeout=30)
+                assert r.json() == {"status": "ok"}
+            # Every scrape, whichever worker answers it, sees all of them.
+            for _ in range(10):
+                assert healthz_count(server.base_url) - before == requests
 
 
 class TestUsage:
