@@ -27,20 +27,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import platform
 import random
 import sys
 import tempfile
 import time
-from contextlib import ExitStack
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
-from sqlalchemy.exc import OperationalError
 
 from eventyard.storage.migrate import upgrade_database
 
@@ -52,11 +49,12 @@ from bench.netcore_ingest import (
     MAX_ATTEMPTS,
     Load,
     count_activities,
-    git_commit,
+    parse_backends,
     percentile,
-    sqlite_database,
+    run_on_backends,
+    write_report,
 )
-from tests.support import create_account_at, running_server, scratch_postgres_database
+from tests.support import create_account_at, running_server
 
 DEFAULT_OUTPUT = BENCH_DIR / "results" / "clevertap_ingest.json"
 UPLOAD_PATH = "/1/upload"
@@ -322,9 +320,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             if args.smoke
             else DEFAULT_OUTPUT
         )
-    args.backends = [b.strip() for b in args.backends.split(",") if b.strip()]
-    if unknown := set(args.backends) - {"sqlite", "postgresql"}:
-        parser.error(f"unknown backends: {', '.join(sorted(unknown))}")
+    args.backends = parse_backends(parser, args.backends)
     if not 1 <= args.records <= 1000:
         parser.error("--records must be 1 to 1000 (the CleverTap limit)")
     if not 1 <= args.contacts <= args.records:
@@ -335,50 +331,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     load_before = os.getloadavg()
-    results: list[Result] = []
-    for backend in args.backends:
-        with ExitStack() as stack:
-            if backend == "sqlite":
-                url = stack.enter_context(sqlite_database())
-            else:
-                try:
-                    url = stack.enter_context(scratch_postgres_database(args.postgres_url))
-                except OperationalError as exc:
-                    raise SystemExit(
-                        f"PostgreSQL is not reachable at {args.postgres_url}: {exc}"
-                    ) from exc
-            print(f"[{backend}] {args.batches} batches of {args.records} records ...", flush=True)
-            results.append(run_backend(backend, url, args))
+    results = run_on_backends(
+        args, f"{args.batches} batches of {args.records} records", run_backend
+    )
     print()
     print_table(results)
-    report = {
-        "benchmark": "clevertap_ingest",
-        "date": datetime.now(UTC).date().isoformat(),
-        "commit": git_commit(),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "note": "server, database and load generator share the machine",
-            "load_average_1m_before": round(load_before[0], 2),
-            "load_average_1m_after": round(os.getloadavg()[0], 2),
-        },
-        "parameters": {
-            "batches": args.batches,
-            "records_per_batch": args.records,
-            "contacts_per_batch": args.contacts,
-            "profile_fraction": args.profile_fraction,
-            "new_fraction": args.new_fraction,
-            "clients": args.clients,
-            "server_workers": args.server_workers,
-            "seed": args.seed,
-            "smoke": args.smoke,
-        },
-        "results": [asdict(r) for r in results],
+    parameters = {
+        "batches": args.batches,
+        "records_per_batch": args.records,
+        "contacts_per_batch": args.contacts,
+        "profile_fraction": args.profile_fraction,
+        "new_fraction": args.new_fraction,
+        "clients": args.clients,
+        "server_workers": args.server_workers,
+        "seed": args.seed,
+        "smoke": args.smoke,
     }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
-    print(f"\nwrote {args.output}")
+    write_report("clevertap_ingest", args.output, parameters, results, load_before)
     failed = False
     for r in results:
         if r.failed_requests or r.stored_activities != r.expected_activities:

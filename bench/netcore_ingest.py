@@ -33,12 +33,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import orjson
@@ -54,6 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.support import create_account_at, running_server, scratch_postgres_database
 
 BENCH_DIR = Path(__file__).resolve().parent
+R = TypeVar("R")
 DEFAULT_OUTPUT = BENCH_DIR / "results" / "netcore_ingest.json"
 DEFAULT_POSTGRES_URL = os.environ.get(
     "EVENTYARD_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -392,10 +393,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             if args.smoke
             else DEFAULT_OUTPUT
         )
-    args.backends = [b.strip() for b in args.backends.split(",") if b.strip()]
-    unknown = set(args.backends) - {"sqlite", "postgresql"}
-    if unknown:
-        parser.error(f"unknown backend(s): {', '.join(sorted(unknown))}")
+    args.backends = parse_backends(parser, args.backends)
     if not 1 <= args.events <= 1000:
         parser.error("--events must be 1 to 1000 (the Netcore limit)")
     if not 1 <= args.contacts <= args.events:
@@ -406,50 +404,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     load_before = os.getloadavg()
-    results: list[Result] = []
-    for backend in args.backends:
-        with ExitStack() as stack:
-            if backend == "sqlite":
-                url = stack.enter_context(sqlite_database())
-            else:
-                try:
-                    url = stack.enter_context(scratch_postgres_database(args.postgres_url))
-                except OperationalError as exc:
-                    raise SystemExit(
-                        f"PostgreSQL is not reachable at {args.postgres_url}: {exc}"
-                    ) from exc
-            print(f"[{backend}] {args.batches} batches of {args.events} events ...", flush=True)
-            results.append(run_backend(backend, url, args))
+    results = run_on_backends(args, f"{args.batches} batches of {args.events} events", run_backend)
     print()
     print_table(results)
-    report = {
-        "benchmark": "netcore_ingest",
-        "date": datetime.now(UTC).date().isoformat(),
-        "commit": git_commit(),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "note": "server, database and load generator share the machine",
-            "load_average_1m_before": round(load_before[0], 2),
-            "load_average_1m_after": round(os.getloadavg()[0], 2),
-        },
-        "parameters": {
-            "batches": args.batches,
-            "events_per_batch": args.events,
-            "contacts_per_batch": args.contacts,
-            "new_fraction": args.new_fraction,
-            "clients": args.clients,
-            "overlap": args.overlap,
-            "server_workers": args.server_workers,
-            "seed": args.seed,
-            "smoke": args.smoke,
-        },
-        "results": [asdict(r) for r in results],
+    parameters = {
+        "batches": args.batches,
+        "events_per_batch": args.events,
+        "contacts_per_batch": args.contacts,
+        "new_fraction": args.new_fraction,
+        "clients": args.clients,
+        "overlap": args.overlap,
+        "server_workers": args.server_workers,
+        "seed": args.seed,
+        "smoke": args.smoke,
     }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
-    print(f"\nwrote {args.output}")
+    write_report("netcore_ingest", args.output, parameters, results, load_before)
     failed = False
     for r in results:
         expected = r.events + args.events  # the measured batches plus the warm-up batch
@@ -460,6 +429,68 @@ def main(argv: list[str] | None = None) -> int:
             )
             failed = True
     return 1 if failed else 0
+
+
+def parse_backends(parser: argparse.ArgumentParser, value: str) -> list[str]:
+    """``--backends sqlite,postgresql`` as a list; unknown names are a usage error."""
+    backends = [b.strip() for b in value.split(",") if b.strip()]
+    if unknown := set(backends) - {"sqlite", "postgresql"}:
+        parser.error(f"unknown backend(s): {', '.join(sorted(unknown))}")
+    return backends
+
+
+@contextmanager
+def backend_database(backend: str, postgres_url: str) -> Iterator[str]:
+    """An empty database of ``backend`` for one run, removed afterwards."""
+    with ExitStack() as stack:
+        if backend == "sqlite":
+            yield stack.enter_context(sqlite_database())
+            return
+        try:
+            url = stack.enter_context(scratch_postgres_database(postgres_url))
+        except OperationalError as exc:
+            raise SystemExit(f"PostgreSQL is not reachable at {postgres_url}: {exc}") from exc
+        yield url
+
+
+def run_on_backends(
+    args: argparse.Namespace, describe: str, run: Callable[[str, str, argparse.Namespace], R]
+) -> list[R]:
+    """``run(backend, database_url, args)`` once per ``args.backends``, each on a fresh database."""
+    results: list[R] = []
+    for backend in args.backends:
+        with backend_database(backend, args.postgres_url) as url:
+            print(f"[{backend}] {describe} ...", flush=True)
+            results.append(run(backend, url, args))
+    return results
+
+
+def write_report(
+    name: str,
+    output: Path,
+    parameters: dict[str, Any],
+    results: Sequence[Any],
+    load_before: tuple[float, float, float],
+) -> None:
+    """The run as JSON: parameters, commit, machine and every result."""
+    report = {
+        "benchmark": name,
+        "date": datetime.now(UTC).date().isoformat(),
+        "commit": git_commit(),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "note": "server, database and load generator share the machine",
+            "load_average_1m_before": round(load_before[0], 2),
+            "load_average_1m_after": round(os.getloadavg()[0], 2),
+        },
+        "parameters": parameters,
+        "results": [asdict(r) for r in results],
+    }
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
+    print(f"\nwrote {output}")
 
 
 if __name__ == "__main__":
