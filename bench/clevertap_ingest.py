@@ -45,11 +45,11 @@ from eventyard.storage.migrate import upgrade_database
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.netcore_ingest import (
     BENCH_DIR,
-    DEFAULT_POSTGRES_URL,
     MAX_ATTEMPTS,
     Load,
+    add_run_arguments,
     count_activities,
-    parse_backends,
+    finish_args,
     percentile,
     run_on_backends,
     write_report,
@@ -271,7 +271,6 @@ def print_table(results: list[Result]) -> None:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--batches", type=int, default=30, help="measured batches (default 30)")
     parser.add_argument(
         "--records", type=int, default=1000, help="records per batch (default 1000)"
     )
@@ -290,37 +289,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=0.1,
         help="share of each batch's users never seen before (default 0.1)",
     )
-    parser.add_argument("--clients", type=int, default=4, help="concurrent clients (default 4)")
-    parser.add_argument(
-        "--backends", default="sqlite,postgresql", help="comma-separated: sqlite, postgresql"
-    )
-    parser.add_argument(
-        "--postgres-url",
-        default=DEFAULT_POSTGRES_URL,
-        help="PostgreSQL server to create the scratch database on "
-        "(default $EVENTYARD_BENCH_POSTGRES_URL or postgresql://postgres@127.0.0.1:5432/postgres)",
-    )
-    parser.add_argument(
-        "--server-workers", type=int, default=1, help="uvicorn worker processes (default 1)"
-    )
-    parser.add_argument("--seed", type=int, default=1, help="random seed of the workload")
-    parser.add_argument("--output", type=Path, default=None, help="JSON file to write")
-    parser.add_argument(
-        "--smoke",
-        action="store_true",
-        help="tiny sizes (3 batches of 50 records, 30 users, 2 clients) to check the script",
-    )
-    args = parser.parse_args(argv)
-    if args.smoke:
-        for name, value in SMOKE.items():
-            setattr(args, name, value)
-    if args.output is None:
-        args.output = (
-            Path(tempfile.gettempdir()) / "eventyard-bench-clevertap-smoke.json"
-            if args.smoke
-            else DEFAULT_OUTPUT
-        )
-    args.backends = parse_backends(parser, args.backends)
+    add_run_arguments(parser, DEFAULT_OUTPUT)
+    args = finish_args(parser, argv, SMOKE, DEFAULT_OUTPUT, "eventyard-bench-clevertap-smoke.json")
     if not 1 <= args.records <= 1000:
         parser.error("--records must be 1 to 1000 (the CleverTap limit)")
     if not 1 <= args.contacts <= args.records:

@@ -338,7 +338,6 @@ def print_table(results: list[Result]) -> None:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--batches", type=int, default=30, help="measured batches (default 30)")
     parser.add_argument("--events", type=int, default=1000, help="events per batch (default 1000)")
     parser.add_argument(
         "--contacts", type=int, default=600, help="distinct contacts per batch (default 600)"
@@ -349,13 +348,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=0.1,
         help="share of each batch's contacts never seen before (default 0.1)",
     )
-    parser.add_argument("--clients", type=int, default=4, help="concurrent clients (default 4)")
     parser.add_argument(
         "--overlap",
         action="store_true",
         help="let batches repeat contacts that concurrent batches are still creating "
         "(by default repeats come only from batches already acknowledged)",
     )
+    add_run_arguments(parser, DEFAULT_OUTPUT)
+    args = finish_args(parser, argv, SMOKE, DEFAULT_OUTPUT, "eventyard-bench-smoke.json")
+    if not 1 <= args.events <= 1000:
+        parser.error("--events must be 1 to 1000 (the Netcore limit)")
+    if not 1 <= args.contacts <= args.events:
+        parser.error("--contacts must be between 1 and --events")
+    return args
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, default_output: Path) -> None:
+    """The options every ingest benchmark has: load, where it runs, what it writes."""
+    parser.add_argument("--batches", type=int, default=30, help="measured batches (default 30)")
+    parser.add_argument("--clients", type=int, default=4, help="concurrent clients (default 4)")
     parser.add_argument(
         "--backends",
         default="sqlite,postgresql",
@@ -375,29 +386,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--output",
         type=Path,
         default=None,
-        help=f"JSON file (default {DEFAULT_OUTPUT.relative_to(BENCH_DIR.parent)}; "
+        help=f"JSON file (default {default_output.relative_to(BENCH_DIR.parent)}; "
         "with --smoke a file in the temporary directory)",
     )
     parser.add_argument(
         "--smoke",
         action="store_true",
-        help="tiny sizes (3 batches of 50 events, 30 contacts, 2 clients) to check the script",
+        help="tiny sizes (3 batches of 50, 30 contacts, 2 clients) to check that the script runs",
     )
+
+
+def finish_args(
+    parser: argparse.ArgumentParser,
+    argv: list[str] | None,
+    smoke: dict[str, Any],
+    default_output: Path,
+    smoke_output: str,
+) -> argparse.Namespace:
+    """Parse ``argv``; apply ``--smoke`` sizes, the default output and the backend list."""
     args = parser.parse_args(argv)
     if args.smoke:
-        for name, value in SMOKE.items():
+        for name, value in smoke.items():
             setattr(args, name, value)
     if args.output is None:
-        args.output = (
-            Path(tempfile.gettempdir()) / "eventyard-bench-smoke.json"
-            if args.smoke
-            else DEFAULT_OUTPUT
-        )
+        args.output = Path(tempfile.gettempdir()) / smoke_output if args.smoke else default_output
     args.backends = parse_backends(parser, args.backends)
-    if not 1 <= args.events <= 1000:
-        parser.error("--events must be 1 to 1000 (the Netcore limit)")
-    if not 1 <= args.contacts <= args.events:
-        parser.error("--contacts must be between 1 and --events")
     return args
 
 
