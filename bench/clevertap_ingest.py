@@ -51,6 +51,7 @@ from bench.netcore_ingest import (
     count_activities,
     finish_args,
     percentile,
+    print_markdown_table,
     run_on_backends,
     write_report,
 )
@@ -256,17 +257,7 @@ def print_table(results: list[Result]) -> None:
         )
         for r in results
     ]
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-
-    def line(cells: tuple[str, ...]) -> str:
-        padded = [cells[0].ljust(widths[0])]
-        padded += [c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True)]
-        return "| " + " | ".join(padded) + " |"
-
-    print(line(header))
-    print("|" + "|".join(["-" * (widths[0] + 2)] + ["-" * (w + 1) + ":" for w in widths[1:]]) + "|")
-    for row in rows:
-        print(line(row))
+    print_markdown_table(header, rows)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

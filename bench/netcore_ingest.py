@@ -322,6 +322,11 @@ def print_table(results: list[Result]) -> None:
         )
         for r in results
     ]
+    print_markdown_table(header, rows)
+
+
+def print_markdown_table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:
+    """A Markdown table, first column left-aligned, the figures right-aligned."""
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
 
     def line(cells: tuple[str, ...]) -> str:

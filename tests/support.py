@@ -168,3 +168,17 @@ def netcore_event(**overrides: Any) -> dict[str, Any]:
         else:
             event[key] = value
     return event
+
+
+def admin(account: NewAccount) -> dict[str, str]:
+    """Headers for eventyard's own API as ``account``'s administrator."""
+    return {"Authorization": f"Bearer {account.admin_token}"}
+
+
+def find_contact(http: httpx.Client, account: NewAccount, identifier: str) -> dict[str, Any] | None:
+    """The contact owning ``KIND:VALUE`` in ``account`` (read API), or None."""
+    r = http.get("/api/v1/contacts", params={"identifier": identifier}, headers=admin(account))
+    assert r.status_code == 200, r.text
+    contacts = r.json()["contacts"]
+    assert len(contacts) <= 1, contacts
+    return contacts[0] if contacts else None

@@ -28,7 +28,7 @@ from eventyard.core.model import NewAccount
 from eventyard.services.accounts import create_account
 from eventyard.storage.database import Database
 from eventyard.storage.tables import activities, contacts
-from tests.support import Server, running_server
+from tests.support import Server, admin, find_contact, running_server
 
 UPLOAD = "/1/upload"
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "dialects" / "clevertap.md"
@@ -116,19 +116,6 @@ def event(identity: str | None, name: str = "Product viewed", **fields: Any) -> 
 
 def profile(identity: str, data: dict[str, Any]) -> dict[str, Any]:
     return {"type": "profile", "identity": identity, "profileData": data}
-
-
-def admin(account: NewAccount) -> dict[str, str]:
-    return {"Authorization": f"Bearer {account.admin_token}"}
-
-
-def find_contact(http: httpx.Client, account: NewAccount, identifier: str) -> dict[str, Any] | None:
-    """The contact owning ``KIND:VALUE`` in ``account`` (read API), or None."""
-    r = http.get("/api/v1/contacts", params={"identifier": identifier}, headers=admin(account))
-    assert r.status_code == 200, r.text
-    contacts = r.json()["contacts"]
-    assert len(contacts) <= 1, contacts
-    return contacts[0] if contacts else None
 
 
 def get_contact(http: httpx.Client, account: NewAccount, identifier: str) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from eventyard.core.model import NewAccount
 from eventyard.services.accounts import create_account
 from eventyard.storage.database import Database
 from eventyard.storage.tables import activities, contacts
-from tests.support import PAYLOADS, Server, netcore_event, running_server
+from tests.support import PAYLOADS, Server, admin, find_contact, netcore_event, running_server
 
 UPLOAD = "/v1/activity/upload"
 SUCCESS = {"status": "success"}
@@ -46,19 +46,6 @@ def upload(
     return http.post(
         UPLOAD, json=body, headers={"api-key": account.netcore_api_key, **(headers or {})}
     )
-
-
-def admin(account: NewAccount) -> dict[str, str]:
-    return {"Authorization": f"Bearer {account.admin_token}"}
-
-
-def find_contact(http: httpx.Client, account: NewAccount, identifier: str) -> dict[str, Any] | None:
-    """The contact owning ``KIND:VALUE`` in ``account``, or None."""
-    r = http.get("/api/v1/contacts", params={"identifier": identifier}, headers=admin(account))
-    assert r.status_code == 200, r.text
-    contacts = r.json()["contacts"]
-    assert len(contacts) <= 1, contacts
-    return contacts[0] if contacts else None
 
 
 def get_contact(http: httpx.Client, account: NewAccount, identifier: str) -> dict[str, Any]:

@@ -7,19 +7,19 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.bench
-def test_netcore_ingest_smoke_run(tmp_path: Path) -> None:
-    output = tmp_path / "netcore_ingest.json"
+def smoke_run(script: str, output: Path) -> dict[str, Any]:
+    """``bench/<script> --smoke`` on SQLite; its JSON report (the run must exit 0)."""
     run = subprocess.run(
         [
             sys.executable,
-            str(ROOT / "bench" / "netcore_ingest.py"),
+            str(ROOT / "bench" / script),
             "--smoke",
             "--backends",
             "sqlite",
@@ -32,7 +32,13 @@ def test_netcore_ingest_smoke_run(tmp_path: Path) -> None:
         timeout=240,
     )
     assert run.returncode == 0, run.stdout + run.stderr
-    report = json.loads(output.read_text())
+    report: dict[str, Any] = json.loads(output.read_text())
+    return report
+
+
+@pytest.mark.bench
+def test_netcore_ingest_smoke_run(tmp_path: Path) -> None:
+    report = smoke_run("netcore_ingest.py", tmp_path / "netcore_ingest.json")
     (result,) = report["results"]
     assert result["backend"] == "sqlite"
     assert result["failed_requests"] == 0
@@ -42,24 +48,7 @@ def test_netcore_ingest_smoke_run(tmp_path: Path) -> None:
 @pytest.mark.bench
 def test_clevertap_ingest_smoke_run(tmp_path: Path) -> None:
     """bench/clevertap_ingest.py --smoke on SQLite: every batch acknowledged in full."""
-    output = tmp_path / "clevertap_ingest.json"
-    run = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "clevertap_ingest.py"),
-            "--smoke",
-            "--backends",
-            "sqlite",
-            "--output",
-            str(output),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-    assert run.returncode == 0, run.stdout + run.stderr
-    report = json.loads(output.read_text())
+    report = smoke_run("clevertap_ingest.py", tmp_path / "clevertap_ingest.json")
     assert report["benchmark"] == "clevertap_ingest"
     (result,) = report["results"]
     assert result["backend"] == "sqlite"
