@@ -9,6 +9,12 @@ from typing import Any, Literal
 from eventyard.core.identifiers import DEFAULT_PRIMARY_KINDS, Identifier
 
 ContactStatus = Literal["known", "anonymous"]
+#: How a profile update treats a contact that already exists: ``overwrite``
+#: every given attribute, ``fill_empty`` only attributes it lacks (missing,
+#: null or ""), or ``create_only``: attributes are set on a contact the update
+#: creates and an existing contact is left as it is.
+MergeStrategy = Literal["overwrite", "fill_empty", "create_only"]
+JobStatus = Literal["queued", "running", "completed", "failed"]
 
 #: Activities older than this when received do not trigger journeys (Netcore:
 #: "If timestamp passed ... is more than 24hrs old, it wont trigger a journey").
@@ -45,6 +51,10 @@ class NewActivity:
     asset_id: str | None = None
     dedup_key: str | None = None
     contact_hint: ContactHint | None = None
+    #: Where it happened, as the client described it (never geolocated).
+    location: dict[str, Any] | None = None
+    #: Conversion value in thousandths of the currency unit (5000 is 5.00).
+    value_milli: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +69,7 @@ class ProfileUpdate:
     attributes: dict[str, Any]
     dialect: str
     contact_hint: ContactHint | None = None
+    strategy: MergeStrategy = "overwrite"
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +104,8 @@ class RecordsOutcome:
     #: The contact of each record, ``None`` for a rejected one.
     contact_ids: list[str | None]
     dry_run: bool = False
+    #: Contacts this call created (the others named existing contacts).
+    created_contacts: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +135,46 @@ class Contact:
 
 
 @dataclass(frozen=True, slots=True)
+class ActivityDefinition:
+    """An activity an account declared, with its attribute fields and their types.
+
+    ``fields`` maps a field id (``str:cm:product-name``, ``int::v``) to its
+    type (``str``, ``int``, ``bol``, ``dtz``, ``obj``).
+    """
+
+    activity_id: str
+    name: str
+    fields: dict[str, str]
+    auto_created: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A durable piece of background work and what became of it."""
+
+    id: str
+    account_id: str | None
+    kind: str
+    queue: str | None
+    status: JobStatus
+    payload: dict[str, Any]
+    progress: dict[str, Any]
+    result: dict[str, Any] | None
+    error: str | None
+    attempts: int
+    max_attempts: int
+    run_after: datetime
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    updated_at: datetime
+    lease_owner: str | None = None
+    lease_expires_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Activity:
     id: str
     contact_id: str
@@ -133,6 +186,8 @@ class Activity:
     asset_id: str | None
     journey_eligible: bool
     properties: dict[str, Any]
+    location: dict[str, Any] | None = None
+    value_milli: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     ForeignKey,
@@ -101,6 +102,12 @@ activities = Table(
     Column("journey_eligible", Boolean(), nullable=False),
     Column("properties", json_type(), nullable=False),
     Column("dedup_key", String(255)),
+    # Where the activity happened, as the client described it (Ortto
+    # ``location``: source_ip, custom place, postal address). No geolocation.
+    Column("location", json_type()),
+    # The conversion value in thousandths of the currency unit (Ortto
+    # ``int::v``: 5000 is 5.00); exact, so sums never drift.
+    Column("value_milli", BigInteger()),
     Index(None, "account_id", "contact_id", "occurred_at", "id"),
     Index(
         "uq_activities_account_id_dedup_key",
@@ -147,6 +154,51 @@ event_type_properties = Table(
     PrimaryKeyConstraint("account_id", "event_name", "property"),
 )
 
+# Declared activity definitions (Ortto): the attribute fields an activity may
+# carry and their types, ``{"str:cm:product-name": "str", "int::v": "int"}``.
+activity_definitions = Table(
+    "activity_definitions",
+    metadata,
+    Column("account_id", ID, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("activity_id", String(255), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("fields", json_type(), nullable=False),
+    # True when the first activity using it created it (account setting).
+    Column("auto_created", Boolean(), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    PrimaryKeyConstraint("account_id", "activity_id"),
+)
+
+# Durable background work. A worker claims a row by setting its lease; a
+# lease that runs out (the worker died) lets another worker take the job
+# again. Jobs sharing a ``queue`` run one at a time, in id order.
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("account_id", ID, ForeignKey("accounts.id", ondelete="CASCADE")),
+    Column("kind", String(64), nullable=False),
+    Column("queue", String(128)),
+    Column("status", String(16), nullable=False),
+    Column("payload", json_type(), nullable=False),
+    Column("progress", json_type(), nullable=False),
+    Column("result", json_type()),
+    Column("error", String(2000)),
+    Column("attempts", Integer(), nullable=False),
+    Column("max_attempts", Integer(), nullable=False),
+    Column("run_after", UTCDateTime(), nullable=False),
+    Column("lease_owner", String(128)),
+    Column("lease_expires_at", UTCDateTime()),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("started_at", UTCDateTime()),
+    Column("finished_at", UTCDateTime()),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Index(None, "status", "run_after"),
+    Index(None, "queue", "id"),
+    Index(None, "account_id", "created_at"),
+)
+
 idempotency_keys = Table(
     "idempotency_keys",
     metadata,
@@ -164,6 +216,7 @@ idempotency_keys = Table(
 __all__ = [
     "accounts",
     "activities",
+    "activity_definitions",
     "contact_identifiers",
     "contacts",
     "credentials",
@@ -171,5 +224,6 @@ __all__ = [
     "event_types",
     "idempotency_keys",
     "identity_events",
+    "jobs",
     "metadata",
 ]
