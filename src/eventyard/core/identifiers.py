@@ -38,6 +38,16 @@ class Identifier:
         return f"{self.kind}:{self.value}"
 
 
+def is_identifier_kind(kind: str) -> bool:
+    """Whether ``kind`` can name identifiers: a letter, then letters, digits or ``_``."""
+    return bool(_KIND_RE.match(kind))
+
+
+def canonical_kind(kind: str) -> str:
+    """A well-known kind in its canonical spelling, whatever its case (``EMAIL`` -> ``email``)."""
+    return _CANONICAL_KIND.get(kind.lower(), kind)
+
+
 def normalize_email(raw: str) -> str:
     """Trim and lower-case an e-mail address; raise ``ValueError`` if malformed."""
     value = raw.strip().lower()
@@ -63,7 +73,7 @@ def normalize_mobile(raw: str) -> str:
 
 def normalize_identifier(kind: str, raw: str) -> Identifier:
     """Return the identifier in canonical form; ``ValueError`` says what is wrong."""
-    if not _KIND_RE.match(kind):
+    if not is_identifier_kind(kind):
         raise ValueError(f"unknown identifier kind {kind!r}")
     if "\x00" in raw:
         raise ValueError("must not contain the character \\u0000")
@@ -86,7 +96,7 @@ def parse_identifier_query(text: str) -> Identifier:
     if not sep:
         raise ValueError("must have the form KIND:VALUE")
     # People type EMAIL:… or custid:…; well-known kinds match in any case.
-    kind = _CANONICAL_KIND.get(kind.strip().lower(), kind.strip())
+    kind = canonical_kind(kind.strip())
     return normalize_identifier(kind, raw)
 
 

@@ -6,6 +6,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from eventyard.core.account_settings import (
+    DEFAULT_AUTO_CREATE_DEFINITIONS,
+    DEFAULT_ORTTO_MERGE_STRATEGY,
+    DEFAULT_RETENTION_DAYS,
+)
 from eventyard.core.identifiers import DEFAULT_PRIMARY_KINDS, Identifier
 
 ContactStatus = Literal["known", "anonymous"]
@@ -122,6 +127,24 @@ class Account:
         if configured:
             return tuple(str(kind) for kind in configured)
         return DEFAULT_PRIMARY_KINDS
+
+    # The settings below are checked when they are set (core/account_settings.py);
+    # an account that never set one gets the default.
+
+    @property
+    def auto_create_definitions(self) -> bool:
+        """Whether an unknown Ortto activity_id creates its definition on first use."""
+        return bool(self.settings.get("auto_create_definitions", DEFAULT_AUTO_CREATE_DEFINITIONS))
+
+    @property
+    def ortto_merge_strategy(self) -> int:
+        """Ortto ``merge_strategy`` when a request has none: 1 append, 2 overwrite, 3 ignore."""
+        return int(self.settings.get("ortto_merge_strategy") or DEFAULT_ORTTO_MERGE_STRATEGY)
+
+    @property
+    def retention_days(self) -> int:
+        """How many days the account's activities are kept."""
+        return int(self.settings.get("retention_days") or DEFAULT_RETENTION_DAYS)
 
 
 @dataclass(frozen=True, slots=True)
