@@ -18,6 +18,7 @@ from eventyard.storage.engine import build_engine
 from eventyard.storage.repositories.accounts import AccountRepository
 from eventyard.storage.repositories.activities import ActivityRepository
 from eventyard.storage.repositories.contacts import ContactRepository
+from eventyard.storage.repositories.definitions import DefinitionRepository
 from eventyard.storage.repositories.event_types import EventTypeRepository
 from eventyard.storage.repositories.idempotency import IdempotencyRepository
 
@@ -31,6 +32,7 @@ class UnitOfWork:
         self.contacts = ContactRepository(conn)
         self.activities = ActivityRepository(conn)
         self.event_types = EventTypeRepository(conn)
+        self.definitions = DefinitionRepository(conn)
         self.idempotency = IdempotencyRepository(conn)
         self._committed = False
 

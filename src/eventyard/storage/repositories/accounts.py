@@ -3,10 +3,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from eventyard.core.model import Account
+from eventyard.storage.sql_dialect import supports_row_locks
 from eventyard.storage.tables import accounts, credentials
 
 
@@ -58,6 +59,24 @@ class AccountRepository:
         )
         row = self.conn.execute(query).first()
         return None if row is None else (_account(row), row.secret_hash)
+
+    def get(self, account_id: str, *, for_update: bool = False) -> Account | None:
+        """The account; ``for_update`` locks its row to the end of the transaction (PostgreSQL).
+
+        SQLite writers already go one at a time.
+        """
+        query = select(accounts).where(accounts.c.id == account_id)
+        if for_update and supports_row_locks(self.conn):
+            query = query.with_for_update()
+        row = self.conn.execute(query).first()
+        return None if row is None else _account(row)
+
+    def update_settings(self, account_id: str, settings: dict[str, Any]) -> bool:
+        """Store the account's settings as given; ``False`` when there is no such account."""
+        result = self.conn.execute(
+            update(accounts).where(accounts.c.id == account_id).values(settings=settings)
+        )
+        return bool(result.rowcount)
 
     def list(self) -> list[Account]:
         rows = self.conn.execute(select(accounts).order_by(accounts.c.created_at))
