@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from fastapi import Request
 
+from eventyard.core.ratelimit import RateLimiter
 from eventyard.observability import Metrics
 from eventyard.services.accounts import CredentialCache
 from eventyard.services.ports import Store
@@ -25,6 +26,8 @@ class AppContext:
     metrics: Metrics
     credentials: CredentialCache
     now: Callable[[], datetime] = field(default=utc_now)
+    #: Per-credential request rate limits (None: unlimited).
+    rate_limiter: RateLimiter | None = None
 
 
 def get_context(request: Request) -> AppContext:

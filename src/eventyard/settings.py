@@ -87,6 +87,51 @@ class Settings(BaseSettings):
             "process for up to this long. 0 checks the database on every request."
         ),
     )
+    rate_limit_per_second: float = Field(
+        default=100,
+        ge=0,
+        description=(
+            "Requests per second each API key may make on average on the Ortto endpoint, "
+            "counted per server process; more get 429 with Retry-After. 0 turns the limit off."
+        ),
+    )
+    rate_limit_burst: int = Field(
+        default=500,
+        ge=1,
+        description="Requests an API key may make at once before rate_limit_per_second applies.",
+    )
+    run_worker: bool = Field(
+        default=True,
+        description=(
+            "Whether each server process also runs one background job worker. Turn it off "
+            "(`eventyard serve --no-worker`) when separate `eventyard worker` processes run "
+            "the jobs."
+        ),
+    )
+    worker_poll_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description=(
+            "How often an idle job worker looks for due jobs; a job enqueued by the same "
+            "process wakes its worker at once."
+        ),
+    )
+    job_lease_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description=(
+            "How long a claimed job stays a worker's without a heartbeat (sent every third "
+            "of it); after that another worker takes the job over."
+        ),
+    )
+    job_retry_base_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        description=(
+            "First delay of the exponential backoff between attempts of a failing job: "
+            "attempt n waits this × 2^n seconds, at most an hour."
+        ),
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Lowest level of the JSON log lines written to stderr."
     )

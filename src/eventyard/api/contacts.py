@@ -12,6 +12,7 @@ from eventyard.context import AppContext, get_context
 from eventyard.core.errors import EventyardError, FieldError
 from eventyard.core.identifiers import parse_identifier_query
 from eventyard.core.model import Account, Activity, Contact
+from eventyard.core.money import milli_to_decimal
 from eventyard.http import iso_utc, json_response
 from eventyard.services import contacts as contact_service
 
@@ -40,6 +41,11 @@ def activity_json(activity: Activity) -> dict[str, Any]:
         "asset_id": activity.asset_id,
         "journey_eligible": activity.journey_eligible,
         "properties": activity.properties,
+        "location": activity.location,
+        # Raw thousandths as sent (Ortto int::v) and the amount they stand for.
+        "conversion_value": None
+        if activity.value_milli is None
+        else {"raw": activity.value_milli, "decimal": milli_to_decimal(activity.value_milli)},
     }
 
 

@@ -91,11 +91,27 @@ class EventTypeLimits:
 
 
 @dataclass(frozen=True, slots=True)
+class IngestRules:
+    """Rules a dialect's vendor applies to activities beyond the registry limits.
+
+    ``require_definitions``: an activity needs a declared definition (Ortto
+    "ensure the activity definition exists") and may only carry its fields;
+    accounts may let a first use create the definition. ``daily_limit``: at
+    most this many activities of one name per contact in 24 hours (Ortto: 50).
+    """
+
+    require_definitions: bool = False
+    daily_limit: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class RecordRejection:
     """A record the service refused while storing the others."""
 
     index: int  # position in the records handed to the service
-    code: str  # "event_type_limit" | "event_property_limit" | "unknown_contact"
+    #: "event_type_limit" | "event_property_limit" | "unknown_contact" |
+    #: "undefined_activity" | "undefined_field" | "daily_limit"
+    code: str
     message: str
 
 
@@ -111,6 +127,8 @@ class RecordsOutcome:
     dry_run: bool = False
     #: Contacts this call created (the others named existing contacts).
     created_contacts: frozenset[str] = frozenset()
+    #: The job that will store the records this call queued, if any.
+    job_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,8 +8,10 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
+from eventyard.core.commands import record_to_json
+from eventyard.core.definitions import check_attributes, definition_from_attributes
 from eventyard.core.errors import ConcurrentUpdate, EventyardError, IdempotencyConflict
 from eventyard.core.identifiers import Identifier
 from eventyard.core.identity import ContactRef, plan_resolution
@@ -19,12 +21,14 @@ from eventyard.core.model import (
     Account,
     EventTypeLimits,
     IngestOutcome,
+    IngestRules,
     NewActivity,
     ProfileUpdate,
     RecordRejection,
     RecordsOutcome,
     StoredResponse,
 )
+from eventyard.core.profiles import apply_update
 from eventyard.core.registry import admit_event_types
 from eventyard.services.ports import Store, UnitOfWork
 
@@ -35,6 +39,9 @@ MAX_RESOLUTION_ATTEMPTS = 10
 TAKE_TURNS_AFTER = 2
 #: Expired Idempotency-Keys deleted per transaction by the purge.
 PURGE_BATCH = 10_000
+#: The window of ``IngestRules.daily_limit``.
+DAILY_WINDOW = timedelta(hours=24)
+NO_RULES = IngestRules()
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +91,20 @@ def ingest_activities(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class DeferredRecords:
+    """Records to queue for the worker instead of storing them in the request.
+
+    ``groups`` ties records that stand or fall together (an Ortto activity
+    and the profile update it carries); ``labels`` name each record for the
+    job's report (``activities[3]``).
+    """
+
+    records: Sequence[NewActivity | ProfileUpdate]
+    groups: Sequence[int] | None = None
+    labels: Sequence[str] | None = None
+
+
 def ingest_records(
     store: Store,
     account: Account,
@@ -94,14 +115,18 @@ def ingest_records(
     idempotency: IdempotencyRequest | None = None,
     dry_run: bool = False,
     event_limits: EventTypeLimits | None = None,
+    rules: IngestRules = NO_RULES,
+    groups: Sequence[int] | None = None,
+    deferred: DeferredRecords | None = None,
 ) -> StoredResponse:
     """Store activities and profile updates in one transaction, record by record.
 
     Records the service must refuse (registry limits, a contact id that names
-    no contact) are reported in the outcome while the others are stored.
-    ``dry_run`` does everything, renders the same response and rolls back:
-    no contact, activity or event type remains and no Idempotency-Key is
-    remembered.
+    no contact, an undefined activity) are reported in the outcome while the
+    others are stored. ``deferred`` records are queued as one job in the same
+    transaction, to be stored by a worker in order. ``dry_run`` does
+    everything, renders the same response and rolls back: no contact,
+    activity, event type or job remains and no Idempotency-Key is remembered.
     """
     with store.unit_of_work() as uow:
         if idempotency is not None and not dry_run:
@@ -112,7 +137,12 @@ def ingest_records(
                 raise IdempotencyConflict()
             if previous is not None:
                 return previous
-        outcome = store_records(uow, account, records, now=now, event_limits=event_limits)
+        outcome = store_records(
+            uow, account, records, now=now, event_limits=event_limits, rules=rules, groups=groups
+        )
+        if deferred is not None and deferred.records:
+            job_id = enqueue_records(uow, account, deferred, rules=rules, now=now)
+            outcome = replace(outcome, job_id=job_id)
         if dry_run:
             return respond(replace(outcome, dry_run=True))  # the unit of work rolls back
         response = respond(outcome)
@@ -129,15 +159,37 @@ def store_records(
     *,
     now: datetime,
     event_limits: EventTypeLimits | None = None,
+    rules: IngestRules = NO_RULES,
+    groups: Sequence[int] | None = None,
 ) -> RecordsOutcome:
-    """Admit, resolve and write ``records`` inside ``uow`` (no commit)."""
+    """Admit, resolve and write ``records`` inside ``uow`` (no commit).
+
+    A record refused before its contact is resolved takes the other records
+    of its group (``groups[i]``) with it; one refused by the daily limit
+    leaves them be (the contact is still updated, only the activity is not
+    stored).
+    """
     rejected: dict[int, RecordRejection] = {}
     if event_limits is not None:
         for rejection in admit_to_registry(uow, account, records, event_limits, now):
             rejected[rejection.index] = rejection
+    if rules.require_definitions:
+        for rejection in admit_to_definitions(uow, account, records, rejected, now):
+            rejected[rejection.index] = rejection
 
     hinted = {r.contact_hint.contact_id for r in records if r.contact_hint is not None}
     live = uow.contacts.live_contacts(account.id, hinted) if hinted else {}
+    for index, record in enumerate(records):
+        hint = record.contact_hint
+        if index in rejected or hint is None:
+            continue
+        if hint.contact_id not in live and hint.fallback is None:
+            rejected[index] = RecordRejection(
+                index, "unknown_contact", f"no contact has the id {hint.contact_id!r}"
+            )
+    if groups is not None:
+        spread_to_groups(rejected, groups)
+
     positions: list[int] = []
     batch: list[tuple[Identifier, ...]] = []
     pinned: list[ContactRef | None] = []
@@ -151,17 +203,16 @@ def store_records(
                 pin = live[hint.contact_id]
             elif hint.fallback is not None:
                 identifiers = (*identifiers, hint.fallback)
-            else:
-                rejected[index] = RecordRejection(
-                    index, "unknown_contact", f"no contact has the id {hint.contact_id!r}"
-                )
-                continue
         positions.append(index)
         batch.append(identifiers)
         pinned.append(pin)
 
-    profile_slots = [
-        slot for slot, index in enumerate(positions) if isinstance(records[index], ProfileUpdate)
+    # Contacts whose rows must stay locked to the end: those whose attributes
+    # change, and those whose daily count is about to be checked.
+    locked = [
+        slot
+        for slot, index in enumerate(positions)
+        if isinstance(records[index], ProfileUpdate) or rules.daily_limit is not None
     ]
 
     def refresh_pins() -> list[ContactRef | None]:
@@ -169,29 +220,164 @@ def store_records(
         fresh = uow.contacts.live_contacts(account.id, [p.id for p in pinned if p is not None])
         return [None if p is None else fresh.get(p.id, p) for p in pinned]
 
-    contact_of = resolve_contacts(
-        uow, account, batch, now, pinned=pinned, refresh_pins=refresh_pins, locked=profile_slots
+    contact_of, created = resolve_contacts(
+        uow, account, batch, now, pinned=pinned, refresh_pins=refresh_pins, locked=locked
     )
-    contact_ids: list[str | None] = [None] * len(records)
-    for index, contact_id in zip(positions, contact_of, strict=True):
-        contact_ids[index] = contact_id
+    owner_of = dict(zip(positions, contact_of, strict=True))
+    if rules.daily_limit is not None:
+        for rejection in enforce_daily_limit(
+            uow, account, records, owner_of, rules.daily_limit, now
+        ):
+            rejected[rejection.index] = rejection
+            del owner_of[rejection.index]
 
-    patches: dict[str, dict[str, Any]] = {}
+    contact_ids: list[str | None] = [owner_of.get(index) for index in range(len(records))]
+    updates: list[tuple[str, ProfileUpdate]] = []
     rows: list[dict[str, Any]] = []
-    for index, owner in zip(positions, contact_of, strict=True):
+    for index, owner in owner_of.items():
         record = records[index]
         if isinstance(record, ProfileUpdate):
-            patches.setdefault(owner, {}).update(record.attributes)
+            updates.append((owner, record))
         else:
             rows.append(activity_row(account, record, owner, now))
-    uow.contacts.merge_attributes(account.id, patches, now)
+    apply_profile_updates(uow, account, updates, created, now)
     stored = uow.activities.insert(rows)
     return RecordsOutcome(
         stored_activities=stored,
-        updated_profiles=sum(1 for i in positions if isinstance(records[i], ProfileUpdate)),
+        updated_profiles=len(updates),
         rejected=sorted(rejected.values(), key=lambda r: r.index),
         contact_ids=contact_ids,
+        created_contacts=frozenset(created),
     )
+
+
+def spread_to_groups(rejected: dict[int, RecordRejection], groups: Sequence[int]) -> None:
+    """Refuse every record of a group one of whose records was refused."""
+    first_of_group: dict[int, RecordRejection] = {}
+    for index in sorted(rejected):
+        first_of_group.setdefault(groups[index], rejected[index])
+    for index, group in enumerate(groups):
+        if index not in rejected and group in first_of_group:
+            reason = first_of_group[group]
+            rejected[index] = RecordRejection(index, reason.code, reason.message)
+
+
+def apply_profile_updates(
+    uow: UnitOfWork,
+    account: Account,
+    updates: Sequence[tuple[str, ProfileUpdate]],
+    created: set[str],
+    now: datetime,
+) -> None:
+    """Apply each update to its contact in order, following its merge strategy."""
+    if not updates:
+        return
+    current = uow.contacts.attributes_of(account.id, {owner for owner, _ in updates})
+    changed: dict[str, dict[str, Any]] = {}
+    for owner, update in updates:
+        before = changed.get(owner, current.get(owner))
+        if before is None:
+            continue  # merged away meanwhile; its survivor was locked instead
+        after = apply_update(before, update.attributes, update.strategy, created=owner in created)
+        if after is not before:
+            changed[owner] = after
+    uow.contacts.set_attributes(account.id, changed, now)
+
+
+def enforce_daily_limit(
+    uow: UnitOfWork,
+    account: Account,
+    records: Sequence[NewActivity | ProfileUpdate],
+    owner_of: dict[int, str],
+    limit: int,
+    now: datetime,
+) -> list[RecordRejection]:
+    """Refuse activities beyond ``limit`` per name per contact in the last 24 hours.
+
+    The contacts are locked by now, so concurrent batches for one contact
+    count one after the other and never overshoot together.
+    """
+    activities = [
+        (index, owner, records[index])
+        for index, owner in owner_of.items()
+        if isinstance(records[index], NewActivity)
+    ]
+    if not activities:
+        return []
+    counts = uow.activities.count_received_since(
+        account.id,
+        {owner for _, owner, _ in activities},
+        {cast(NewActivity, record).name for _, _, record in activities},
+        now - DAILY_WINDOW,
+    )
+    rejections = []
+    for index, owner, record in activities:
+        name = cast(NewActivity, record).name
+        seen = counts.get((owner, name), 0)
+        if seen >= limit:
+            rejections.append(
+                RecordRejection(
+                    index,
+                    "daily_limit",
+                    f"contact {owner} already has {limit} {name!r} activities in the last "
+                    "24 hours, the most allowed",
+                )
+            )
+            continue
+        counts[(owner, name)] = seen + 1
+    return rejections
+
+
+def admit_to_definitions(
+    uow: UnitOfWork,
+    account: Account,
+    records: Sequence[NewActivity | ProfileUpdate],
+    rejected: dict[int, RecordRejection],
+    now: datetime,
+) -> list[RecordRejection]:
+    """Refuse activities without a definition, or with fields their definition lacks.
+
+    An account that allows it gets a definition created from the first
+    activity that uses an unknown id (concurrent first uses agree on one).
+    """
+    activities = [
+        (index, r)
+        for index, r in enumerate(records)
+        if isinstance(r, NewActivity) and index not in rejected
+    ]
+    if not activities:
+        return []
+    names = {r.name for _, r in activities}
+    known = uow.definitions.get_many(account.id, names)
+    missing = names - set(known)
+    if missing and account.auto_create_definitions:
+        first_use: dict[str, NewActivity] = {}
+        for _, r in activities:
+            if r.name in missing:
+                first_use.setdefault(r.name, r)
+        uow.definitions.add_missing(
+            account.id,
+            [definition_from_attributes(name, r.properties) for name, r in first_use.items()],
+            now,
+        )
+        known = uow.definitions.get_many(account.id, names)
+    rejections = []
+    for index, record in activities:
+        definition = known.get(record.name)
+        if definition is None:
+            rejections.append(
+                RecordRejection(
+                    index,
+                    "undefined_activity",
+                    f"activity_id {record.name!r} has no activity definition; create it first",
+                )
+            )
+            continue
+        problems = check_attributes(definition, list(record.properties))
+        if problems:
+            field_id, reason = problems[0]
+            rejections.append(RecordRejection(index, "undefined_field", f"{field_id}: {reason}"))
+    return rejections
 
 
 def activity_row(
@@ -210,6 +396,8 @@ def activity_row(
         "journey_eligible": activity.occurred_at >= now - JOURNEY_WINDOW,
         "properties": activity.properties,
         "dedup_key": activity.dedup_key,
+        "location": activity.location,
+        "value_milli": activity.value_milli,
     }
 
 
@@ -269,8 +457,10 @@ def resolve_contacts(
     pinned: Sequence[ContactRef | None] | None = None,
     refresh_pins: Callable[[], Sequence[ContactRef | None]] | None = None,
     locked: Sequence[int] = (),
-) -> list[str]:
-    """The contact id of each entry of ``batch``, creating and converting as needed.
+) -> tuple[list[str], set[str]]:
+    """The contact id of each entry of ``batch`` and the ids of the contacts created.
+
+    Contacts are created and converted as needed.
 
     One lookup for the whole batch, one plan, a handful of set-based writes.
     When a concurrent transaction claimed one of the new identifiers first,
@@ -280,7 +470,7 @@ def resolve_contacts(
     the end of the transaction (their attributes are about to change).
     """
     if not batch:
-        return []
+        return [], set()
     wanted = {ident for idents in batch for ident in idents}
     for attempt in range(MAX_RESOLUTION_ATTEMPTS):
         if attempt and refresh_pins is not None:
@@ -295,7 +485,7 @@ def resolve_contacts(
                 plan = plan_resolution(batch, owners, account.primary_kinds, new_id, pinned)
                 also_lock = {plan.contact_ids[slot] for slot in locked}
                 uow.contacts.apply_resolution(account.id, plan, now, also_lock)
-                return plan.contact_ids
+                return plan.contact_ids, set(plan.new_contacts)
         except ConcurrentUpdate:
             # Another writer is creating the same contacts right now; let it
             # finish before planning again (jitter keeps retries apart).
@@ -320,3 +510,45 @@ def purge_idempotency_keys(store: Store, now: datetime, ttl_seconds: int) -> int
         purged += batch
         if batch < PURGE_BATCH:
             return purged
+
+
+#: The job kind of queued records, and the queue that keeps an account's in order.
+INGEST_JOB = "ingest.records"
+
+
+def ingest_queue(account_id: str) -> str:
+    return f"ingest:{account_id}"
+
+
+def enqueue_records(
+    uow: UnitOfWork,
+    account: Account,
+    deferred: DeferredRecords,
+    *,
+    rules: IngestRules,
+    now: datetime,
+) -> str:
+    """Queue ``deferred`` as one job of the account's ingest queue; returns its id.
+
+    The job commits with the caller's transaction: once the client has its
+    answer, the records are durable and will be stored exactly once.
+    """
+    from eventyard.services.jobs import enqueue
+
+    return enqueue(
+        uow,
+        account_id=account.id,
+        kind=INGEST_JOB,
+        queue=ingest_queue(account.id),
+        payload={
+            "records": [record_to_json(r) for r in deferred.records],
+            "groups": None if deferred.groups is None else list(deferred.groups),
+            "labels": None if deferred.labels is None else list(deferred.labels),
+            "rules": {
+                "require_definitions": rules.require_definitions,
+                "daily_limit": rules.daily_limit,
+            },
+            "received_at": now.isoformat(),
+        },
+        now=now,
+    )

@@ -1,16 +1,16 @@
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from eventyard.core.cursor import encode_cursor
 from eventyard.core.model import Activity, ActivityPage
-from eventyard.storage.sql_dialect import insert_rows
+from eventyard.storage.sql_dialect import in_values, insert_rows
 from eventyard.storage.tables import activities, contacts
 
 
@@ -42,6 +42,26 @@ class ActivityRepository:
             .returning(activities.c.id)
         )
         return len(self.conn.execute(stmt, list(rows)).all())
+
+    def count_received_since(
+        self, account_id: str, contact_ids: Iterable[str], names: Iterable[str], since: datetime
+    ) -> dict[tuple[str, str], int]:
+        """How many activities of each (contact, name) arrived after ``since``."""
+        ids, wanted = sorted(set(contact_ids)), sorted(set(names))
+        if not ids or not wanted:
+            return {}
+        a = activities.c
+        rows = self.conn.execute(
+            select(a.contact_id, a.name, func.count())
+            .where(
+                a.account_id == account_id,
+                in_values(self.conn, a.contact_id, ids),
+                in_values(self.conn, a.name, wanted),
+                a.received_at > since,
+            )
+            .group_by(a.contact_id, a.name)
+        ).all()
+        return {(r[0], r[1]): int(r[2]) for r in rows}
 
     def page(
         self, account_id: str, contact_id: str, limit: int, cursor: tuple[datetime, str] | None
@@ -76,6 +96,8 @@ class ActivityRepository:
                 asset_id=r.asset_id,
                 journey_eligible=r.journey_eligible,
                 properties=r.properties,
+                location=r.location,
+                value_milli=r.value_milli,
             )
             for r in rows[:limit]
         ]

@@ -83,29 +83,32 @@ class ContactRepository:
             for asked, status, merged_id, merged_status in rows
         }
 
-    def merge_attributes(
-        self, account_id: str, patches: dict[str, dict[str, Any]], now: datetime
-    ) -> None:
-        """Shallow-merge each patch into its contact's attributes (rows locked by the caller)."""
-        if not patches:
-            return
-        ids = sorted(patches)
-        current = dict(
+    def attributes_of(
+        self, account_id: str, contact_ids: Iterable[str]
+    ) -> dict[str, dict[str, Any]]:
+        """The attributes of each live contact (rows locked by the caller)."""
+        ids = sorted(set(contact_ids))
+        if not ids:
+            return {}
+        return dict(
             self.conn.execute(
                 select(contacts.c.id, contacts.c.attributes).where(
                     contacts.c.account_id == account_id, in_values(self.conn, contacts.c.id, ids)
                 )
             ).all()
         )
+
+    def set_attributes(
+        self, account_id: str, attributes: dict[str, dict[str, Any]], now: datetime
+    ) -> None:
+        """Replace each contact's attributes, one statement for all."""
+        if not attributes:
+            return
         self.conn.execute(
             update(contacts)
-            .where(contacts.c.id == bindparam("contact_id"))
-            .values(attributes=bindparam("merged"), updated_at=now),
-            [
-                {"contact_id": cid, "merged": {**current.get(cid, {}), **patches[cid]}}
-                for cid in ids
-                if cid in current
-            ],
+            .where(contacts.c.account_id == account_id, contacts.c.id == bindparam("contact_id"))
+            .values(attributes=bindparam("new_attributes"), updated_at=now),
+            [{"contact_id": cid, "new_attributes": attributes[cid]} for cid in sorted(attributes)],
         )
 
     def apply_resolution(
