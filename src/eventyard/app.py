@@ -15,7 +15,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from eventyard import __version__
+from eventyard.api import accounts as accounts_api
 from eventyard.api import contacts as contacts_api
+from eventyard.api import definitions as definitions_api
 from eventyard.api import health
 from eventyard.context import AppContext, utc_now
 from eventyard.core.errors import EventyardError, FieldError
@@ -70,6 +72,8 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     )
     app.include_router(health.router)
     app.include_router(contacts_api.router)
+    app.include_router(definitions_api.router)
+    app.include_router(accounts_api.router)
     renderers: dict[str, Callable[[EventyardError], Response]] = {}
     for dialect in BUILTIN_DIALECTS:
         app.include_router(dialect.router)

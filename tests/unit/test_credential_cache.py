@@ -49,3 +49,20 @@ def test_size_stays_bounded() -> None:
         cache.put(("netcore", f"d{i}", None), ACME)
     assert cache.get(("netcore", "d9", None)) == ACME
     assert len(cache._entries) <= 3
+
+
+def test_clear_forgets_one_account_or_all() -> None:
+    """A settings change must not wait for the TTL in the process that made it."""
+    other = Account(id="b" * 24, name="Other", settings={}, created_at=ACME.created_at)
+    cache = CredentialCache(ttl_seconds=30)
+    cache.put(KEY, ACME)
+    cache.put(("admin", "digest", None), ACME)
+    cache.put(("netcore", "other", None), other)
+
+    cache.clear(ACME.id)
+    assert cache.get(KEY) is None
+    assert cache.get(("admin", "digest", None)) is None
+    assert cache.get(("netcore", "other", None)) == other
+
+    cache.clear()
+    assert cache.get(("netcore", "other", None)) is None

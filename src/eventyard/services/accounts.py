@@ -5,17 +5,19 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+from eventyard.core.account_settings import apply_settings_patch
 from eventyard.core.credentials import (
     digests_match,
     hash_secret,
     new_clevertap_account_id,
     new_secret,
 )
-from eventyard.core.errors import Unauthorized
-from eventyard.core.ids import new_id
+from eventyard.core.errors import NotFound, Unauthorized
+from eventyard.core.ids import is_id, new_id
 from eventyard.core.model import Account, NewAccount
 from eventyard.services.ports import Store
 
@@ -25,7 +27,8 @@ def create_account(store: Store, name: str, settings: dict[str, Any] | None = No
     name = name.strip()
     if not name:
         raise ValueError("an account needs a name")
-    account = Account(id=new_id(), name=name, settings=settings or {}, created_at=datetime.now(UTC))
+    checked = apply_settings_patch({}, settings or {})
+    account = Account(id=new_id(), name=name, settings=checked, created_at=datetime.now(UTC))
     created = NewAccount(
         account=account,
         admin_token=new_secret("eya"),
@@ -87,6 +90,19 @@ class CredentialCache:
                 self._entries.clear()  # rare; cheaper than tracking age order
             self._entries[key] = (self.clock() + self.ttl_seconds, account)
 
+    def clear(self, account_id: str | None = None) -> None:
+        """Forget ``account_id``'s entries (every entry without one), e.g. after a settings change.
+
+        Only this process's cache: other processes see the change when their
+        entries expire, at most ``ttl_seconds`` later.
+        """
+        with self._lock:
+            if account_id is None:
+                self._entries.clear()
+                return
+            for key in [k for k, (_, a) in self._entries.items() if a.id == account_id]:
+                del self._entries[key]
+
 
 def authenticate(
     store: Store,
@@ -113,6 +129,38 @@ def authenticate(
     if cache is not None:
         cache.put(key, found[0])
     return found[0]
+
+
+def get_account(store: Store, account_id: str) -> Account:
+    """The account, or ``NotFound``."""
+    with store.unit_of_work(write=False) as uow:
+        account = uow.accounts.get(account_id) if is_id(account_id) else None
+    if account is None:
+        raise NotFound(f"No account {account_id!r}")
+    return account
+
+
+def update_account_settings(
+    store: Store, account: Account, patch: object, cache: CredentialCache | None = None
+) -> Account:
+    """Apply a JSON merge patch to the account's settings and return the account as stored.
+
+    A key set to ``null`` goes back to its default; an unknown key or a bad
+    value is a 400 naming it. The account's row is locked while it changes, so
+    concurrent patches of different keys both take effect. ``cache`` (this
+    process's) forgets the account at once; other server processes keep the
+    old settings for up to ``auth_cache_seconds``.
+    """
+    with store.unit_of_work() as uow:
+        current = uow.accounts.get(account.id, for_update=True)
+        if current is None:
+            raise NotFound(f"No account {account.id!r}")
+        settings = apply_settings_patch(current.settings, patch)
+        uow.accounts.update_settings(account.id, settings)
+        uow.commit()
+    if cache is not None:
+        cache.clear(account.id)
+    return replace(current, settings=settings)
 
 
 def list_accounts(store: Store) -> list[Account]:
