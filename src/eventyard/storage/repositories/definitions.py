@@ -56,9 +56,7 @@ class DefinitionRepository:
 
     def list(self, account_id: str) -> list[ActivityDefinition]:
         rows = self.conn.execute(
-            select(activity_definitions)
-            .where(_d.account_id == account_id)
-            .order_by(_d.activity_id)
+            select(activity_definitions).where(_d.account_id == account_id).order_by(_d.activity_id)
         )
         return [_definition(row) for row in rows]
 
@@ -90,8 +88,10 @@ class DefinitionRepository:
 
     def create(self, account_id: str, definition: ActivityDefinition) -> bool:
         """Store a new definition; ``False`` (and nothing changed) when its id exists."""
-        result = self.conn.execute(
-            insert_ignoring_conflicts(self.conn, activity_definitions).values(
+        # RETURNING, not rowcount: psycopg reports -1 for INSERT … ON CONFLICT.
+        inserted = self.conn.execute(
+            insert_ignoring_conflicts(self.conn, activity_definitions)
+            .values(
                 account_id=account_id,
                 activity_id=definition.activity_id,
                 name=definition.name,
@@ -100,8 +100,9 @@ class DefinitionRepository:
                 created_at=definition.created_at,
                 updated_at=definition.updated_at,
             )
-        )
-        return bool(result.rowcount)
+            .returning(_d.activity_id)
+        ).first()
+        return inserted is not None
 
     def replace(self, account_id: str, definition: ActivityDefinition) -> bool:
         """Replace the name and fields of an existing definition; ``False`` when there is none.
