@@ -19,10 +19,13 @@ from eventyard.api import accounts as accounts_api
 from eventyard.api import contacts as contacts_api
 from eventyard.api import definitions as definitions_api
 from eventyard.api import health
+from eventyard.api import jobs as jobs_api
 from eventyard.context import AppContext, utc_now
 from eventyard.core.errors import EventyardError, FieldError
 from eventyard.dialects.registry import BUILTIN_DIALECTS
 from eventyard.errors import render_error
+from eventyard.jobs.registry import HANDLERS
+from eventyard.jobs.worker import Worker, WorkerThread
 from eventyard.observability import Metrics, RequestContextMiddleware, configure_logging
 from eventyard.services.accounts import CredentialCache
 from eventyard.services.ingest import purge_idempotency_keys
@@ -37,13 +40,21 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     """Build the application; ``store`` defaults to the database in ``settings``."""
     database = store or Database.from_settings(settings)
     metrics = Metrics.create()
+    # One job worker per server process unless separate `eventyard worker`s run the jobs.
+    worker = Worker(database, settings, HANDLERS, metrics=metrics) if settings.run_worker else None
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         purger = asyncio.create_task(purge_idempotency_keys_forever(database, settings))
+        worker_thread = None if worker is None else WorkerThread(worker)
+        if worker_thread is not None:
+            worker_thread.start()
         try:
             yield
         finally:
+            if worker_thread is not None:
+                # The job in hand is finished and settled before the store goes.
+                await run_in_threadpool(worker_thread.stop)
             purger.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await purger
@@ -66,12 +77,14 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     )
     app.state.ctx = AppContext(
         settings=settings,
+        wake=None if worker is None else worker.wake,
         store=database,
         metrics=metrics,
         credentials=CredentialCache(settings.auth_cache_seconds),
     )
     app.include_router(health.router)
     app.include_router(contacts_api.router)
+    app.include_router(jobs_api.router)
     app.include_router(definitions_api.router)
     app.include_router(accounts_api.router)
     renderers: dict[str, Callable[[EventyardError], Response]] = {}

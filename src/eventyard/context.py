@@ -26,6 +26,9 @@ class AppContext:
     metrics: Metrics
     credentials: CredentialCache
     now: Callable[[], datetime] = field(default=utc_now)
+    #: Wakes this process's job worker after a job was committed; ``None``
+    #: when the process runs no worker (``EVENTYARD_RUN_WORKER=false``).
+    wake: Callable[[], None] | None = None
     #: Per-credential request rate limits (None: unlimited).
     rate_limiter: RateLimiter | None = None
 

@@ -67,6 +67,7 @@ class Metrics:
     requests: Counter
     latency: Histogram
     events: Counter
+    jobs: Counter
 
     @classmethod
     def create(cls) -> Metrics:
@@ -92,6 +93,12 @@ class Metrics:
                 ["dialect", "outcome"],
                 registry=registry,
             ),
+            jobs=Counter(
+                "eventyard_jobs_total",
+                "Job attempts by kind and outcome (completed, failed, retried, lease_lost)",
+                ["kind", "status"],
+                registry=registry,
+            ),
         )
 
     def exposition(self) -> bytes:
@@ -110,6 +117,9 @@ class Metrics:
     def count_events(self, dialect: str, outcome: str, n: int) -> None:
         if n:
             self.events.labels(dialect, outcome).inc(n)
+
+    def count_job(self, kind: str, status: str) -> None:
+        self.jobs.labels(kind, status).inc()
 
 
 class RequestContextMiddleware:

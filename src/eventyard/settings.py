@@ -128,8 +128,8 @@ class Settings(BaseSettings):
         default=2.0,
         gt=0,
         description=(
-            "First delay of the exponential backoff between attempts of a failing job: "
-            "attempt n waits this × 2^n seconds, at most an hour."
+            "Base of the exponential backoff of a failing job: after its n-th failed "
+            "attempt it waits this times 2^n seconds (at most an hour) before the next."
         ),
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(

@@ -15,6 +15,8 @@ from eventyard.core.model import (
     ActivityDefinition,
     ActivityPage,
     Contact,
+    Job,
+    JobStatus,
     StoredResponse,
 )
 from eventyard.core.registry import RegistryState
@@ -95,6 +97,37 @@ class IdempotencyRepository(Protocol):
     def purge_expired(self, before: datetime, limit: int = ...) -> int: ...
 
 
+class JobRepository(Protocol):
+    def add(self, rows: Sequence[dict[str, Any]]) -> None: ...
+    def claim(
+        self, worker_id: str, now: datetime, lease_seconds: float, kinds: Sequence[str] | None
+    ) -> Job | None: ...
+    def heartbeat(
+        self,
+        job_id: str,
+        worker_id: str,
+        now: datetime,
+        lease_seconds: float,
+        progress: dict[str, Any] | None = ...,
+    ) -> bool: ...
+    def finish(
+        self,
+        job_id: str,
+        worker_id: str,
+        status: JobStatus,
+        result: dict[str, Any] | None,
+        error: str | None,
+        now: datetime,
+    ) -> bool: ...
+    def release_for_retry(
+        self, job_id: str, worker_id: str, run_after: datetime, error: str, now: datetime
+    ) -> bool: ...
+    def get(self, account_id: str | None, job_id: str) -> Job | None: ...
+    def list(
+        self, account_id: str | None, kind: str | None = ..., limit: int = ...
+    ) -> list[Job]: ...
+
+
 class UnitOfWork(Protocol):
     @property
     def accounts(self) -> AccountRepository: ...
@@ -106,6 +139,8 @@ class UnitOfWork(Protocol):
     def idempotency(self) -> IdempotencyRepository: ...
     @property
     def event_types(self) -> EventTypeRepository: ...
+    @property
+    def jobs(self) -> JobRepository: ...
     @property
     def definitions(self) -> DefinitionRepository: ...
 

@@ -21,6 +21,7 @@ from eventyard.storage.repositories.contacts import ContactRepository
 from eventyard.storage.repositories.definitions import DefinitionRepository
 from eventyard.storage.repositories.event_types import EventTypeRepository
 from eventyard.storage.repositories.idempotency import IdempotencyRepository
+from eventyard.storage.repositories.jobs import JobRepository
 
 
 class UnitOfWork:
@@ -34,6 +35,7 @@ class UnitOfWork:
         self.event_types = EventTypeRepository(conn)
         self.definitions = DefinitionRepository(conn)
         self.idempotency = IdempotencyRepository(conn)
+        self.jobs = JobRepository(conn)
         self._committed = False
 
     def commit(self) -> None:

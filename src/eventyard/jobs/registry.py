@@ -1,0 +1,34 @@
+"""Which handler runs each kind of job.
+
+Every process that runs jobs (a server's in-process worker, ``eventyard
+worker``) takes its handlers from :data:`HANDLERS`, so a built-in kind is one
+line below, and a worker only ever claims the kinds it has a handler for.
+Code outside the built-ins may add a kind with :func:`register`; it counts in
+the processes that import that code.
+
+This module imports no dialect: a worker process loads the handlers only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from eventyard.jobs.maintenance import PURGE_IDEMPOTENCY_KEYS, purge_idempotency_keys_job
+from eventyard.services.jobs import Handler
+
+#: Job kind -> the handler that runs it.
+HANDLERS: dict[str, Handler] = {
+    PURGE_IDEMPOTENCY_KEYS: purge_idempotency_keys_job,
+}
+
+
+def register(kind: str) -> Callable[[Handler], Handler]:
+    """Decorator: ``handler`` runs the jobs of ``kind``; a kind has one handler only."""
+
+    def add(handler: Handler) -> Handler:
+        if HANDLERS.get(kind, handler) is not handler:
+            raise ValueError(f"job kind {kind!r} already has a handler")
+        HANDLERS[kind] = handler
+        return handler
+
+    return add
