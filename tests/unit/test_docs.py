@@ -8,9 +8,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import orjson
 import pytest
 from pydantic_core import PydanticUndefined
 
+from eventyard.core.account_settings import SETTING_NAMES, AccountSettings
 from eventyard.dialects.base import Dialect
 from eventyard.dialects.registry import BUILTIN_DIALECTS
 from eventyard.observability import Metrics
@@ -20,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 SETTINGS_DOC = ROOT / "docs" / "settings.md"
 OPERATIONS_DOC = ROOT / "docs" / "operations.md"
+API_DOC = ROOT / "docs" / "api.md"
 DIALECT_DOCS = ROOT / "docs" / "dialects"
 #: Variables read by the test suite and the benchmark, not by eventyard itself.
 NOT_SETTINGS = {"EVENTYARD_TEST_POSTGRES_URL", "EVENTYARD_BENCH_POSTGRES_URL"}
@@ -93,6 +96,15 @@ def test_every_metric_is_documented() -> None:
     for family in Metrics.create().registry.collect():
         name = f"{family.name}_total" if family.type == "counter" else family.name
         assert f"`{name}`" in text, f"docs/operations.md does not document {name}"
+
+
+@pytest.mark.parametrize("name", SETTING_NAMES)
+def test_every_account_setting_has_a_row_showing_its_default(name: str) -> None:
+    """docs/api.md has the table of account settings (``PATCH /api/v1/account/settings``)."""
+    row = table_row(API_DOC.read_text(), name)
+    assert row is not None, f"docs/api.md has no table row for the account setting {name}"
+    default = orjson.dumps(getattr(AccountSettings(), name)).decode().replace(",", ", ")
+    assert f"`{default}`" in row, f"the {name} row of docs/api.md does not show `{default}`"
 
 
 def test_relative_links_in_docs_resolve() -> None:
