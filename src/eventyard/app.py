@@ -22,6 +22,7 @@ from eventyard.api import health
 from eventyard.api import jobs as jobs_api
 from eventyard.context import AppContext, utc_now
 from eventyard.core.errors import EventyardError, FieldError
+from eventyard.core.ratelimit import RateLimiter
 from eventyard.dialects.registry import BUILTIN_DIALECTS
 from eventyard.errors import render_error
 from eventyard.jobs.registry import HANDLERS
@@ -81,6 +82,7 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
         store=database,
         metrics=metrics,
         credentials=CredentialCache(settings.auth_cache_seconds),
+        rate_limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
     )
     app.include_router(health.router)
     app.include_router(contacts_api.router)

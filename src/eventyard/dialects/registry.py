@@ -5,5 +5,6 @@ from __future__ import annotations
 from eventyard.dialects.base import Dialect
 from eventyard.dialects.clevertap import DIALECT as CLEVERTAP
 from eventyard.dialects.netcore import DIALECT as NETCORE
+from eventyard.dialects.ortto import DIALECT as ORTTO
 
-BUILTIN_DIALECTS: tuple[Dialect, ...] = (NETCORE, CLEVERTAP)
+BUILTIN_DIALECTS: tuple[Dialect, ...] = (NETCORE, CLEVERTAP, ORTTO)

@@ -14,11 +14,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from eventyard.jobs.maintenance import PURGE_IDEMPOTENCY_KEYS, purge_idempotency_keys_job
+from eventyard.services.ingest import INGEST_JOB
+from eventyard.services.ingest_jobs import run_ingest_job
 from eventyard.services.jobs import Handler
 
 #: Job kind -> the handler that runs it.
 HANDLERS: dict[str, Handler] = {
     PURGE_IDEMPOTENCY_KEYS: purge_idempotency_keys_job,
+    INGEST_JOB: run_ingest_job,
 }
 
 

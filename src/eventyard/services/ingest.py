@@ -30,6 +30,7 @@ from eventyard.core.model import (
 )
 from eventyard.core.profiles import apply_update
 from eventyard.core.registry import admit_event_types
+from eventyard.services.jobs import enqueue
 from eventyard.services.ports import Store, UnitOfWork
 
 #: How often a batch is planned again when a concurrent writer took one of its
