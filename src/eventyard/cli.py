@@ -6,23 +6,35 @@ import os
 import signal
 import tempfile
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from types import FrameType
-from typing import Annotated
+from typing import Annotated, Any, NoReturn
 
 import orjson
 import typer
 import uvicorn
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from eventyard.api.definitions import definition_json
 from eventyard.api.jobs import job_json
-from eventyard.core.errors import NotFound
-from eventyard.core.model import Account, Job
+from eventyard.core.account_settings import effective_settings, settings_document
+from eventyard.core.errors import EventyardError, NotFound
+from eventyard.core.model import Account, ActivityDefinition, Job
 from eventyard.jobs.registry import HANDLERS
 from eventyard.jobs.worker import Worker, WorkerThread
 from eventyard.observability import configure_logging
-from eventyard.services.accounts import count_accounts, create_account, get_account, list_accounts
+from eventyard.services import definitions as definition_service
+from eventyard.services.accounts import (
+    count_accounts,
+    create_account,
+    get_account,
+    list_accounts,
+    update_account_settings,
+)
 from eventyard.services.jobs import enqueue_job, get_job, list_jobs
 from eventyard.settings import Settings
 from eventyard.storage.database import Database
@@ -37,6 +49,11 @@ jobs_app = typer.Typer(
     help="Background jobs: follow them, enqueue a built-in one.", no_args_is_help=True
 )
 app.add_typer(jobs_app, name="jobs")
+definitions_app = typer.Typer(
+    help="Activity definitions (Ortto): the activities an account declares and their fields.",
+    no_args_is_help=True,
+)
+app.add_typer(definitions_app, name="definitions")
 console = Console()
 err_console = Console(stderr=True)
 
@@ -343,3 +360,170 @@ def jobs_enqueue(
     finally:
         store.dispose()
     typer.echo(job_id)
+
+
+@contextmanager
+def _command_store() -> Iterator[Database]:
+    """The migrated store for one command; an expected failure ends it with exit code 1."""
+    store = _store_at_head()
+    try:
+        yield store
+    except EventyardError as exc:
+        _fail(exc)
+    finally:
+        store.dispose()
+
+
+def _fail(exc: EventyardError) -> NoReturn:
+    """Say what went wrong, each further problem on its own line; exit 1, no traceback."""
+    err_console.print(f"[bold red]Error:[/bold red] {escape(exc.message)}", soft_wrap=True)
+    for error in exc.errors:
+        if error.reason != exc.message:
+            err_console.print(f"  {escape(error.reason)}", soft_wrap=True)
+    raise typer.Exit(1)
+
+
+def _print_rows(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    """A table on a terminal; piped into another program, one tab-separated line per row."""
+    if not console.is_terminal:
+        # Never wrapped or cut to a terminal width.
+        for row in rows:
+            typer.echo("\t".join(row))
+        return
+    table = Table(*columns)
+    for row in rows:
+        table.add_row(*(escape(cell) for cell in row))
+    console.print(table)
+
+
+AccountOption = Annotated[str, typer.Option("--account", help="The account's id.")]
+ActivityIdArgument = Annotated[
+    str, typer.Argument(help="The activity id, e.g. act:cm:product-purchase.")
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+@accounts_app.command("settings")
+def accounts_settings(
+    account_id: Annotated[str, typer.Argument(help="The account's id.")],
+    changes: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="KEY=VALUE, repeatable. VALUE is read as JSON when it is JSON "
+            '(true, 3, ["email"], null to restore the default), else as text.',
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show an account's settings, defaults filled in, or change them with --set.
+
+    Running servers see a change after at most EVENTYARD_AUTH_CACHE_SECONDS.
+    """
+    patch = dict(_setting_change(text) for text in changes or [])
+    with _command_store() as store:
+        account = get_account(store, account_id)
+        if patch:
+            account = update_account_settings(store, account, patch)
+    document = settings_document(effective_settings(account.settings))
+    if as_json:
+        typer.echo(orjson.dumps(document).decode())
+        return
+    _print_rows(
+        ("setting", "value"),
+        [(key, orjson.dumps(value).decode()) for key, value in document.items()],
+    )
+
+
+def _setting_change(text: str) -> tuple[str, Any]:
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise typer.BadParameter(f"{text!r} is not KEY=VALUE", param_hint="--set")
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        value = raw
+    return key.strip(), value
+
+
+@definitions_app.command("create")
+def definitions_create(
+    account_id: AccountOption,
+    activity_id: ActivityIdArgument,
+    name: Annotated[str, typer.Option("--name", help="A name for people.")],
+    fields: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--field",
+            help="FIELD_ID[=TYPE], repeatable: str:cm:product-name=str, int::v. "
+            "TYPE must be the id's prefix, which is also its default.",
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Declare an activity definition: the attribute fields its activities may carry."""
+    field_map = dict(_field_declaration(text) for text in fields or [])
+    with _command_store() as store:
+        account = get_account(store, account_id)
+        created = definition_service.create_definition(store, account, activity_id, name, field_map)
+    _print_definition(created, as_json)
+
+
+def _field_declaration(text: str) -> tuple[str, str]:
+    field_id, sep, kind = text.partition("=")
+    return field_id, kind if sep else field_id.partition(":")[0]
+
+
+@definitions_app.command("list")
+def definitions_list(account_id: AccountOption, as_json: JsonOption = False) -> None:
+    """List an account's activity definitions (JSON lines with --json)."""
+    with _command_store() as store:
+        found = definition_service.list_definitions(store, get_account(store, account_id))
+    if as_json:
+        for definition in found:
+            typer.echo(orjson.dumps(definition_json(definition)).decode())
+        return
+    _print_rows(
+        ("activity_id", "name", "fields", "auto_created", "updated_at"),
+        [
+            (
+                d.activity_id,
+                d.name,
+                str(len(d.fields)),
+                str(d.auto_created).lower(),
+                d.updated_at.isoformat(),
+            )
+            for d in found
+        ],
+    )
+
+
+@definitions_app.command("show")
+def definitions_show(
+    account_id: AccountOption, activity_id: ActivityIdArgument, as_json: JsonOption = False
+) -> None:
+    """Show one activity definition and its fields."""
+    with _command_store() as store:
+        found = definition_service.get_definition(
+            store, get_account(store, account_id), activity_id
+        )
+    _print_definition(found, as_json)
+
+
+@definitions_app.command("delete")
+def definitions_delete(account_id: AccountOption, activity_id: ActivityIdArgument) -> None:
+    """Remove an activity definition. Activities already stored stay."""
+    with _command_store() as store:
+        definition_service.delete_definition(store, get_account(store, account_id), activity_id)
+    console.print(f"Deleted activity definition {escape(activity_id)}.", soft_wrap=True)
+
+
+def _print_definition(definition: ActivityDefinition, as_json: bool) -> None:
+    if as_json:
+        typer.echo(orjson.dumps(definition_json(definition)).decode())
+        return
+    origin = " (auto-created)" if definition.auto_created else ""
+    console.print(
+        f"{escape(definition.activity_id)}: {escape(definition.name)}{origin}", soft_wrap=True
+    )
+    _print_rows(("field", "type"), list(definition.fields.items()))

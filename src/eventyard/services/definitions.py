@@ -39,7 +39,7 @@ def create_definition(
             raise EventyardError(
                 "definition_exists",
                 f"activity definition {spec.activity_id} exists already; "
-                "replace it with PUT or delete it first",
+                "replace or delete it instead",
                 409,
             )
         uow.commit()
