@@ -6,7 +6,7 @@ import os
 import signal
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from types import FrameType
@@ -296,15 +296,7 @@ def jobs_list(
         )
         for job in found
     ]
-    if not console.is_terminal:
-        # Piped: one tab-separated line per job, never cut to a terminal width.
-        for row in rows:
-            typer.echo("\t".join(row))
-        return
-    table = Table(*columns)
-    for row in rows:
-        table.add_row(*row)
-    console.print(table)
+    _print_rows(columns, rows)
 
 
 @jobs_app.command("show")
@@ -383,7 +375,7 @@ def _fail(exc: EventyardError) -> NoReturn:
     raise typer.Exit(1)
 
 
-def _print_rows(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+def _print_rows(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     """A table on a terminal; piped into another program, one tab-separated line per row."""
     if not console.is_terminal:
         # Never wrapped or cut to a terminal width.

@@ -9,11 +9,7 @@ succeed and leave one definition.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
 
 import pytest
 
@@ -36,11 +32,10 @@ from eventyard.services.definitions import (
 from eventyard.storage.database import Database
 from eventyard.storage.tables import activity_definitions
 from tests.integration.helpers import NOW, count, counting_statements, new_account
+from tests.integration.test_concurrency import run_together
 
-T = TypeVar("T")
 PURCHASE_FIELDS = {"str:cm:product-name": "str", "int::v": "int"}
-THREADS = 4
-TIMEOUT = 90
+WRITERS = 4
 
 
 def definition(activity_id: str, **overrides: object) -> ActivityDefinition:
@@ -54,25 +49,6 @@ def definition(activity_id: str, **overrides: object) -> ActivityDefinition:
     }
     values.update(overrides)
     return ActivityDefinition(**values)  # type: ignore[arg-type]
-
-
-def run_together(database_url: str, work: Callable[[Database, int], T]) -> list[T]:
-    """``work(database, index)`` in ``THREADS`` threads released at once, each with its own pool."""
-    databases = [Database.from_url(database_url, pool_size=1) for _ in range(THREADS)]
-    barrier = threading.Barrier(THREADS, timeout=TIMEOUT)
-
-    def run(index: int) -> T:
-        databases[index].ping()
-        barrier.wait()
-        return work(databases[index], index)
-
-    try:
-        with ThreadPoolExecutor(max_workers=THREADS) as executor:
-            futures = [executor.submit(run, i) for i in range(THREADS)]
-            return [f.result(timeout=TIMEOUT) for f in futures]
-    finally:
-        for database in databases:
-            database.dispose()
 
 
 class TestDefinitionRepository:
@@ -215,7 +191,7 @@ class TestAddMissing:
                 uow.commit()
             return found
 
-        seen = run_together(database_url, first_use)
+        seen = run_together(database_url, WRITERS, first_use)
 
         assert count(store, activity_definitions, acct) == 1
         stored = get_definition(store, acct, "act:cm:race")
@@ -329,7 +305,9 @@ class TestAccountSettings:
             {"retention_days": 90},
             {"primary_kinds": ["email"]},
         ]
-        run_together(database_url, lambda db, i: update_account_settings(db, acct, patches[i]))
+        run_together(
+            database_url, len(patches), lambda db, i: update_account_settings(db, acct, patches[i])
+        )
         assert get_account(store, acct.id).settings == {
             key: value for patch in patches for key, value in patch.items()
         }
