@@ -16,7 +16,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from eventyard.core.definitions import check_activity_id, field_type
-from eventyard.core.identifiers import EMAIL, MOBILE, Identifier, normalize_identifier
+from eventyard.core.identifiers import (
+    EMAIL,
+    MOBILE,
+    Identifier,
+    canonical_kind,
+    normalize_identifier,
+)
 from eventyard.core.ids import is_id
 from eventyard.core.model import (
     ContactHint,
@@ -196,11 +202,13 @@ def translate_activity(
     unknown = sorted(set(raw) - ACTIVITY_KEYS)
     if unknown:
         raise ActivityError(unknown[0], "is not an element of an activity")
-    if check_unstorable:
-        problems = unstorable_values(raw, thorough=True)
-        if problems:
-            path, reason = problems[0]
-            raise ActivityError(path or "activity", reason)
+    # Always: nesting deeper than the store writes back (an ``obj`` value) and
+    # invalid Unicode; when the body may hold them, also U+0000 and integers
+    # beyond 64 bits. As on the other dialects, a 500 at commit time otherwise.
+    problems = unstorable_values(raw, thorough=check_unstorable)
+    if problems:
+        path, reason = problems[0]
+        raise ActivityError("activity" if path == "record" else path, reason)
 
     activity_id = raw.get("activity_id")
     if activity_id is None:
@@ -285,6 +293,9 @@ def person_of(
         path = f"merge_by[{position}]"
         if not isinstance(field_id, str) or field_id not in fields:
             raise ActivityError(path, f"{field_id!r} must be one of the ids in fields")
+        # The kind first: "bol::p": true is not an empty merge field but one
+        # that cannot identify anybody.
+        kind_of(path, field_id)
         value = fields[field_id]
         if not isinstance(value, str) or not value.strip():
             raise ActivityError(f"fields.{field_id}", "is a merge_by field and must not be empty")
@@ -300,7 +311,8 @@ def person_of(
     strategy = default_strategy
     raw_strategy = raw.get("merge_strategy")
     if raw_strategy is not None:
-        if isinstance(raw_strategy, bool) or raw_strategy not in STRATEGIES:
+        # type() first: a list or object is unhashable, and 1.0 or true would match 1.
+        if type(raw_strategy) is not int or raw_strategy not in STRATEGIES:
             raise ActivityError(
                 "merge_strategy", "must be 1 (append only), 2 (overwrite) or 3 (ignore existing)"
             )
@@ -312,29 +324,40 @@ def person_of(
 
 def identifier_of(path: str, field_id: str, value: str) -> Identifier:
     """The identifier a person field stands for: e-mail, phone, or a custom string id."""
-    kind = IDENTIFIER_FIELDS.get(field_id)
-    if kind is None:
-        if not field_id.startswith("str:cm:"):
-            raise ActivityError(
-                path,
-                f"{field_id!r} cannot identify a contact: use str::email, str::phone or a "
-                "custom text field str:cm:<name>",
-            )
-        kind = custom_kind(field_id.removeprefix("str:cm:"))
+    kind = kind_of(path, field_id)
     try:
         return normalize_identifier(kind, value)
     except ValueError as exc:
         raise ActivityError(f"fields.{field_id}", str(exc)) from exc
 
 
+def kind_of(path: str, field_id: str) -> str:
+    """The identifier kind of a person field that may identify a contact."""
+    kind = IDENTIFIER_FIELDS.get(field_id)
+    if kind is not None:
+        return kind
+    if not field_id.startswith("str:cm:"):
+        raise ActivityError(
+            path,
+            f"{field_id!r} cannot identify a contact: use str::email, str::phone or a "
+            "custom text field str:cm:<name>",
+        )
+    return custom_kind(field_id.removeprefix("str:cm:"))
+
+
 def custom_kind(name: str) -> str:
-    """The identifier kind of a custom merge field: ``str:cm:customer-id`` -> ``customer_id``."""
+    """The identifier kind of a custom merge field: ``str:cm:customer-id`` -> ``customer_id``.
+
+    A name that spells a well-known kind in another case is that kind
+    (``str:cm:custid`` -> ``custID``): the read API and ``primary_kinds``
+    match well-known kinds in any case, so ``custid`` could never be found.
+    """
     kind = name.replace("-", "_")
     if not kind[0].isalpha() or len(kind) > 40:
         raise ActivityError(
             "merge_by", f"custom field {name!r} must start with a letter and be at most 40 long"
         )
-    return kind
+    return canonical_kind(kind)
 
 
 def check_typed_value(path: str, field_id: Any, value: Any) -> None:
