@@ -39,24 +39,32 @@ def failed(database_url: str, *args: str) -> str:
     return result.stderr
 
 
+def definitions(verb: str, account_id: str, *rest: str) -> tuple[str, ...]:
+    """The arguments of ``eventyard definitions VERB --account ACCOUNT_ID REST...``."""
+    return ("definitions", verb, "--account", account_id, *rest)
+
+
+def creation(account_id: str, activity_id: str, name: str, *fields: str) -> tuple[str, ...]:
+    """The arguments of ``definitions create``, one ``--field`` per field."""
+    options = [option for field in fields for option in ("--field", field)]
+    return definitions("create", account_id, activity_id, "--name", name, *options)
+
+
+def settings(account_id: str, *changes: str) -> tuple[str, ...]:
+    """The arguments of ``eventyard accounts settings ACCOUNT_ID``, one ``--set`` per change."""
+    return ("accounts", "settings", account_id, *(x for c in changes for x in ("--set", c)))
+
+
 def create_purchase(database_url: str, account_id: str) -> dict[str, Any]:
     """``definitions create`` of the spec's act:cm:product-purchase; what it printed with --json."""
-    result = run(
-        database_url,
-        "definitions",
-        "create",
-        "--account",
+    args = creation(
         account_id,
         "act:cm:product-purchase",
-        "--name",
         "Product purchase",
-        "--field",
         "str:cm:product-name=str",
-        "--field",
         "int::v=int",
-        "--json",
     )
-    created: dict[str, Any] = json_of(result)
+    created: dict[str, Any] = json_of(run(database_url, *args, "--json"))
     return created
 
 
@@ -80,17 +88,7 @@ class TestDefinitions:
     ) -> None:
         run(
             database_url,
-            "definitions",
-            "create",
-            "--account",
-            account_id,
-            "act:cm:page-view",
-            "--name",
-            "Page view",
-            "--field",
-            "str:cm:page-url",
-            "--field",
-            "int::v",
+            *creation(account_id, "act:cm:page-view", "Page", "str:cm:page-url", "int::v"),
         )
         stored = get_definition(store, get_account(store, account_id), "act:cm:page-view")
         assert stored.fields == {"str:cm:page-url": "str", "int::v": "int"}
@@ -100,73 +98,36 @@ class TestDefinitions:
     ) -> None:
         created = create_purchase(database_url, account_id)
 
-        listed = run(database_url, "definitions", "list", "--account", account_id, "--json")
+        listed = run(database_url, *definitions("list", account_id, "--json"))
         assert [orjson.loads(line) for line in listed.stdout.splitlines()] == [created]
         # Piped (no terminal): one tab-separated line per definition.
-        plain = run(database_url, "definitions", "list", "--account", account_id).stdout
+        plain = run(database_url, *definitions("list", account_id)).stdout
         assert plain.splitlines()[0].split("\t")[:4] == [
             "act:cm:product-purchase",
             "Product purchase",
             "2",
             "false",
         ]
-        shown = run(
-            database_url,
-            "definitions",
-            "show",
-            "--account",
-            account_id,
-            "act:cm:product-purchase",
-            "--json",
-        )
+        purchase = "act:cm:product-purchase"
+        shown = run(database_url, *definitions("show", account_id, purchase, "--json"))
         assert json_of(shown) == created
-        text = run(
-            database_url, "definitions", "show", "--account", account_id, "act:cm:product-purchase"
-        ).stdout
+        text = run(database_url, *definitions("show", account_id, purchase)).stdout
         assert "act:cm:product-purchase: Product purchase" in text
         assert "str:cm:product-name\tstr" in text
 
-        run(
-            database_url,
-            "definitions",
-            "delete",
-            "--account",
-            account_id,
-            "act:cm:product-purchase",
-        )
+        run(database_url, *definitions("delete", account_id, purchase))
         assert list_definitions(store, get_account(store, account_id)) == []
 
     def test_existing_id_is_an_error(self, database_url: str, account_id: str) -> None:
         create_purchase(database_url, account_id)
-        stderr = failed(
-            database_url,
-            "definitions",
-            "create",
-            "--account",
-            account_id,
-            "act:cm:product-purchase",
-            "--name",
-            "Again",
-        )
+        stderr = failed(database_url, *creation(account_id, "act:cm:product-purchase", "Again"))
         assert "act:cm:product-purchase exists already" in stderr
 
     def test_invalid_definition_names_every_field(
         self, database_url: str, store: Database, account_id: str
     ) -> None:
-        stderr = failed(
-            database_url,
-            "definitions",
-            "create",
-            "--account",
-            account_id,
-            "act:cm:Bad Id",
-            "--name",
-            "Bad",
-            "--field",
-            "str:cm:colour=int",
-            "--field",
-            "colour",
-        )
+        args = creation(account_id, "act:cm:Bad Id", "Bad", "str:cm:colour=int", "colour")
+        stderr = failed(database_url, *args)
         assert "activity_id must look like act:cm:<name>" in stderr
         assert "fields.str:cm:colour must have type 'str'" in stderr
         assert "fields.colour must have the form type:namespace:field" in stderr
@@ -176,11 +137,11 @@ class TestDefinitions:
     def test_unknown_definition_is_an_error(
         self, database_url: str, account_id: str, verb: str
     ) -> None:
-        stderr = failed(database_url, "definitions", verb, "--account", account_id, "act:cm:nope")
+        stderr = failed(database_url, *definitions(verb, account_id, "act:cm:nope"))
         assert "No activity definition 'act:cm:nope'" in stderr
 
     def test_unknown_account_is_an_error(self, database_url: str) -> None:
-        stderr = failed(database_url, "definitions", "list", "--account", "f" * 24)
+        stderr = failed(database_url, *definitions("list", "f" * 24))
         assert f"No account '{'f' * 24}'" in stderr
 
     def test_help_lists_the_definition_commands(self) -> None:
@@ -191,14 +152,14 @@ class TestDefinitions:
 
 class TestAccountSettings:
     def test_shows_the_defaults(self, database_url: str, account_id: str) -> None:
-        shown = run(database_url, "accounts", "settings", account_id, "--json")
+        shown = run(database_url, *settings(account_id), "--json")
         assert json_of(shown) == {
             "primary_kinds": ["identity", "email", "mobile"],
             "auto_create_definitions": False,
             "ortto_merge_strategy": 2,
             "retention_days": 548,
         }
-        plain = run(database_url, "accounts", "settings", account_id).stdout.splitlines()
+        plain = run(database_url, *settings(account_id)).stdout.splitlines()
         assert "retention_days\t548" in plain
         assert 'primary_kinds\t["identity","email","mobile"]' in plain
 
@@ -206,19 +167,12 @@ class TestAccountSettings:
         self, database_url: str, store: Database, account_id: str
     ) -> None:
         """Brief: ``--set auto_create_definitions=true --set ortto_merge_strategy=1``."""
-        changed = run(
-            database_url,
-            "accounts",
-            "settings",
-            account_id,
-            "--set",
+        changes = (
             "auto_create_definitions=true",
-            "--set",
             "ortto_merge_strategy=1",
-            "--set",
             'primary_kinds=["email","identity"]',
-            "--json",
         )
+        changed = run(database_url, *settings(account_id, *changes), "--json")
         assert json_of(changed)["ortto_merge_strategy"] == 1
         account = get_account(store, account_id)
         assert account.settings == {
@@ -228,7 +182,7 @@ class TestAccountSettings:
         }
         assert account.primary_kinds == ("email", "identity")
 
-        run(database_url, "accounts", "settings", account_id, "--set", "ortto_merge_strategy=null")
+        run(database_url, *settings(account_id, "ortto_merge_strategy=null"))
         assert get_account(store, account_id).ortto_merge_strategy == 2
 
     @pytest.mark.parametrize(
@@ -242,26 +196,15 @@ class TestAccountSettings:
     def test_bad_values_are_errors_that_change_nothing(
         self, database_url: str, store: Database, account_id: str, change: str, says: str
     ) -> None:
-        stderr = failed(
-            database_url,
-            "accounts",
-            "settings",
-            account_id,
-            "--set",
-            "auto_create_definitions=true",
-            "--set",
-            change,
-        )
+        stderr = failed(database_url, *settings(account_id, "auto_create_definitions=true", change))
         assert says in stderr
         assert get_account(store, account_id).settings == {}
 
     def test_unknown_account_is_an_error(self, database_url: str) -> None:
-        assert "No account 'nope'" in failed(database_url, "accounts", "settings", "nope")
+        assert "No account 'nope'" in failed(database_url, *settings("nope"))
 
     def test_set_without_equals_is_a_usage_error(self, database_url: str, account_id: str) -> None:
-        result = run(
-            database_url, "accounts", "settings", account_id, "--set", "retention_days", check=False
-        )
+        result = run(database_url, *settings(account_id, "retention_days"), check=False)
         assert result.returncode == 2
         assert "is not KEY=VALUE" in result.stderr
         assert "Traceback" not in result.stderr
