@@ -1,7 +1,6 @@
 """The ``eventyard`` command, run as a real process on SQLite and PostgreSQL.
 
-Each test gets an empty database of its own: a SQLite file in ``tmp_path`` or a
-fresh PostgreSQL database beside the one of ``postgres_url``.
+Each test gets an empty database of its own (``empty_database``, in conftest.py).
 """
 
 from __future__ import annotations
@@ -33,7 +32,6 @@ from tests.support import (
     free_port,
     netcore_event,
     running_server,
-    scratch_postgres_database,
     stop_server,
     wait_until_serving,
 )
@@ -98,16 +96,6 @@ def create_account_json(database_url: str, name: str, entry: str = "module") -> 
     created = orjson.loads(lines[0])
     assert isinstance(created, dict)
     return created
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A database URL with nothing in it, not even the schema."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'cli.db'}"
-        return
-    with scratch_postgres_database(str(request.getfixturevalue("postgres_url"))) as url:
-        yield url
 
 
 def upload_and_look_up(

@@ -12,7 +12,9 @@ shared with servers whose workers claim the built-in kinds, never these.
 
 from __future__ import annotations
 
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,7 +24,7 @@ import pytest
 from eventyard.core.errors import EventyardError, NotFound, StoreUnavailable
 from eventyard.core.model import Job, NewAccount
 from eventyard.jobs.maintenance import purge_idempotency_keys_job
-from eventyard.jobs.worker import Worker
+from eventyard.jobs.worker import Worker, WorkerThread
 from eventyard.services.ingest import IdempotencyRequest
 from eventyard.services.jobs import (
     Handler,
@@ -128,6 +130,14 @@ def enqueue_next_and_complete(store: Database, run: JobRun, next_kind: str) -> s
         run.complete_in(uow, {"next": next_id})
         uow.commit()
     return next_id
+
+
+def wait_until(condition: Callable[[], bool], what: str) -> None:
+    """Return once ``condition()`` holds; a generous bound, not a timing assertion."""
+    deadline = time.monotonic() + 60
+    while not condition():
+        assert time.monotonic() < deadline, f"still waiting for {what}"
+        time.sleep(0.01)
 
 
 def worker_for(
@@ -556,3 +566,31 @@ def test_enqueue_refuses_what_the_table_cannot_hold(
 ) -> None:
     with pytest.raises(ValueError, match=word):
         add(store, **kwargs)
+
+
+class TestWorkerLoop:
+    def test_wake_runs_a_due_job_at_once_and_stop_ends_an_idle_worker(
+        self, store: Database
+    ) -> None:
+        """Issue: "polls every `settings.worker_poll_seconds`, but wakes immediately when
+        `wake()` is called". The poll is an hour and the job is not due at the worker's
+        first look, so only wake() can make it run during the test."""
+        kind = new_kind()
+        job_id = add(store, kind, run_after=NOW)
+        looks: list[datetime] = []
+
+        def clock() -> datetime:
+            looks.append(NOW if looks else NOW - timedelta(hours=1))
+            return looks[-1]
+
+        settings = Settings(worker_poll_seconds=3600, job_lease_seconds=LEASE)
+        worker = Worker(store, settings, {kind: lambda _run: {"woken": True}}, clock=clock)
+        thread = WorkerThread(worker)
+        thread.start()
+        try:
+            worker.wake()
+            wait_until(lambda: job(store, job_id).status == "completed", "the woken worker")
+        finally:
+            thread.stop()  # returns at once, although the next poll is an hour away
+        assert job(store, job_id).result == {"woken": True}
+        assert not thread.is_alive()
