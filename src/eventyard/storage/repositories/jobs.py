@@ -70,15 +70,14 @@ class JobRepository:
         if kinds is not None and not kinds:
             return None
         j = jobs.c
-        earlier = jobs.alias("earlier")
-        held_back = (
-            select(earlier.c.id)
-            .where(
-                earlier.c.queue == j.queue,
-                earlier.c.id < j.id,
-                earlier.c.status.in_(_ACTIVE),
-            )
-            .exists()
+        # The head of each queue: its oldest job still queued or running. Only
+        # a head may run. Found in one pass over the active jobs, so a long
+        # backlog in one queue costs a claim a scan, not one per waiting job.
+        active = jobs.alias("active")
+        heads = (
+            select(func.min(active.c.id))
+            .where(active.c.status.in_(_ACTIVE), active.c.queue.is_not(None))
+            .group_by(active.c.queue)
         )
         query = (
             select(j.id)
@@ -87,7 +86,7 @@ class JobRepository:
                     and_(j.status == "queued", j.run_after <= now),
                     and_(j.status == "running", j.lease_expires_at < now),
                 ),
-                or_(j.queue.is_(None), ~held_back),
+                or_(j.queue.is_(None), j.id.in_(heads)),
             )
             .order_by(j.id)
             .limit(1)
