@@ -120,6 +120,14 @@ class Calls:
         return handler
 
 
+def claimed_run(store: Database, kind: str, clock: Clock | None = None) -> JobRun:
+    """A new job of ``kind``, claimed at ``NOW`` by worker-a, as its handler would get it."""
+    add(store, kind)
+    claimed = claim(store, "worker-a", kind)
+    assert claimed is not None
+    return JobRun(claimed, store, SETTINGS, "worker-a", LEASE, clock or Clock(NOW))
+
+
 def enqueue_next_and_complete(store: Database, run: JobRun, next_kind: str) -> str:
     """What a handler that stores something does: write, and complete in the same transaction.
 
@@ -300,10 +308,8 @@ class TestLeases:
         """Issue: "if the lease was lost it raises LeaseLost and the handler's transaction
         rolls back"."""
         kind, next_kind = new_kind(), new_kind()
-        job_id = add(store, kind)
-        claimed = claim(store, "worker-a", kind)
-        assert claimed is not None
-        run = JobRun(claimed, store, SETTINGS, "worker-a", LEASE, Clock(NOW))
+        run = claimed_run(store, kind)
+        job_id = run.job.id
         claim(store, "worker-b", kind, NOW + timedelta(seconds=LEASE + 1))
 
         with pytest.raises(LeaseLost):
@@ -320,10 +326,8 @@ class TestLeases:
         """Issue: "activities stored by a queued-batch handler and the job's completion
         commit together"."""
         kind, next_kind = new_kind(), new_kind()
-        job_id = add(store, kind)
-        claimed = claim(store, "worker-a", kind)
-        assert claimed is not None
-        run = JobRun(claimed, store, SETTINGS, "worker-a", LEASE, Clock(NOW))
+        run = claimed_run(store, kind)
+        job_id = run.job.id
 
         next_id = enqueue_next_and_complete(store, run, next_kind)
 
@@ -335,14 +339,12 @@ class TestLeases:
 
     def test_heartbeat_saves_progress_and_extends_the_lease(self, store: Database) -> None:
         kind = new_kind()
-        job_id = add(store, kind)
-        claimed = claim(store, "worker-a", kind)
-        assert claimed is not None
         clock = Clock(NOW + timedelta(seconds=50))
+        run = claimed_run(store, kind, clock)
 
-        JobRun(claimed, store, SETTINGS, "worker-a", LEASE, clock).heartbeat({"rows": 500})
+        run.heartbeat({"rows": 500})
 
-        beating = job(store, job_id)
+        beating = job(store, run.job.id)
         assert beating.progress == {"rows": 500}
         assert beating.lease_expires_at == clock.now + timedelta(seconds=LEASE)
         # Not expired at the first lease's end any more, so nobody takes it over.
@@ -352,15 +354,12 @@ class TestLeases:
         self, store: Database
     ) -> None:
         kind = new_kind()
-        job_id = add(store, kind)
-        claimed = claim(store, "worker-a", kind)
-        assert claimed is not None
+        run = claimed_run(store, kind)
         claim(store, "worker-b", kind, NOW + timedelta(seconds=LEASE + 1))
 
-        run = JobRun(claimed, store, SETTINGS, "worker-a", LEASE, Clock(NOW))
         with pytest.raises(LeaseLost):
             run.heartbeat({"rows": 1})
-        assert job(store, job_id).progress == {}
+        assert job(store, run.job.id).progress == {}
 
     def test_a_job_whose_worker_died_on_its_last_attempt_is_abandoned(
         self, store: Database
