@@ -22,7 +22,7 @@ from rich.table import Table
 from eventyard.api.definitions import definition_json
 from eventyard.api.jobs import job_json
 from eventyard.core.account_settings import effective_settings, settings_document
-from eventyard.core.errors import EventyardError, NotFound
+from eventyard.core.errors import EventyardError
 from eventyard.core.model import Account, ActivityDefinition, Job
 from eventyard.jobs.registry import HANDLERS
 from eventyard.jobs.worker import Worker, WorkerThread
@@ -245,12 +245,8 @@ def _store_at_head() -> Database:
 
 
 def _account_option(store: Database, account_id: str | None) -> Account | None:
-    if account_id is None:
-        return None
-    try:
-        return get_account(store, account_id)
-    except NotFound:
-        raise typer.BadParameter(f"no account {account_id!r}", param_hint="--account") from None
+    """The account an ``--account`` option names (``NotFound`` if none), or ``None``."""
+    return None if account_id is None else get_account(store, account_id)
 
 
 def _job_record(job: Job) -> dict[str, object]:
@@ -274,11 +270,8 @@ def jobs_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
 ) -> None:
     """List jobs, newest first: what they do, their status and attempts."""
-    store = _store_at_head()
-    try:
+    with _command_store() as store:
         found = list_jobs(store, _account_option(store, account), kind=kind, limit=limit)
-    finally:
-        store.dispose()
     if as_json:
         for job in found:
             typer.echo(orjson.dumps(_job_record(job)).decode())
@@ -305,14 +298,8 @@ def jobs_show(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Show one job: payload, progress, result, error and its lease."""
-    store = _store_at_head()
-    try:
+    with _command_store() as store:
         job = get_job(store, None, job_id)
-    except NotFound:
-        err_console.print(f"No job {job_id!r}.")
-        raise typer.Exit(1) from None
-    finally:
-        store.dispose()
     record = _job_record(job)
     if as_json:
         typer.echo(orjson.dumps(record).decode())
@@ -343,14 +330,11 @@ def jobs_enqueue(
         raise typer.BadParameter(f"not JSON: {exc}", param_hint="--payload") from None
     if not isinstance(body, dict):
         raise typer.BadParameter("must be a JSON object", param_hint="--payload")
-    store = _store_at_head()
-    try:
+    with _command_store() as store:
         owner = _account_option(store, account)
         job_id = enqueue_job(
             store, account=owner, kind=kind, payload=body, queue=queue, now=datetime.now(UTC)
         )
-    finally:
-        store.dispose()
     typer.echo(job_id)
 
 

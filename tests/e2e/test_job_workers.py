@@ -226,7 +226,11 @@ class TestWorkerProcess:
         assert "JSON object" in bad_payload.stderr
         missing = run(database, "jobs", "show", "0" * 24, check=False)
         assert missing.returncode == 1
-        for result in (unknown_kind, bad_payload, missing):
+        assert "No such job" in missing.stderr
+        no_account = run(database, "jobs", "list", "--account", "0" * 24, check=False)
+        assert no_account.returncode == 1
+        assert "No account" in no_account.stderr
+        for result in (unknown_kind, bad_payload, missing, no_account):
             assert "Traceback" not in result.stdout + result.stderr
         assert run(database, "jobs", "list", "--json").stdout == ""
 
