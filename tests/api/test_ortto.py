@@ -276,6 +276,23 @@ class TestDefinitions:
         entry = send(http, account, later).json()["activities"][0]
         assert "str:cm:coupon" in entry["error"]
 
+    def test_a_first_use_too_big_for_a_definition_is_refused_alone(
+        self, http: httpx.Client, account: NewAccount
+    ) -> None:
+        """A definition holds at most 100 fields: a first activity with 101
+        attributes cannot create one, and only that activity is refused."""
+        set_settings(http, account, auto_create_definitions=True)
+        too_many = activity("act:cm:huge", attributes={f"int:cm:f{i}": i for i in range(101)})
+        fine = activity("act:cm:small", email="fine@example.com", attributes={"str:cm:a": "b"})
+        r = send(http, account, too_many, fine)
+        assert r.status_code == 200, r.text
+        entries = r.json()["activities"]
+        assert "act:cm:huge" in entries[0]["error"]
+        assert "100" in entries[0]["error"]
+        assert entries[1]["status"] == "ingested"
+        missing = http.get("/api/v1/activity-definitions/act:cm:huge", headers=admin(account))
+        assert missing.status_code == 404
+
     def test_a_field_not_in_the_definition_or_of_another_type_is_refused(
         self, http: httpx.Client, account: NewAccount
     ) -> None:

@@ -26,8 +26,16 @@ from sqlalchemy import func, select
 
 from eventyard.core.model import NewAccount
 from eventyard.storage.database import Database
+from eventyard.storage.migrate import upgrade_database
 from eventyard.storage.tables import activities
-from tests.support import admin, find_contact, running_server
+from tests.support import (
+    DEFAULT_POSTGRES_URL,
+    admin,
+    create_account_at,
+    find_contact,
+    running_server,
+    scratch_postgres_database,
+)
 
 CREATE = "/v1/activities/create"
 #: Short leases, so that a killed worker's job is taken over within seconds.
@@ -51,6 +59,35 @@ def worker_process(database_url: str, log_path: Path) -> Iterator[subprocess.Pop
                 except subprocess.TimeoutExpired:
                     process.kill()
                     process.wait()
+
+
+@pytest.fixture
+def database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A database of its own: the suite's shared server runs a worker on the
+    shared database, which would store these batches before the test's own
+    worker processes start."""
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path / 'worker.db'}"
+        upgrade_database(url)
+        yield url
+        return
+    request.getfixturevalue("postgres_url")  # PostgreSQL is there (CI fails otherwise)
+    admin_url = os.environ.get("EVENTYARD_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)
+    with scratch_postgres_database(admin_url) as url:
+        upgrade_database(url)
+        yield url
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[Database]:
+    database = Database.from_url(database_url, pool_size=1)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def account(database_url: str) -> NewAccount:
+    return create_account_at(database_url, "ortto-worker")
 
 
 @pytest.fixture

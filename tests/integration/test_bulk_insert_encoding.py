@@ -33,6 +33,8 @@ def row(activity_id: str, when: datetime, properties: dict[str, Any]) -> dict[st
         "journey_eligible": False,
         "properties": properties,
         "dedup_key": None,
+        "location": {"custom": {"name": "Melbourne", "latitude": -37.8136}},
+        "value_milli": 9_223_372_036_854_775_807,
     }
 
 

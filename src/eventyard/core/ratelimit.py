@@ -10,9 +10,9 @@ from collections.abc import Callable
 class RateLimiter:
     """At most ``rate`` requests per second per key on average, bursts up to ``burst``.
 
-    Kept in memory, so each server process counts on its own. Keys that have
-    refilled completely are forgotten, so the table never grows beyond the
-    keys active within the last ``burst / rate`` seconds.
+    Kept in memory, so each server process counts on its own. Once more than
+    10 000 keys are tracked, those whose bucket has refilled completely are
+    forgotten (a full bucket is what an unknown key starts with).
     """
 
     def __init__(

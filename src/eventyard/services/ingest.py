@@ -11,7 +11,11 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from eventyard.core.commands import record_to_json
-from eventyard.core.definitions import check_attributes, definition_from_attributes
+from eventyard.core.definitions import (
+    DefinitionSpec,
+    check_attributes,
+    definition_from_attributes,
+)
 from eventyard.core.errors import ConcurrentUpdate, EventyardError, IdempotencyConflict
 from eventyard.core.identifiers import Identifier
 from eventyard.core.identity import ContactRef, plan_resolution
@@ -351,19 +355,31 @@ def admit_to_definitions(
     names = {r.name for _, r in activities}
     known = uow.definitions.get_many(account.id, names)
     missing = names - set(known)
+    unfit: dict[str, str] = {}
     if missing and account.auto_create_definitions:
-        first_use: dict[str, NewActivity] = {}
+        specs: dict[str, DefinitionSpec] = {}
+        # First uses that cannot become a definition (more than 100 attributes).
         for _, r in activities:
-            if r.name in missing:
-                first_use.setdefault(r.name, r)
-        uow.definitions.add_missing(
-            account.id,
-            [definition_from_attributes(name, r.properties) for name, r in first_use.items()],
-            now,
-        )
+            if r.name not in missing or r.name in specs or r.name in unfit:
+                continue
+            try:
+                specs[r.name] = definition_from_attributes(r.name, r.properties)
+            except EventyardError as exc:
+                unfit[r.name] = exc.message
+        uow.definitions.add_missing(account.id, list(specs.values()), now)
         known = uow.definitions.get_many(account.id, names)
     rejections = []
     for index, record in activities:
+        if record.name not in known and record.name in unfit:
+            rejections.append(
+                RecordRejection(
+                    index,
+                    "undefined_activity",
+                    f"activity_id {record.name!r} has no activity definition and this "
+                    f"activity cannot create one: {unfit[record.name]}",
+                )
+            )
+            continue
         definition = known.get(record.name)
         if definition is None:
             rejections.append(
@@ -534,7 +550,6 @@ def enqueue_records(
     The job commits with the caller's transaction: once the client has its
     answer, the records are durable and will be stored exactly once.
     """
-    from eventyard.services.jobs import enqueue
 
     return enqueue(
         uow,
