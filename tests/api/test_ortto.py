@@ -25,18 +25,6 @@ from tests.support import admin, create_account_at, find_contact, running_server
 CREATE = "/v1/activities/create"
 PAYLOADS = Path(__file__).resolve().parents[1] / "payloads" / "ortto"
 
-BASIC: dict[str, Any] = {
-    "activities": [
-        {
-            "activity_id": "act:cm:product-purchase",
-            "attributes": {"str:cm:product-name": "Premium Plan", "int::v": 5000},
-            "fields": {"str::email": "customer@example.com", "str::first": "John"},
-            "merge_by": ["str::email"],
-        }
-    ],
-    "async": False,
-}
-
 
 def key(account: NewAccount) -> dict[str, str]:
     return {"X-Api-Key": account.ortto_api_key}
@@ -100,6 +88,11 @@ def wait_for_job(http: httpx.Client, account: NewAccount, job_id: str) -> dict[s
         time.sleep(0.05)
 
 
+def spec_example(name: str) -> dict[str, Any]:
+    """One of the spec's example request bodies, as printed (tests/payloads/ortto)."""
+    return dict(json.loads((PAYLOADS / f"{name}.json").read_text()))
+
+
 def define_purchase(http: httpx.Client, account: NewAccount) -> None:
     define_fields(http, account, "act:cm:purchase", {"str:cm:product-name": "str"})
 
@@ -117,7 +110,7 @@ class TestSpecExamples:
             "act:cm:product-purchase",
             {"str:cm:product-name": "str", "int::v": "int"},
         )
-        body = json.loads((PAYLOADS / "basic_activity_creation.json").read_text())
+        body = spec_example("basic_activity_creation")
         r = http.post(CREATE, json=body, headers=key(account))
         assert r.status_code == 200, r.text
         [entry] = r.json()["activities"]
@@ -152,7 +145,7 @@ class TestSpecExamples:
     ) -> None:
         """Spec: "Activities older than 90 days are queued"; "Example request body -
         With backdating" (created 2025-10-15, over 90 days before today)."""
-        body = json.loads((PAYLOADS / "with_backdating.json").read_text())
+        body = spec_example("with_backdating")
         define_fields(
             http, account, "act:cm:order-completed", {"str:cm:order-id": "str", "int::v": "int"}
         )
@@ -189,7 +182,7 @@ class TestSpecExamples:
             {"str:cm:page-url": "str", "str:cm:referrer": "str"},
         )
         person = send(http, account, activity()).json()["activities"][0]["person_id"]
-        body = json.loads((PAYLOADS / "using_person_id.json").read_text())
+        body = spec_example("using_person_id")
         body["activities"][0]["person_id"] = person
         body["activities"][0]["fields"] = {"str::email": "someone-else@example.com"}
         r = http.post(CREATE, json=body, headers=key(account))
@@ -212,7 +205,7 @@ class TestSpecExamples:
             "act:cm:page-view",
             {"str:cm:page-url": "str", "str:cm:referrer": "str"},
         )
-        body = json.loads((PAYLOADS / "using_person_id.json").read_text())
+        body = spec_example("using_person_id")
         r = http.post(CREATE, json=body, headers=key(account))
         assert r.status_code == 400, r.text
         [entry] = r.json()["activities"]
@@ -224,7 +217,7 @@ class TestSpecExamples:
         """Spec: "Example request body - With location data"; issue 4: "source_ip,
         custom, address stored with the activity and visible through the read API"."""
         define_fields(http, account, "act:cm:store-visit", {"str:cm:store-name": "str"})
-        body = json.loads((PAYLOADS / "with_location_data.json").read_text())
+        body = spec_example("with_location_data")
         r = http.post(CREATE, json=body, headers=key(account))
         assert r.status_code == 200, r.text
         contact = find_contact(http, account, "email:visitor@example.com")
@@ -538,10 +531,11 @@ class TestBackdatingAndDedup:
 class TestLimitsAndErrors:
     def test_wrong_or_missing_api_key_is_401(self, http: httpx.Client, account: NewAccount) -> None:
         """Spec: "401 Unauthorized - Invalid or missing API key"."""
-        missing = http.post(CREATE, json=BASIC)
-        wrong = http.post(CREATE, json=BASIC, headers={"X-Api-Key": "nope"})
+        basic = spec_example("basic_activity_creation")
+        missing = http.post(CREATE, json=basic)
+        wrong = http.post(CREATE, json=basic, headers={"X-Api-Key": "nope"})
         other_dialect = http.post(
-            CREATE, json=BASIC, headers={"X-Api-Key": account.netcore_api_key}
+            CREATE, json=basic, headers={"X-Api-Key": account.netcore_api_key}
         )
         for r in (missing, wrong, other_dialect):
             assert r.status_code == 401
