@@ -145,9 +145,12 @@ class Worker:
         error: str | None = None
         try:
             if job.attempts > job.max_attempts:
-                # Every attempt so far ended with its worker gone (the lease
-                # ran out), so running it again would likely kill this one too.
-                error = f"abandoned: no worker finished any of its {job.max_attempts} attempts"
+                # Its last attempt ended with its worker gone (the lease ran
+                # out): no attempt is left, and the job may be what kills workers.
+                error = (
+                    f"abandoned: the worker of its last attempt ({job.max_attempts} of "
+                    f"{job.max_attempts}) stopped before finishing it"
+                )
                 outcome = self._finish(run, "failed", None, error)
             else:
                 with self._heartbeats(run):
