@@ -33,7 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -193,39 +193,69 @@ class Load:
     """What sending the batches measured."""
 
     seconds: float = 0.0
+    #: Wall-clock time (``time.time()``) when the first request went out, to set
+    #: against timestamps the server reports.
+    started_at: float = 0.0
     #: Per batch, from the first attempt to the final answer (retries included).
     latencies: list[float] = field(default_factory=list)
-    #: 503 answers that were retried after their Retry-After, as a client would.
+    #: Answers (503 unless told otherwise) retried after their Retry-After, as a client would.
     retries: int = 0
     failures: list[str] = field(default_factory=list)
 
 
 async def send_all(base_url: str, api_key: str, bodies: list[bytes], clients: int) -> Load:
     """Send every body with ``clients`` concurrent clients, retrying 503s like a real client."""
-    queue: asyncio.Queue[bytes] = asyncio.Queue()
-    for body in bodies:
-        queue.put_nowait(body)
-    load = Load()
     headers = {"api-key": api_key, "Content-Type": "application/json"}
+
+    def check(_: int, response: httpx.Response) -> str | None:
+        if response.status_code != 200 or response.json() != {"status": "success"}:
+            return f"{response.status_code} {response.text[:300]}"
+        return None
+
+    return await send_bodies(base_url, UPLOAD_PATH, headers, bodies, clients, check)
+
+
+async def send_bodies(
+    base_url: str,
+    path: str,
+    headers: Mapping[str, str],
+    bodies: Sequence[bytes],
+    clients: int,
+    check: Callable[[int, httpx.Response], str | None],
+    *,
+    retry_statuses: Collection[int] = (503,),
+) -> Load:
+    """POST every body to ``path`` from ``clients`` concurrent clients; what it measured.
+
+    An answer whose status is in ``retry_statuses`` is retried after its
+    ``Retry-After``, up to ``MAX_ATTEMPTS``, as a well-behaved client would.
+    ``check(i, response)`` judges the final answer to ``bodies[i]``: it
+    returns what is wrong with it, or ``None``.
+    """
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for index in range(len(bodies)):
+        queue.put_nowait(index)
+    load = Load()
 
     async def client() -> None:
         async with httpx.AsyncClient(base_url=base_url, timeout=120) as http:
             while True:
                 try:
-                    body = queue.get_nowait()
+                    index = queue.get_nowait()
                 except asyncio.QueueEmpty:
                     return
                 started = time.perf_counter()
                 for attempt in range(MAX_ATTEMPTS):
-                    response = await http.post(UPLOAD_PATH, content=body, headers=headers)
-                    if response.status_code != 503 or attempt == MAX_ATTEMPTS - 1:
+                    response = await http.post(path, content=bodies[index], headers=headers)
+                    if response.status_code not in retry_statuses or attempt == MAX_ATTEMPTS - 1:
                         break
                     load.retries += 1
                     await asyncio.sleep(float(response.headers.get("retry-after", "1")))
                 load.latencies.append(time.perf_counter() - started)
-                if response.status_code != 200 or response.json() != {"status": "success"}:
-                    load.failures.append(f"{response.status_code} {response.text[:300]}")
+                if (failure := check(index, response)) is not None:
+                    load.failures.append(failure)
 
+    load.started_at = time.time()
     started = time.perf_counter()
     await asyncio.gather(*(client() for _ in range(clients)))
     load.seconds = time.perf_counter() - started
@@ -247,24 +277,12 @@ def run_backend(backend: str, database_url: str, args: argparse.Namespace) -> Re
     warmup, bodies = make_batches(
         rng, args.batches, args.events, args.contacts, args.new_fraction, settled_lag
     )
-    with tempfile.TemporaryDirectory(prefix="eventyard-bench-log-") as tmp:
-        log_path = Path(tmp) / "server.log"
-        with running_server(
-            database_url,
-            log_path,
-            workers=args.server_workers,
-            ready_path="/readyz",
-            body_timeout_seconds=None,  # default settings, as deployed
-        ) as server:
-            # Not timed: creates the first contacts and warms the server up.
-            warm = asyncio.run(send_all(server.base_url, account.netcore_api_key, [warmup], 1))
-            load = asyncio.run(
-                send_all(server.base_url, account.netcore_api_key, bodies, args.clients)
-            )
+    with bench_server(backend, database_url, args) as server:
+        # Not timed: creates the first contacts and warms the server up.
+        warm = asyncio.run(send_all(server.base_url, account.netcore_api_key, [warmup], 1))
+        load = asyncio.run(send_all(server.base_url, account.netcore_api_key, bodies, args.clients))
         failures = warm.failures + load.failures
-        if failures:
-            print(f"[{backend}] {len(failures)} failed requests, first: {failures[0]}")
-            print(f"[{backend}] server log tail:\n{log_path.read_text()[-3000:]}")
+        server.failures += failures
     events = args.batches * args.events
     stored = count_activities(database_url, account.account.id)
     return Result(
@@ -325,17 +343,20 @@ def print_table(results: list[Result]) -> None:
     print_markdown_table(header, rows)
 
 
-def print_markdown_table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:
-    """A Markdown table, first column left-aligned, the figures right-aligned."""
+def print_markdown_table(
+    header: tuple[str, ...], rows: Sequence[tuple[str, ...]], *, labels: int = 1
+) -> None:
+    """A Markdown table: the first ``labels`` columns left-aligned, the figures right-aligned."""
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
 
     def line(cells: tuple[str, ...]) -> str:
-        padded = [cells[0].ljust(widths[0])]
-        padded += [c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True)]
+        padded = [c.ljust(w) for c, w in zip(cells[:labels], widths[:labels], strict=True)]
+        padded += [c.rjust(w) for c, w in zip(cells[labels:], widths[labels:], strict=True)]
         return "| " + " | ".join(padded) + " |"
 
     print(line(header))
-    rules = ["-" * (widths[0] + 2)] + ["-" * (w + 1) + ":" for w in widths[1:]]
+    rules = ["-" * (w + 2) for w in widths[:labels]]
+    rules += ["-" * (w + 1) + ":" for w in widths[labels:]]
     print("|" + "|".join(rules) + "|")
     for row in rows:
         print(line(row))
@@ -368,9 +389,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def add_run_arguments(parser: argparse.ArgumentParser, default_output: Path) -> None:
+def add_run_arguments(
+    parser: argparse.ArgumentParser, default_output: Path, *, batches: int = 30
+) -> None:
     """The options every ingest benchmark has: load, where it runs, what it writes."""
-    parser.add_argument("--batches", type=int, default=30, help="measured batches (default 30)")
+    parser.add_argument(
+        "--batches", type=int, default=batches, help=f"measured batches (default {batches})"
+    )
     parser.add_argument("--clients", type=int, default=4, help="concurrent clients (default 4)")
     parser.add_argument(
         "--backends",
@@ -469,6 +494,41 @@ def backend_database(backend: str, postgres_url: str) -> Iterator[str]:
         except OperationalError as exc:
             raise SystemExit(f"PostgreSQL is not reachable at {postgres_url}: {exc}") from exc
         yield url
+
+
+@dataclass
+class BenchServer:
+    """The server of one backend's run, and what went wrong while it ran."""
+
+    base_url: str
+    #: Failures the run found; when there are any, the server's log tail is printed.
+    failures: list[str] = field(default_factory=list)
+
+
+@contextmanager
+def bench_server(
+    backend: str, database_url: str, args: argparse.Namespace
+) -> Iterator[BenchServer]:
+    """A real server on ``database_url`` for the block, as deployed (default settings).
+
+    ``uvicorn eventyard.app:create_app_from_env`` in a subprocess with
+    ``args.server_workers`` processes. Failures the block adds to
+    ``failures`` are printed after the server stopped, with its log's tail.
+    """
+    with tempfile.TemporaryDirectory(prefix="eventyard-bench-log-") as tmp:
+        log_path = Path(tmp) / "server.log"
+        with running_server(
+            database_url,
+            log_path,
+            workers=args.server_workers,
+            ready_path="/readyz",
+            body_timeout_seconds=None,  # default settings, as deployed
+        ) as server:
+            run = BenchServer(server.base_url)
+            yield run
+        if run.failures:
+            print(f"[{backend}] {len(run.failures)} failures, first: {run.failures[0]}")
+            print(f"[{backend}] server log tail:\n{log_path.read_text()[-3000:]}")
 
 
 def run_on_backends(

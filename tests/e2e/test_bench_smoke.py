@@ -1,5 +1,5 @@
-"""The benchmark scripts still run: tiny SQLite-only runs of bench/netcore_ingest.py
-and bench/clevertap_ingest.py."""
+"""The benchmark scripts still run: tiny SQLite-only runs of bench/netcore_ingest.py,
+bench/clevertap_ingest.py and bench/ortto_ingest.py."""
 
 from __future__ import annotations
 
@@ -56,3 +56,20 @@ def test_clevertap_ingest_smoke_run(tmp_path: Path) -> None:
     assert result["records"] == result["batches"] * report["parameters"]["records_per_batch"]
     assert 0 < result["profiles"] < result["records"]
     assert result["stored_activities"] == result["expected_activities"]
+
+
+@pytest.mark.bench
+def test_ortto_ingest_smoke_run(tmp_path: Path) -> None:
+    """bench/ortto_ingest.py --smoke on SQLite: every sync activity ingested, every
+    queued batch stored by the server's worker."""
+    report = smoke_run("ortto_ingest.py", tmp_path / "ortto_ingest.json")
+    assert report["benchmark"] == "ortto_ingest"
+    (result,) = report["results"]
+    assert result["backend"] == "sqlite"
+    assert result["activities"] == result["batches"] * report["parameters"]["activities_per_batch"]
+    for mode in (result["sync"], result["queued"]):
+        assert mode["failed_requests"] == 0
+        assert mode["stored_activities"] == mode["expected_activities"]
+        assert mode["created_persons"] == result["persons"]
+    assert result["queued"]["failed_jobs"] == 0
+    assert result["queued"]["end_to_end_seconds"] >= result["queued"]["accept_seconds"] > 0
