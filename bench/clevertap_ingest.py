@@ -29,8 +29,6 @@ import asyncio
 import os
 import random
 import sys
-import tempfile
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,17 +43,18 @@ from eventyard.storage.migrate import upgrade_database
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.netcore_ingest import (
     BENCH_DIR,
-    MAX_ATTEMPTS,
     Load,
     add_run_arguments,
+    bench_server,
     count_activities,
     finish_args,
     percentile,
     print_markdown_table,
     run_on_backends,
+    send_bodies,
     write_report,
 )
-from tests.support import create_account_at, running_server
+from tests.support import create_account_at
 
 DEFAULT_OUTPUT = BENCH_DIR / "results" / "clevertap_ingest.json"
 UPLOAD_PATH = "/1/upload"
@@ -165,34 +164,16 @@ async def send_all(
     base_url: str, headers: dict[str, str], batches: list[Batch], clients: int
 ) -> Load:
     """Send every batch with ``clients`` concurrent clients, retrying 503s like a real client."""
-    queue: asyncio.Queue[Batch] = asyncio.Queue()
-    for batch in batches:
-        queue.put_nowait(batch)
-    load = Load()
 
-    async def client() -> None:
-        async with httpx.AsyncClient(base_url=base_url, timeout=120) as http:
-            while True:
-                try:
-                    batch = queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    return
-                started = time.perf_counter()
-                for attempt in range(MAX_ATTEMPTS):
-                    response = await http.post(UPLOAD_PATH, content=batch.body, headers=headers)
-                    if response.status_code != 503 or attempt == MAX_ATTEMPTS - 1:
-                        break
-                    load.retries += 1
-                    await asyncio.sleep(float(response.headers.get("retry-after", "1")))
-                load.latencies.append(time.perf_counter() - started)
-                expected = {"status": "success", "processed": batch.records, "unprocessed": []}
-                if response.status_code != 200 or response.json() != expected:
-                    load.failures.append(f"{response.status_code} {response.text[:300]}")
+    def check(index: int, response: httpx.Response) -> str | None:
+        expected = {"status": "success", "processed": batches[index].records, "unprocessed": []}
+        if response.status_code != 200 or response.json() != expected:
+            return f"{response.status_code} {response.text[:300]}"
+        return None
 
-    started = time.perf_counter()
-    await asyncio.gather(*(client() for _ in range(clients)))
-    load.seconds = time.perf_counter() - started
-    return load
+    return await send_bodies(
+        base_url, UPLOAD_PATH, headers, [b.body for b in batches], clients, check
+    )
 
 
 def run_backend(backend: str, database_url: str, args: argparse.Namespace) -> Result:
@@ -204,21 +185,11 @@ def run_backend(backend: str, database_url: str, args: argparse.Namespace) -> Re
         "Content-Type": "application/json; charset=utf-8",
     }
     warmup, batches = make_batches(random.Random(args.seed), args)
-    with tempfile.TemporaryDirectory(prefix="eventyard-bench-log-") as tmp:
-        log_path = Path(tmp) / "server.log"
-        with running_server(
-            database_url,
-            log_path,
-            workers=args.server_workers,
-            ready_path="/readyz",
-            body_timeout_seconds=None,  # default settings, as deployed
-        ) as server:
-            warm = asyncio.run(send_all(server.base_url, headers, [warmup], 1))
-            load = asyncio.run(send_all(server.base_url, headers, batches, args.clients))
-        failures = warm.failures + load.failures
-        if failures:
-            print(f"[{backend}] {len(failures)} failed requests, first: {failures[0]}")
-            print(f"[{backend}] server log tail:\n{log_path.read_text()[-3000:]}")
+    with bench_server(backend, database_url, args) as server:
+        warm = asyncio.run(send_all(server.base_url, headers, [warmup], 1))
+        load = asyncio.run(send_all(server.base_url, headers, batches, args.clients))
+        server.failures.extend(warm.failures + load.failures)
+    failures = server.failures
     records = sum(b.records for b in batches)
     events = sum(b.events for b in batches)
     return Result(
