@@ -62,7 +62,8 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
         return
     columns = [c.name for c in table.columns]
     convert = _raw_converters(conn, table)
-    values = [[convert[name](row[name]) for name in columns] for row in rows]
+    # A column missing from a row is NULL (a nullable column the caller does not use).
+    values = [[convert[name](row.get(name)) for name in columns] for row in rows]
     column_list = ", ".join(f'"{name}"' for name in columns)
     if conn.dialect.name == "postgresql":
         raw = conn.connection.driver_connection

@@ -14,6 +14,7 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     String,
     Table,
+    UniqueConstraint,
     text,
 )
 
@@ -37,6 +38,9 @@ accounts = Table(
     Column("name", String(200), nullable=False),
     Column("settings", json_type(), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
+    # Key for the HMAC signatures of outgoing callbacks; kept in clear text
+    # because signing needs it (shown to the account's admin).
+    Column("signing_secret", String(64)),
 )
 
 # One row per credential. Secrets are stored as SHA-256 digests: they are
@@ -87,6 +91,9 @@ contact_identifiers = Table(
     Index(None, "contact_id"),
 )
 
+# On PostgreSQL range-partitioned by month of ``occurred_at``
+# (storage/partitions.py), which makes the primary key ``(id, occurred_at)``
+# there; on SQLite it is ``id`` alone. Either way ``id`` is unique.
 activities = Table(
     "activities",
     metadata,
@@ -108,11 +115,21 @@ activities = Table(
     # The conversion value in thousandths of the currency unit (Ortto
     # ``int::v``: 5000 is 5.00); exact, so sums never drift.
     Column("value_milli", BigInteger()),
+    # Property keys whose value's type differs from the type first recognised
+    # for that key of this activity name (Cordial: "that new data will not be
+    # searchable"); None when every value has its recognised type.
+    Column("unsearchable", json_type()),
     Index(None, "account_id", "contact_id", "occurred_at", "id"),
+    Index(None, "account_id", "occurred_at", "id"),
+    Index(None, "account_id", "name", "occurred_at", "id"),
+    # Includes ``occurred_at`` because a partitioned table's unique indexes
+    # must contain the partition key; every dedup key is derived from the
+    # activity's timestamp, so this refuses the same duplicates.
     Index(
         "uq_activities_account_id_dedup_key",
         "account_id",
         "dedup_key",
+        "occurred_at",
         unique=True,
         postgresql_where=text("dedup_key IS NOT NULL"),
         sqlite_where=text("dedup_key IS NOT NULL"),
@@ -150,6 +167,10 @@ event_type_properties = Table(
     Column("account_id", ID, nullable=False),
     Column("event_name", String(255), nullable=False),
     Column("property", String(255), nullable=False),
+    # The type first seen for this property of this event (``string``,
+    # ``integer``, ``number``, ``boolean``, ``object``, ``array``); None where
+    # the dialect does not recognise types.
+    Column("value_type", String(16)),
     Column("created_at", UTCDateTime(), nullable=False),
     PrimaryKeyConstraint("account_id", "event_name", "property"),
 )
@@ -199,6 +220,28 @@ jobs = Table(
     Index(None, "account_id", "created_at"),
 )
 
+# Contact lists (Netcore ``listid``): integer ids, unique names per account.
+lists = Table(
+    "lists",
+    metadata,
+    Column("id", Integer(), primary_key=True, autoincrement=True),
+    Column("account_id", ID, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("account_id", "name"),
+)
+
+list_members = Table(
+    "list_members",
+    metadata,
+    Column("list_id", Integer(), ForeignKey("lists.id", ondelete="CASCADE"), nullable=False),
+    Column("contact_id", ID, ForeignKey("contacts.id", ondelete="CASCADE"), nullable=False),
+    Column("account_id", ID, nullable=False),
+    Column("added_at", UTCDateTime(), nullable=False),
+    PrimaryKeyConstraint("list_id", "contact_id"),
+    Index(None, "contact_id"),
+)
+
 idempotency_keys = Table(
     "idempotency_keys",
     metadata,
@@ -225,5 +268,7 @@ __all__ = [
     "idempotency_keys",
     "identity_events",
     "jobs",
+    "list_members",
+    "lists",
     "metadata",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 
 from eventyard.storage.engine import build_engine
+from eventyard.storage.partitions import is_partition
 from eventyard.storage.tables import metadata
 
 config = context.config
@@ -21,6 +22,8 @@ try:
             # SQLite cannot ALTER most things; batch mode copies the table.
             render_as_batch=connection.dialect.name == "sqlite",
             compare_type=True,
+            # Monthly activity partitions are managed by storage/partitions.py.
+            include_name=lambda name, kind, _parent: not (kind == "table" and is_partition(name)),
         )
         with context.begin_transaction():
             context.run_migrations()

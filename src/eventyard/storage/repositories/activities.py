@@ -36,7 +36,7 @@ class ActivityRepository:
         stmt = (
             module.insert(activities)
             .on_conflict_do_nothing(
-                index_elements=["account_id", "dedup_key"],
+                index_elements=["account_id", "dedup_key", "occurred_at"],
                 index_where=activities.c.dedup_key.is_not(None),
             )
             .returning(activities.c.id)
