@@ -55,9 +55,9 @@ class Month:
         return f"activities_p{self.year:04d}{self.month:02d}"
 
 
-def is_partition(name: str) -> bool:
+def is_partition(name: str | None) -> bool:
     """True for the partition tables that ``storage.tables`` does not describe."""
-    return name == DEFAULT_PARTITION or _NAME.match(name) is not None
+    return name is not None and (name == DEFAULT_PARTITION or _NAME.match(name) is not None)
 
 
 def is_partitioned(conn: Connection) -> bool:
