@@ -102,6 +102,11 @@ class IngestRules:
 
     require_definitions: bool = False
     daily_limit: int | None = None
+    #: Recognise each property's type on first use per activity name and flag
+    #: later values of another type as not searchable (Cordial: "If a
+    #: different data type is passed to an already recognized property, that
+    #: new data will not be searchable").
+    recognize_types: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +142,8 @@ class Account:
     name: str
     settings: dict[str, Any]
     created_at: datetime
+    #: Key of the HMAC signatures on the account's outgoing callbacks (shown to its admin).
+    signing_secret: str | None = None
 
     @property
     def primary_kinds(self) -> tuple[str, ...]:
@@ -229,6 +236,9 @@ class Activity:
     properties: dict[str, Any]
     location: dict[str, Any] | None = None
     value_milli: int | None = None
+    #: Property keys whose value's type differs from the type first recognised
+    #: for that key of this activity name; stored, but not searchable.
+    unsearchable: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -77,3 +77,43 @@ def admit_event_types(
         state.properties[name].update(new_keys)
         admission.new_properties.extend((name, k) for k in new_keys)
     return admission
+
+
+def value_type(value: object) -> str | None:
+    """The recognised type of a property value; ``None`` for null (no type).
+
+    Whole and decimal numbers are one type, ``number``: a price sent as
+    ``10`` and later as ``9.99`` stays searchable.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, list):
+        return "array"
+    return "string"
+
+
+def property_types(properties: dict[str, object]) -> dict[str, str]:
+    """The recognised type of each property that has one."""
+    types = {}
+    for key, value in properties.items():
+        kind = value_type(value)
+        if kind is not None:
+            types[key] = kind
+    return types
+
+
+def mistyped(properties: dict[str, object], recognised: dict[str, str]) -> list[str]:
+    """Keys whose value has another type than the one recognised for them first."""
+    return [
+        key
+        for key, kind in property_types(properties).items()
+        if recognised.get(key, kind) != kind
+    ]

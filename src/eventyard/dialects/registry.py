@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from eventyard.dialects.base import Dialect
 from eventyard.dialects.clevertap import DIALECT as CLEVERTAP
+from eventyard.dialects.cordial import DIALECT as CORDIAL
 from eventyard.dialects.netcore import DIALECT as NETCORE
 from eventyard.dialects.ortto import DIALECT as ORTTO
 
-BUILTIN_DIALECTS: tuple[Dialect, ...] = (NETCORE, CLEVERTAP, ORTTO)
+BUILTIN_DIALECTS: tuple[Dialect, ...] = (NETCORE, CLEVERTAP, ORTTO, CORDIAL)

@@ -33,7 +33,7 @@ from eventyard.core.model import (
     StoredResponse,
 )
 from eventyard.core.profiles import apply_update
-from eventyard.core.registry import admit_event_types
+from eventyard.core.registry import admit_event_types, mistyped, property_types
 from eventyard.services.jobs import enqueue
 from eventyard.services.ports import Store, UnitOfWork
 
@@ -245,6 +245,8 @@ def store_records(
             updates.append((owner, record))
         else:
             rows.append(activity_row(account, record, owner, now))
+    if rules.recognize_types:
+        flag_unsearchable(uow, account, rows, now)
     apply_profile_updates(uow, account, updates, created, now)
     stored = uow.activities.insert(rows)
     return RecordsOutcome(
@@ -395,6 +397,20 @@ def admit_to_definitions(
             field_id, reason = problems[0]
             rejections.append(RecordRejection(index, "undefined_field", f"{field_id}: {reason}"))
     return rejections
+
+
+def flag_unsearchable(
+    uow: UnitOfWork, account: Account, rows: list[dict[str, Any]], now: datetime
+) -> None:
+    """Recognise the rows' property types and mark values of another type unsearchable."""
+    usage: dict[str, dict[str, str]] = {}
+    for row in rows:
+        seen = usage.setdefault(row["name"], {})
+        for key, kind in property_types(row["properties"]).items():
+            seen.setdefault(key, kind)
+    recognised = uow.event_types.recognize_types(account.id, usage, now)
+    for row in rows:
+        row["unsearchable"] = mistyped(row["properties"], recognised[row["name"]]) or None
 
 
 def activity_row(

@@ -7,11 +7,13 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Protocol
 
+from eventyard.core.activity_query import ActivityQuery
 from eventyard.core.definitions import DefinitionSpec
 from eventyard.core.identifiers import Identifier
 from eventyard.core.identity import ContactRef, ResolutionPlan
 from eventyard.core.model import (
     Account,
+    Activity,
     ActivityDefinition,
     ActivityPage,
     Contact,
@@ -69,6 +71,9 @@ class ContactRepository(Protocol):
     ) -> None: ...
     def take_identity_turn(self, account_id: str) -> None: ...
     def find_by_identifier(self, account_id: str, identifier: Identifier) -> list[Contact]: ...
+    def identifiers_of(
+        self, account_id: str, contact_ids: Iterable[str]
+    ) -> dict[str, tuple[str, list[Identifier]]]: ...
     def get(self, account_id: str, contact_id: str) -> Contact | None: ...
     def identity_events(self, account_id: str, contact_id: str) -> list[dict[str, Any]]: ...
 
@@ -81,6 +86,12 @@ class ActivityRepository(Protocol):
     def page(
         self, account_id: str, contact_id: str, limit: int, cursor: tuple[datetime, str] | None
     ) -> ActivityPage: ...
+    def search(
+        self, account_id: str, query: ActivityQuery, limit: int, *, contact_id: str | None = None
+    ) -> list[Activity]: ...
+    def count(
+        self, account_id: str, query: ActivityQuery, *, contact_id: str | None = None
+    ) -> int: ...
 
 
 class EventTypeRepository(Protocol):
@@ -93,6 +104,9 @@ class EventTypeRepository(Protocol):
         now: datetime,
     ) -> None: ...
     def take_registry_turn(self, account_id: str) -> None: ...
+    def recognize_types(
+        self, account_id: str, usage: dict[str, dict[str, str]], now: datetime
+    ) -> dict[str, dict[str, str]]: ...
 
 
 class IdempotencyRepository(Protocol):

@@ -4,10 +4,11 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import ColumnElement, Row, and_, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from eventyard.core.activity_query import ActivityQuery
 from eventyard.core.cursor import encode_cursor
 from eventyard.core.model import Activity, ActivityPage
 from eventyard.storage.sql_dialect import in_values, insert_rows
@@ -84,25 +85,89 @@ class ActivityRepository:
         rows = self.conn.execute(
             query.order_by(a.occurred_at.desc(), a.id.desc()).limit(limit + 1)
         ).all()
-        items = [
-            Activity(
-                id=r.id,
-                contact_id=contact_id,
-                name=r.name,
-                occurred_at=r.occurred_at,
-                received_at=r.received_at,
-                source=r.source,
-                dialect=r.dialect,
-                asset_id=r.asset_id,
-                journey_eligible=r.journey_eligible,
-                properties=r.properties,
-                location=r.location,
-                value_milli=r.value_milli,
-            )
-            for r in rows[:limit]
-        ]
+        items = [_activity(r, contact_id) for r in rows[:limit]]
         next_cursor = None
         if len(rows) > limit:
             last = items[-1]
             next_cursor = encode_cursor(last.occurred_at, last.id)
         return ActivityPage(activities=items, next_cursor=next_cursor)
+
+    def search(
+        self, account_id: str, query: ActivityQuery, limit: int, *, contact_id: str | None = None
+    ) -> list[Activity]:
+        """Up to ``limit`` activities of the account matching ``query``, in its order.
+
+        ``contact_id`` keeps one contact's activities (and those of contacts
+        merged into it); the query's identifiers must already be resolved to it.
+        """
+        a = activities.c
+        stmt = select(activities).where(*self._filters(account_id, query, contact_id))
+        if query.after is not None:
+            when, last_id = query.after
+            if query.descending:
+                stmt = stmt.where(
+                    or_(a.occurred_at < when, and_(a.occurred_at == when, a.id < last_id))
+                )
+            else:
+                stmt = stmt.where(
+                    or_(a.occurred_at > when, and_(a.occurred_at == when, a.id > last_id))
+                )
+        if query.descending:
+            stmt = stmt.order_by(a.occurred_at.desc(), a.id.desc())
+        else:
+            stmt = stmt.order_by(a.occurred_at.asc(), a.id.asc())
+        if query.offset:
+            stmt = stmt.offset(query.offset)
+        rows = self.conn.execute(stmt.limit(limit)).all()
+        return [_activity(r, r.contact_id) for r in rows]
+
+    def count(self, account_id: str, query: ActivityQuery, *, contact_id: str | None = None) -> int:
+        """How many activities match ``query`` (its continuation and offset ignored)."""
+        stmt = (
+            select(func.count())
+            .select_from(activities)
+            .where(*self._filters(account_id, query, contact_id))
+        )
+        return int(self.conn.execute(stmt).scalar_one())
+
+    def _filters(
+        self, account_id: str, query: ActivityQuery, contact_id: str | None
+    ) -> list[ColumnElement[bool]]:
+        a = activities.c
+        where: list[ColumnElement[bool]] = [a.account_id == account_id]
+        if query.names:
+            where.append(in_values(self.conn, a.name, sorted(set(query.names))))
+        if contact_id is not None:
+            absorbed = select(contacts.c.id).where(
+                contacts.c.account_id == account_id, contacts.c.merged_into == contact_id
+            )
+            where.append(or_(a.contact_id == contact_id, a.contact_id.in_(absorbed)))
+        if query.lower is not None:
+            bound = query.lower
+            where.append(
+                a.occurred_at >= bound.moment if bound.inclusive else a.occurred_at > bound.moment
+            )
+        if query.upper is not None:
+            bound = query.upper
+            where.append(
+                a.occurred_at <= bound.moment if bound.inclusive else a.occurred_at < bound.moment
+            )
+        return where
+
+
+def _activity(r: Row[Any], contact_id: str) -> Activity:
+    return Activity(
+        id=r.id,
+        contact_id=contact_id,
+        name=r.name,
+        occurred_at=r.occurred_at,
+        received_at=r.received_at,
+        source=r.source,
+        dialect=r.dialect,
+        asset_id=r.asset_id,
+        journey_eligible=r.journey_eligible,
+        properties=r.properties,
+        location=r.location,
+        value_milli=r.value_milli,
+        unsearchable=tuple(r.unsearchable or ()),
+    )

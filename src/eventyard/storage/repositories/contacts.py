@@ -323,6 +323,28 @@ class ContactRepository:
         contact = self.get(account_id, contact_id)
         return [] if contact is None else [contact]
 
+    def identifiers_of(
+        self, account_id: str, contact_ids: Iterable[str]
+    ) -> dict[str, tuple[str, list[Identifier]]]:
+        """For each contact id, the contact that now stands for it and its identifiers.
+
+        Two queries for any number of ids; unknown ids are left out.
+        """
+        live = self.live_contacts(account_id, contact_ids)
+        owners = sorted({ref.id for ref in live.values()})
+        if not owners:
+            return {}
+        ci = contact_identifiers.c
+        found: dict[str, list[Identifier]] = defaultdict(list)
+        rows = self.conn.execute(
+            select(ci.contact_id, ci.kind, ci.value)
+            .where(ci.account_id == account_id, in_values(self.conn, ci.contact_id, owners))
+            .order_by(ci.contact_id, ci.created_at, ci.kind)
+        )
+        for contact_id, kind, value in rows:
+            found[contact_id].append(Identifier(kind, value))
+        return {cid: (ref.id, found.get(ref.id, [])) for cid, ref in live.items()}
+
     def get(self, account_id: str, contact_id: str) -> Contact | None:
         """The contact, following a merge to the contact that absorbed it."""
         row = self.conn.execute(

@@ -4,7 +4,7 @@ import hashlib
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.engine import Connection
 
 from eventyard.core.registry import RegistryState
@@ -58,6 +58,61 @@ class EventTypeRepository:
                     for n, p in sorted(properties)
                 ],
             )
+
+    def recognize_types(
+        self, account_id: str, usage: dict[str, dict[str, str]], now: datetime
+    ) -> dict[str, dict[str, str]]:
+        """Record the first type seen of each ``{event: {property: type}}``; return the types.
+
+        A type already recognised is kept (first use wins, also between
+        concurrent writers); a property another dialect registered without a
+        type gets this one. Returns the recognised type of every property named.
+        """
+        names = sorted(usage)
+        if not names:
+            return {}
+        self.add(account_id, names, [], now)
+        ep = event_type_properties.c
+        rows = [
+            {
+                "account_id": account_id,
+                "event_name": name,
+                "property": prop,
+                "value_type": kind,
+                "created_at": now,
+            }
+            for name in names
+            for prop, kind in sorted(usage[name].items())
+        ]
+        if rows:
+            self.conn.execute(insert_ignoring_conflicts(self.conn, event_type_properties), rows)
+        recognised: dict[str, dict[str, str]] = {name: {} for name in names}
+        untyped = []
+        found = self.conn.execute(
+            select(ep.event_name, ep.property, ep.value_type).where(
+                ep.account_id == account_id, in_values(self.conn, ep.event_name, names)
+            )
+        )
+        for name, prop, kind in found:
+            if prop not in usage[name]:
+                continue
+            if kind is None:
+                kind = usage[name][prop]
+                untyped.append({"n": name, "p": prop, "t": kind})
+            recognised[name][prop] = kind
+        if untyped:
+            self.conn.execute(
+                update(event_type_properties)
+                .where(
+                    ep.account_id == account_id,
+                    ep.event_name == bindparam("n"),
+                    ep.property == bindparam("p"),
+                    ep.value_type.is_(None),
+                )
+                .values(value_type=bindparam("t")),
+                untyped,
+            )
+        return recognised
 
     def take_registry_turn(self, account_id: str) -> None:
         """Hold the account's registry lock to the end of the transaction (PostgreSQL).

@@ -1,0 +1,7 @@
+"""Cordial: contact activities (``POST``/``GET /v2/contactactivities``) and their exports."""
+
+from eventyard.dialects.base import Dialect
+from eventyard.dialects.cordial.errors import render_error
+from eventyard.dialects.cordial.routes import PATH, router
+
+DIALECT = Dialect(name="cordial", router=router, paths=(PATH,), render_error=render_error)

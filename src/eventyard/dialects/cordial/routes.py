@@ -1,0 +1,202 @@
+"""Cordial contact activities: ``POST``/``GET /v2/contactactivities``."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlencode
+
+import orjson
+from fastapi import APIRouter, Depends, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from eventyard.context import AppContext, get_context
+from eventyard.core.activity_query import encode_query_token
+from eventyard.core.errors import EventyardError, Unauthorized
+from eventyard.core.model import Account, RecordsOutcome, StoredResponse
+from eventyard.core.payload import decode_json
+from eventyard.dialects.cordial.errors import VALIDATION_ERROR, cordial_error
+from eventyard.dialects.cordial.translate import (
+    DIALECT,
+    MAX_BODY_BYTES,
+    MAX_PER_PAGE,
+    PAGING_TOKEN,
+    RULES,
+    Translation,
+    api_key_from_authorization,
+    contact_keys,
+    parse_listing,
+    record_json,
+    translate_activity,
+)
+from eventyard.http import decode_content, idempotency_key, read_body, send_stored
+from eventyard.services.accounts import authenticate
+from eventyard.services.activity_search import count_activities, search_activities
+from eventyard.services.ingest import IdempotencyRequest, ingest_records
+
+PATH = "/v2/contactactivities"
+router = APIRouter(tags=["Cordial"])
+
+_ACTIVITY_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["a"],
+    "maxProperties": 6,
+    "properties": {
+        "a": {"type": "string", "maxLength": 40, "example": "browse"},
+        "email": {"type": "string", "example": "msmith@example.com"},
+        "custID": {"type": "string"},
+        "cID": {"type": "string"},
+        "ats": {"type": "string", "example": "2025-01-09 17:47:43"},
+        "properties": {"type": "object", "maxProperties": 1000},
+    },
+    "additionalProperties": {"type": "string", "description": "an account's identifier key"},
+}
+
+
+async def cordial_account(request: Request, ctx: AppContext) -> Account:
+    """The account of the request's Basic credentials (the Cordial API key), or 401."""
+    header = request.headers.get("authorization")
+    if not header:
+        raise EventyardError("unauthorized", "Missing Authorization header (HTTP Basic)", 401)
+    key = api_key_from_authorization(header)
+    if key is None:
+        raise EventyardError(
+            "unauthorized",
+            "Authorization must be HTTP Basic with the API key as user name and an empty password",
+            401,
+        )
+    try:
+        account = await run_in_threadpool(
+            authenticate, ctx.store, DIALECT, key, None, ctx.credentials
+        )
+    except Unauthorized as exc:
+        raise EventyardError("unauthorized", "Invalid API key", 401) from exc
+    if ctx.rate_limiter is not None:
+        wait = ctx.rate_limiter.acquire(f"{DIALECT}:{account.id}")
+        if wait > 0:
+            raise EventyardError(
+                "rate_limited",
+                "Too many requests for this API key; retry later",
+                429,
+                headers={"Retry-After": str(max(1, math.ceil(wait)))},
+            )
+    return account
+
+
+@router.post(
+    PATH,
+    summary="Create a contact activity (Cordial)",
+    description=(
+        "Creates one contact activity for the contact named by a primary or secondary "
+        "identifier key. HTTP Basic with the API key as user name authenticates."
+    ),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": _ACTIVITY_SCHEMA}},
+        }
+    },
+)
+async def create_activity(request: Request, ctx: AppContext = Depends(get_context)) -> Response:
+    account = await cordial_account(request, ctx)
+    limit = min(MAX_BODY_BYTES, ctx.settings.max_body_bytes)
+    body = await read_body(
+        request, max_bytes=limit, timeout_seconds=ctx.settings.body_timeout_seconds
+    )
+    body = await decode_content(request, body, limit)
+    now = ctx.now()
+    translation = await run_in_threadpool(translate_body, body, account, now)
+
+    def respond(outcome: RecordsOutcome) -> StoredResponse:
+        if outcome.rejected:
+            raise cordial_error(VALIDATION_ERROR, outcome.rejected[0].message, "cID")
+        content: dict[str, Any] = {"success": True, "cID": outcome.contact_ids[0]}
+        if translation.stripped:
+            content["strippedProperties"] = translation.stripped
+        return StoredResponse(status_code=200, body=orjson.dumps(content))
+
+    key = idempotency_key(request)
+    idempotency = (
+        IdempotencyRequest.for_request(key, PATH, body, ctx.settings.idempotency_ttl_seconds)
+        if key
+        else None
+    )
+    stored = await run_in_threadpool(
+        lambda: ingest_records(
+            ctx.store,
+            account,
+            [translation.activity],
+            now=now,
+            respond=respond,
+            idempotency=idempotency,
+            rules=RULES,
+        )
+    )
+    if not stored.replayed:
+        ctx.metrics.count_events(DIALECT, "accepted", 1)
+    return send_stored(stored)
+
+
+def translate_body(body: bytes, account: Account, now: datetime) -> Translation:
+    """The activity of a POST body; ``CONTACT_ACTIVITIES_INVALID_PAYLOAD`` when it is none."""
+    if not body.strip():
+        raise cordial_error("CONTACT_ACTIVITIES_INVALID_PAYLOAD", "the body is empty")
+    try:
+        payload = decode_json(body)
+    except ValueError as exc:
+        raise cordial_error(
+            "CONTACT_ACTIVITIES_INVALID_PAYLOAD", f"the body is not valid JSON: {exc}"
+        ) from exc
+    return translate_activity(
+        payload.value,
+        keys=contact_keys(account.primary_kinds),
+        now=now,
+        check_unstorable=payload.suspicious,
+    )
+
+
+@router.get(
+    PATH,
+    summary="List contact activities (Cordial)",
+    description=(
+        "Filters: `time[lt|gt|lte|gte]`, `time[between][start]`, `time[between][end]`, "
+        "`action`, a contact identifier (`email`, `custID`, `cID`); `sort_by=ats`, "
+        f"`sort_dir`, `page`, `per_page` (default 25, at most {MAX_PER_PAGE}), "
+        "`return_count`. When more records exist the first element is "
+        '`{"paging": {"token", "next"}}`; `__paging_token` continues the listing.'
+    ),
+)
+async def list_activities(request: Request, ctx: AppContext = Depends(get_context)) -> Response:
+    account = await cordial_account(request, ctx)
+    keys = contact_keys(account.primary_kinds)
+    listing = parse_listing(list(request.query_params.multi_items()), keys)
+    if listing.count_only:
+        total = await run_in_threadpool(count_activities, ctx.store, account, listing.query)
+        return _json({"count": total}, {"X-Total-Count": str(total)})
+    page = await run_in_threadpool(
+        lambda: search_activities(
+            ctx.store,
+            account,
+            listing.query,
+            listing.per_page,
+            with_total=listing.return_count,
+        )
+    )
+    records: list[dict[str, Any]] = []
+    if page.next_query is not None:
+        token = encode_query_token(page.next_query)
+        params = {
+            "per_page": listing.per_page,
+            "return_count": "true" if listing.return_count else "false",
+            PAGING_TOKEN: token,
+        }
+        next_url = str(request.url.replace(query=urlencode(params)))
+        records.append({"paging": {"token": token, "next": next_url}})
+    records.extend(record_json(f.activity, f.contact_id, f.identifiers) for f in page.items)
+    headers = {"X-Total-Count": str(page.total)} if page.total is not None else None
+    return _json(records, headers)
+
+
+def _json(body: Any, headers: dict[str, str] | None = None) -> Response:
+    return Response(content=orjson.dumps(body), media_type="application/json", headers=headers)
