@@ -2,6 +2,11 @@
 
 from eventyard.dialects.base import Dialect
 from eventyard.dialects.cordial.errors import render_error
-from eventyard.dialects.cordial.routes import PATH, router
+from eventyard.dialects.cordial.routes import EXPORT_PATH, JOBS_PATH, PATH, router
 
-DIALECT = Dialect(name="cordial", router=router, paths=(PATH,), render_error=render_error)
+DIALECT = Dialect(
+    name="cordial",
+    router=router,
+    paths=(PATH, EXPORT_PATH, EXPORT_PATH + "/", JOBS_PATH + "/"),
+    render_error=render_error,
+)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import orjson
 from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
 from eventyard.context import AppContext, get_context
@@ -26,14 +28,25 @@ from eventyard.dialects.cordial.translate import (
     Translation,
     api_key_from_authorization,
     contact_keys,
+    export_fields,
+    parse_export,
     parse_listing,
     record_json,
     translate_activity,
 )
-from eventyard.http import decode_content, idempotency_key, read_body, send_stored
+from eventyard.http import decode_content, idempotency_key, iso_utc, read_body, send_stored
 from eventyard.services.accounts import authenticate
 from eventyard.services.activity_search import count_activities, search_activities
+from eventyard.services.exports import (
+    EXPORT_ACTIVITIES,
+    MEDIA_TYPE,
+    ExportFormat,
+    SUFFIX,
+    finished_export,
+    start_activity_export,
+)
 from eventyard.services.ingest import IdempotencyRequest, ingest_records
+from eventyard.services.jobs import get_job
 
 PATH = "/v2/contactactivities"
 router = APIRouter(tags=["Cordial"])
@@ -198,5 +211,139 @@ async def list_activities(request: Request, ctx: AppContext = Depends(get_contex
     return _json(records, headers)
 
 
-def _json(body: Any, headers: dict[str, str] | None = None) -> Response:
-    return Response(content=orjson.dumps(body), media_type="application/json", headers=headers)
+def _json(body: Any, headers: dict[str, str] | None = None, status: int = 200) -> Response:
+    return Response(
+        content=orjson.dumps(body),
+        status_code=status,
+        media_type="application/json",
+        headers=headers,
+    )
+
+
+EXPORT_PATH = "/v2/contactactivityexport"
+JOBS_PATH = "/v2/jobs"
+#: Job statuses as Cordial's jobs API names them.
+JOB_STATUS = {
+    "queued": "pending",
+    "running": "processing",
+    "completed": "complete",
+    "failed": "failed",
+}
+
+
+@router.post(
+    EXPORT_PATH,
+    summary="Export contact activities (Cordial)",
+    description=(
+        "Starts an asynchronous export of the contact activities matching the same "
+        "filters as the GET (as a JSON object: `action`, `email`/`custID`/`cID`, "
+        "`time: {lt, gt, lte, gte, between: {start, end}}`, `sort_dir`), written as "
+        "newline-delimited JSON (`format: json`, the default) or CSV (`format: csv`). "
+        "Follow it with `GET /v2/jobs/{id}`; download the file from its `downloadUrls`."
+    ),
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {
+                            "name": {"type": "string", "maxLength": 200},
+                            "format": {"type": "string", "enum": ["json", "csv"]},
+                            "action": {"type": "string"},
+                            "email": {"type": "string"},
+                            "time": {"type": "object"},
+                            "sort_dir": {"type": "string", "enum": ["asc", "desc"]},
+                        },
+                    }
+                }
+            }
+        }
+    },
+)
+async def create_export(request: Request, ctx: AppContext = Depends(get_context)) -> Response:
+    account = await cordial_account(request, ctx)
+    body = await read_body(
+        request, max_bytes=MAX_BODY_BYTES, timeout_seconds=ctx.settings.body_timeout_seconds
+    )
+    payload: Any = None
+    if body.strip():
+        try:
+            payload = decode_json(body).value
+        except ValueError as exc:
+            raise cordial_error(
+                "CONTACT_ACTIVITIES_INVALID_PAYLOAD", f"the body is not valid JSON: {exc}"
+            ) from exc
+    keys = contact_keys(account.primary_kinds)
+    export = parse_export(payload, keys)
+    fmt: ExportFormat = "csv" if export.export_format == "csv" else "json"
+    job_id = await run_in_threadpool(
+        lambda: start_activity_export(
+            ctx.store,
+            account,
+            export.query,
+            export_format=fmt,
+            name=export.name,
+            fields=export_fields(keys, fmt),
+            now=ctx.now(),
+        )
+    )
+    if ctx.wake is not None:
+        ctx.wake()
+    status_url = str(request.url.replace(path=f"{JOBS_PATH}/{job_id}", query=""))
+    return _json({"success": True, "jobID": job_id, "statusUrl": status_url}, status=202)
+
+
+@router.get(
+    JOBS_PATH + "/{job_id}",
+    summary="Get a job (Cordial)",
+    description=(
+        "An export job: `status` `pending`, `processing`, `complete` or `failed`, the "
+        "record count and, once complete, `downloadUrls`."
+    ),
+)
+async def get_cordial_job(
+    job_id: str, request: Request, ctx: AppContext = Depends(get_context)
+) -> Response:
+    account = await cordial_account(request, ctx)
+    job = await run_in_threadpool(get_job, ctx.store, account, job_id)
+    body: dict[str, Any] = {
+        "_id": job.id,
+        "name": job.payload.get("name") if isinstance(job.payload, dict) else None,
+        "type": "export" if job.kind == EXPORT_ACTIVITIES else job.kind,
+        "status": JOB_STATUS[job.status],
+        "createdAt": iso_utc(job.created_at),
+        "startedAt": None if job.started_at is None else iso_utc(job.started_at),
+        "finishedAt": None if job.finished_at is None else iso_utc(job.finished_at),
+        "attempts": job.attempts,
+    }
+    rows = (job.result or job.progress or {}).get("rows")
+    body["totalRecords"] = rows
+    if job.status == "completed" and job.kind == EXPORT_ACTIVITIES:
+        url = request.url.replace(path=f"{EXPORT_PATH}/{job.id}/download", query="")
+        body["downloadUrls"] = [str(url)]
+        body["format"] = (job.result or {}).get("format")
+        body["bytes"] = (job.result or {}).get("bytes")
+    if job.error:
+        body["error"] = job.error
+    return _json(body)
+
+
+@router.get(
+    EXPORT_PATH + "/{job_id}/download",
+    summary="Download a finished export (Cordial)",
+    description="The export's file; the same Basic credentials as the API.",
+)
+async def download_export(
+    job_id: str, request: Request, ctx: AppContext = Depends(get_context)
+) -> Response:
+    account = await cordial_account(request, ctx)
+    path, job = await run_in_threadpool(
+        finished_export, ctx.store, Path(ctx.settings.export_dir), account, job_id
+    )
+    fmt = job.payload.get("format", "json")
+    return FileResponse(
+        path,
+        media_type=MEDIA_TYPE.get(fmt, "application/octet-stream"),
+        filename=f"contactactivities-{job.id}.{SUFFIX.get(fmt, 'ndjson')}",
+    )

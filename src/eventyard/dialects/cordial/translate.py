@@ -420,6 +420,77 @@ def _boolean(raw: str | None, name: str) -> bool:
     raise cordial_error(VALIDATION_ERROR, f"{name} must be true or false", name)
 
 
+@dataclass(frozen=True, slots=True)
+class ExportRequest:
+    query: ActivityQuery
+    export_format: str
+    name: str | None
+
+
+#: The fields of an exported record and the CSV columns, in order; the
+#: contact identifier columns come between ``cID`` and ``a``.
+def export_fields(keys: Sequence[str], export_format: str) -> list[tuple[str, str]]:
+    fields = [("_id", "id"), ("cID", "contact_id")]
+    if export_format == "json":
+        fields.append(("identifiers", "identifiers"))
+    else:
+        fields.extend((key, f"identifier:{key}") for key in keys if key != "cID")
+    fields.extend([("a", "name"), ("ats", "occurred_at"), ("properties", "properties")])
+    if export_format == "json":
+        fields.append(("unsearchable", "unsearchable"))
+    return fields
+
+
+def parse_export(payload: Any, keys: Sequence[str]) -> ExportRequest:
+    """``POST /v2/contactactivityexport``: the GET's filters as a JSON object.
+
+    ``{"name": "...", "format": "json"|"csv", "action": "browse" | [...],
+    "email": "...", "time": {"gte": "...", "between": {"start", "end"}},
+    "sort_dir": "asc"}``; every key is optional.
+    """
+    if payload is None:
+        payload = {}
+    if not isinstance(payload, dict):
+        raise cordial_error(INVALID_PAYLOAD, "the body must be a JSON object")
+    params: list[tuple[str, str]] = []
+    name = payload.get("name")
+    if name is not None and (not isinstance(name, str) or len(name) > 200):
+        raise cordial_error(VALIDATION_ERROR, "name must be a string of at most 200", "name")
+    export_format = payload.get("format", payload.get("exportType", "json"))
+    if export_format not in ("json", "csv"):
+        raise cordial_error(VALIDATION_ERROR, "format must be json or csv", "format")
+    for key, value in payload.items():
+        if key in ("name", "format", "exportType"):
+            continue
+        if key == "time":
+            if not isinstance(value, dict):
+                raise cordial_error(VALIDATION_ERROR, "time must be an object", "time")
+            for op, bound in value.items():
+                if op == "between" and isinstance(bound, dict):
+                    for edge, moment in bound.items():
+                        params.append((f"time[between][{edge}]", _text(moment, "time")))
+                else:
+                    params.append((f"time[{op}]", _text(bound, "time")))
+        elif key == "action" and isinstance(value, list):
+            params.extend(("action", _text(item, "action")) for item in value)
+        elif key in ("per_page", "page", "return_count", PAGING_TOKEN):
+            raise cordial_error(
+                VALIDATION_ERROR, f"{key} does not apply to an export: it has every record", key
+            )
+        else:
+            params.append((key, _text(value, key)))
+    listing = parse_listing(params, keys)
+    return ExportRequest(listing.query, export_format, name)
+
+
+def _text(value: Any, field: str) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise cordial_error(VALIDATION_ERROR, f"{field} must be a string", field)
+
+
 def record_json(
     activity: Activity, contact_id: str, identifiers: Sequence[Identifier]
 ) -> dict[str, Any]:
@@ -437,10 +508,13 @@ def record_json(
 
 __all__ = [
     "DIALECT",
+    "ExportRequest",
     "Listing",
     "Translation",
     "api_key_from_authorization",
     "contact_keys",
+    "export_fields",
+    "parse_export",
     "parse_listing",
     "record_json",
     "translate_activity",
