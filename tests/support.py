@@ -124,7 +124,12 @@ def running_server(
     benchmark measures default settings). ``extra_env`` comes last and wins.
     """
     port = free_port()
-    env = {**os.environ, "EVENTYARD_DATABASE_URL": database_url}
+    env = {
+        **os.environ,
+        "EVENTYARD_DATABASE_URL": database_url,
+        # Export files go beside the log, never into the working directory.
+        "EVENTYARD_EXPORT_DIR": str(log_path.parent / "exports"),
+    }
     if body_timeout_seconds is not None:
         env["EVENTYARD_BODY_TIMEOUT_SECONDS"] = str(body_timeout_seconds)
     env.update(extra_env or {})

@@ -96,7 +96,12 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
 
     def render_for_path(path: str, exc: EventyardError) -> Response:
         # "/v1/activity/upload/" is still the Netcore endpoint to its client.
-        renderer = renderers.get(path) or renderers.get(path.rstrip("/"), render_error)
+        renderer = renderers.get(path) or renderers.get(path.rstrip("/"))
+        if renderer is None:
+            # A dialect path ending in "/" covers the paths below it (/v2/jobs/{id}).
+            prefixes = (p for p in renderers if p.endswith("/") and path.startswith(p))
+            prefix = max(prefixes, key=len, default=None)
+            renderer = render_error if prefix is None else renderers[prefix]
         return renderer(exc)
 
     def render(request: Request, exc: EventyardError) -> Response:

@@ -132,6 +132,13 @@ class Settings(BaseSettings):
             "attempt it waits this times 2^n seconds (at most an hour) before the next."
         ),
     )
+    export_dir: str = Field(
+        default="./eventyard-exports",
+        description=(
+            "Directory where export jobs write their files (one folder per account). "
+            "API servers and workers must see the same directory."
+        ),
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Lowest level of the JSON log lines written to stderr."
     )

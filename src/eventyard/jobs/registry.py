@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from eventyard.jobs.maintenance import PURGE_IDEMPOTENCY_KEYS, purge_idempotency_keys_job
+from eventyard.services.exports import EXPORT_ACTIVITIES, run_activity_export
 from eventyard.services.ingest import INGEST_JOB
 from eventyard.services.ingest_jobs import run_ingest_job
 from eventyard.services.jobs import Handler
@@ -22,6 +23,7 @@ from eventyard.services.jobs import Handler
 HANDLERS: dict[str, Handler] = {
     PURGE_IDEMPOTENCY_KEYS: purge_idempotency_keys_job,
     INGEST_JOB: run_ingest_job,
+    EXPORT_ACTIVITIES: run_activity_export,
 }
 
 
