@@ -20,11 +20,13 @@ from eventyard.api import contacts as contacts_api
 from eventyard.api import definitions as definitions_api
 from eventyard.api import health
 from eventyard.api import jobs as jobs_api
+from eventyard.api import lists as lists_api
 from eventyard.context import AppContext, utc_now
 from eventyard.core.errors import EventyardError, FieldError
 from eventyard.core.ratelimit import RateLimiter
 from eventyard.dialects.registry import BUILTIN_DIALECTS
 from eventyard.errors import render_error
+from eventyard.jobs.periodic import periodic_jobs
 from eventyard.jobs.registry import HANDLERS
 from eventyard.jobs.worker import Worker, WorkerThread
 from eventyard.observability import Metrics, RequestContextMiddleware, configure_logging
@@ -42,7 +44,17 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     database = store or Database.from_settings(settings)
     metrics = Metrics.create()
     # One job worker per server process unless separate `eventyard worker`s run the jobs.
-    worker = Worker(database, settings, HANDLERS, metrics=metrics) if settings.run_worker else None
+    worker = (
+        Worker(
+            database,
+            settings,
+            HANDLERS,
+            metrics=metrics,
+            periodic=periodic_jobs(settings, utc_now()),
+        )
+        if settings.run_worker
+        else None
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -87,6 +99,7 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(contacts_api.router)
     app.include_router(jobs_api.router)
+    app.include_router(lists_api.router)
     app.include_router(definitions_api.router)
     app.include_router(accounts_api.router)
     renderers: dict[str, Callable[[EventyardError], Response]] = {}

@@ -24,6 +24,7 @@ from eventyard.api.jobs import job_json
 from eventyard.core.account_settings import effective_settings, settings_document
 from eventyard.core.errors import EventyardError
 from eventyard.core.model import Account, ActivityDefinition, Job
+from eventyard.jobs.periodic import periodic_jobs
 from eventyard.jobs.registry import HANDLERS
 from eventyard.jobs.worker import Worker, WorkerThread
 from eventyard.observability import configure_logging
@@ -36,6 +37,7 @@ from eventyard.services.accounts import (
     update_account_settings,
 )
 from eventyard.services.jobs import enqueue_job, get_job, list_jobs
+from eventyard.services.retention import purge_activities
 from eventyard.settings import Settings
 from eventyard.storage.database import Database
 from eventyard.storage.migrate import upgrade_database
@@ -212,7 +214,9 @@ def worker(
     # One connection for the jobs, one for the heartbeat that runs beside them.
     store = Database.from_settings(settings, pool_size=2)
     try:
-        job_worker = Worker(store, settings, HANDLERS)
+        job_worker = Worker(
+            store, settings, HANDLERS, periodic=periodic_jobs(settings, datetime.now(UTC))
+        )
         if once:
             job_worker.run_once()
         else:
@@ -236,6 +240,50 @@ def _run_until_signalled(job_worker: Worker) -> None:
     while thread.is_alive() and not signalled.wait(1):
         pass
     thread.stop()
+
+
+@app.command()
+def purge(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Change nothing; say what a purge would remove.")
+    ] = False,
+    account: Annotated[
+        str | None,
+        typer.Option(help="Only this account's activities (no partition is dropped)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Purge activities older than their account's retention (retention_days, default 548).
+
+    On PostgreSQL it also creates the coming months' partitions and drops the
+    monthly partitions in which every account's activities have expired. The
+    job workers do the same every EVENTYARD_RETENTION_INTERVAL_SECONDS.
+    """
+    with _command_store() as store:
+        report = purge_activities(store, datetime.now(UTC), dry_run=dry_run, account_id=account)
+    if as_json:
+        typer.echo(orjson.dumps(report.as_dict()).decode())
+        return
+    verb = "would purge" if dry_run else "purged"
+    _print_rows(
+        ("account", "name", "retention_days", "cutoff", f"activities {verb}", "in partitions"),
+        [
+            (
+                row.account_id,
+                row.name,
+                str(row.retention_days),
+                row.cutoff.isoformat(timespec="seconds"),
+                str(row.activities),
+                str(row.in_dropped_partitions),
+            )
+            for row in report.accounts
+        ],
+    )
+    dropped = ", ".join(report.partitions_dropped) or "none"
+    typer.echo(f"Partitions {'that would be ' if dry_run else ''}dropped: {dropped}")
+    if report.partitions_created:
+        typer.echo(f"Partitions created: {', '.join(report.partitions_created)}")
+    typer.echo(f"Activities {verb}: {report.activities}")
 
 
 def _store_at_head() -> Database:

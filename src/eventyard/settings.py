@@ -139,6 +139,15 @@ class Settings(BaseSettings):
             "API servers and workers must see the same directory."
         ),
     )
+    retention_interval_seconds: float = Field(
+        default=3600,
+        gt=0,
+        description=(
+            "How often the job workers purge activities older than their account's "
+            "retention (and create the coming months' partitions on PostgreSQL); across "
+            "processes the purge job is enqueued about once per interval."
+        ),
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Lowest level of the JSON log lines written to stderr."
     )

@@ -14,15 +14,18 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from eventyard.jobs.maintenance import PURGE_IDEMPOTENCY_KEYS, purge_idempotency_keys_job
+from eventyard.jobs.retention import purge_activities_job
 from eventyard.services.exports import EXPORT_ACTIVITIES, run_activity_export
 from eventyard.services.ingest import INGEST_JOB
 from eventyard.services.ingest_jobs import run_ingest_job
 from eventyard.services.jobs import Handler
+from eventyard.services.retention import PURGE_ACTIVITIES
 
 #: Job kind -> the handler that runs it.
 HANDLERS: dict[str, Handler] = {
     PURGE_IDEMPOTENCY_KEYS: purge_idempotency_keys_job,
     INGEST_JOB: run_ingest_job,
+    PURGE_ACTIVITIES: purge_activities_job,
     EXPORT_ACTIVITIES: run_activity_export,
 }
 

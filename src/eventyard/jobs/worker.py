@@ -15,13 +15,14 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 from eventyard.core.errors import StoreUnavailable
 from eventyard.core.model import Job, JobStatus
+from eventyard.jobs.periodic import PeriodicJob
 from eventyard.observability import Metrics
 from eventyard.services.jobs import (
     Handler,
@@ -64,6 +65,7 @@ class Worker:
         worker_id: str | None = None,
         metrics: Metrics | None = None,
         clock: Callable[[], datetime] = _utc_now,
+        periodic: Sequence[PeriodicJob] = (),
     ) -> None:
         self.store = store
         self.settings = settings
@@ -72,6 +74,8 @@ class Worker:
         self.worker_id = worker_id or default_worker_id()
         self.metrics = metrics
         self.clock = clock
+        #: Jobs this worker enqueues when they are due (``jobs.periodic``).
+        self.periodic = list(periodic)
         self._wakeup = threading.Event()
 
     def wake(self) -> None:
@@ -101,6 +105,7 @@ class Worker:
         log.info("job worker started", extra={"worker_id": self.worker_id, "kinds": self.kinds})
         unavailable = False
         while not stop.is_set():
+            self._enqueue_periodic()
             try:
                 ran = self.run_once()
             except StoreUnavailable:
@@ -120,6 +125,16 @@ class Worker:
             self._wakeup.wait(self.settings.worker_poll_seconds)
             self._wakeup.clear()
         log.info("job worker stopped", extra=self._who())
+
+    def _enqueue_periodic(self) -> None:
+        """Enqueue the periodic jobs that are due; a failure waits for their next turn."""
+        for periodic in self.periodic:
+            try:
+                periodic.run_if_due(self.store, self.clock())
+            except StoreUnavailable:
+                pass  # the claim that follows says so
+            except Exception:
+                log.exception("periodic job not enqueued", extra={"kind": periodic.name})
 
     def _who(self) -> dict[str, Any]:
         return {"worker_id": self.worker_id}

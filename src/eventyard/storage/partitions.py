@@ -35,6 +35,14 @@ class Month:
         when = when.astimezone(UTC)
         return cls(when.year, when.month)
 
+    @classmethod
+    def of_table(cls, name: str) -> Month:
+        """The month of a partition named ``activities_pYYYYMM``; ``ValueError`` otherwise."""
+        match = _NAME.match(name)
+        if match is None or not 1 <= int(match[2]) <= 12:
+            raise ValueError(f"{name!r} is not a monthly activities partition")
+        return cls(int(match[1]), int(match[2]))
+
     def next(self) -> Month:
         return Month(self.year + (self.month == 12), self.month % 12 + 1)
 
@@ -155,15 +163,21 @@ def drop_months_before(conn: Connection, cutoff: datetime) -> list[Month]:
     dropped = []
     for month in existing_months(conn):
         if month.end <= cutoff:
-            conn.execute(text(f"ALTER TABLE {PARENT} DETACH PARTITION {month.table}"))
-            conn.execute(text(f"DROP TABLE {month.table}"))
+            drop_month(conn, month)
             dropped.append(month)
     return dropped
+
+
+def drop_month(conn: Connection, month: Month) -> None:
+    """Detach and drop one monthly partition with every row in it."""
+    conn.execute(text(f"ALTER TABLE {PARENT} DETACH PARTITION {month.table}"))
+    conn.execute(text(f"DROP TABLE {month.table}"))
 
 
 __all__ = [
     "DEFAULT_PARTITION",
     "Month",
+    "drop_month",
     "drop_months_before",
     "ensure_months",
     "existing_months",
