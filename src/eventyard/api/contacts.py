@@ -46,6 +46,9 @@ def activity_json(activity: Activity) -> dict[str, Any]:
         "conversion_value": None
         if activity.value_milli is None
         else {"raw": activity.value_milli, "decimal": milli_to_decimal(activity.value_milli)},
+        # Properties whose value had another type than the one first recognised
+        # for them (Cordial type recognition): stored, not searchable.
+        "unsearchable": list(activity.unsearchable),
     }
 
 
