@@ -148,6 +148,56 @@ class Settings(BaseSettings):
             "processes the purge job is enqueued about once per interval."
         ),
     )
+    url_allowlist: str = Field(
+        default="",
+        description=(
+            "Comma-separated CIDR networks (127.0.0.1/32,10.0.0.0/8) that CSV paths and "
+            "callbacks may reach although they are loopback, private or link-local; empty "
+            "allows public addresses only."
+        ),
+    )
+    import_max_bytes: int = Field(
+        default=1024**3,
+        ge=1,
+        description="Largest CSV file a contact import reads; a larger one fails the import.",
+    )
+    fetch_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description=(
+            "Connect and read timeout of CSV downloads and callbacks: the longest wait for "
+            "a connection or for the next bytes."
+        ),
+    )
+    import_local_files: bool = Field(
+        default=False,
+        description=(
+            "Whether a bulk upload `path` may name a file on the server (an absolute path "
+            "or file:// URL). The CLI's `contacts import` always may."
+        ),
+    )
+    s3_endpoint_url: str = Field(
+        default="",
+        description=(
+            "S3 endpoint for s3:// paths (an S3-compatible store); empty uses AWS. "
+            "Credentials come from the usual AWS_* variables."
+        ),
+    )
+    smtp_host: str = Field(
+        default="",
+        description="SMTP server for notification e-mails; empty refuses `notifyemail`.",
+    )
+    smtp_port: int = Field(default=25, ge=1, le=65535, description="Port of the SMTP server.")
+    smtp_username: str = Field(
+        default="", description="SMTP login user; empty sends without logging in."
+    )
+    smtp_password: str = Field(default="", description="SMTP login password.")
+    smtp_starttls: bool = Field(
+        default=False, description="Whether to upgrade the SMTP connection with STARTTLS."
+    )
+    smtp_from: str = Field(
+        default="eventyard@localhost", description="From address of notification e-mails."
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Lowest level of the JSON log lines written to stderr."
     )

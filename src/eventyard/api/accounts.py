@@ -29,6 +29,8 @@ async def get_account(
             "id": current.id,
             "name": current.name,
             "created_at": iso_utc(current.created_at),
+            # The key of the HMAC signatures on this account's callbacks.
+            "signing_secret": current.signing_secret,
             "settings": settings_document(effective_settings(current.settings)),
         }
     )

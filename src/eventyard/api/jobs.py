@@ -13,6 +13,7 @@ from eventyard.context import AppContext, get_context
 from eventyard.core.model import Account, Job
 from eventyard.http import iso_utc, json_response
 from eventyard.services import jobs as job_service
+from eventyard.services.imports import import_summary
 
 router = APIRouter(prefix="/api/v1", tags=["Jobs"])
 
@@ -25,7 +26,9 @@ _JOB_FIELDS = """Each job is an object with:
 - `attempts` so far and `max_attempts`;
 - `created_at`, `started_at` (first attempt), `finished_at`: ISO 8601 UTC or `null`;
 - `progress` (what the running job reported last), `result` (once completed) and
-  `error` (the last failure's message, also while a retry is pending)."""
+  `error` (the last failure's message, also while a retry is pending);
+- for a contact import (`contacts.import`), also `total`, `created`, `updated`,
+  `failed` and `errors` (`[{"row", "reason"}]`, the first 100), so far."""
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -46,6 +49,8 @@ def job_json(job: Job) -> dict[str, Any]:
         "progress": job.progress,
         "result": job.result,
         "error": job.error,
+        # A contact import's counts and first errors, also while it runs.
+        **(import_summary(job) or {}),
     }
 
 

@@ -16,15 +16,25 @@ from collections.abc import Callable
 from eventyard.jobs.maintenance import PURGE_IDEMPOTENCY_KEYS, purge_idempotency_keys_job
 from eventyard.jobs.retention import purge_activities_job
 from eventyard.services.exports import EXPORT_ACTIVITIES, run_activity_export
+from eventyard.services.imports import (
+    CALLBACK_JOB,
+    CONTACT_IMPORT_JOB,
+    EMAIL_JOB,
+    run_import_job,
+)
 from eventyard.services.ingest import INGEST_JOB
 from eventyard.services.ingest_jobs import run_ingest_job
 from eventyard.services.jobs import Handler
+from eventyard.services.notifications import run_callback_job, run_email_job
 from eventyard.services.retention import PURGE_ACTIVITIES
 
 #: Job kind -> the handler that runs it.
 HANDLERS: dict[str, Handler] = {
     PURGE_IDEMPOTENCY_KEYS: purge_idempotency_keys_job,
     INGEST_JOB: run_ingest_job,
+    CONTACT_IMPORT_JOB: run_import_job,
+    CALLBACK_JOB: run_callback_job,
+    EMAIL_JOB: run_email_job,
     PURGE_ACTIVITIES: purge_activities_job,
     EXPORT_ACTIVITIES: run_activity_export,
 }

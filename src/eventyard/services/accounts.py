@@ -19,6 +19,7 @@ from eventyard.core.credentials import (
 from eventyard.core.errors import NotFound, Unauthorized
 from eventyard.core.ids import is_id, new_id
 from eventyard.core.model import Account, NewAccount
+from eventyard.core.signatures import new_signing_secret
 from eventyard.services.ports import Store
 
 
@@ -28,7 +29,13 @@ def create_account(store: Store, name: str, settings: dict[str, Any] | None = No
     if not name:
         raise ValueError("an account needs a name")
     checked = apply_settings_patch({}, settings or {})
-    account = Account(id=new_id(), name=name, settings=checked, created_at=datetime.now(UTC))
+    account = Account(
+        id=new_id(),
+        name=name,
+        settings=checked,
+        created_at=datetime.now(UTC),
+        signing_secret=new_signing_secret(),
+    )
     created = NewAccount(
         account=account,
         admin_token=new_secret("eya"),

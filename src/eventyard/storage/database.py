@@ -22,6 +22,7 @@ from eventyard.storage.repositories.definitions import DefinitionRepository
 from eventyard.storage.repositories.event_types import EventTypeRepository
 from eventyard.storage.repositories.idempotency import IdempotencyRepository
 from eventyard.storage.repositories.jobs import JobRepository
+from eventyard.storage.repositories.lists import ListRepository
 from eventyard.storage.repositories.retention import RetentionRepository
 
 
@@ -37,6 +38,7 @@ class UnitOfWork:
         self.definitions = DefinitionRepository(conn)
         self.idempotency = IdempotencyRepository(conn)
         self.jobs = JobRepository(conn)
+        self.lists = ListRepository(conn)
         self.retention = RetentionRepository(conn)
         self._committed = False
 

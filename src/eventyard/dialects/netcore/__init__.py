@@ -1,7 +1,17 @@
-"""Netcore: the Add Activity API (``POST /v1/activity/upload``)."""
+"""Netcore: the Add Activity API (``POST /v1/activity/upload``) and the bulk contact
+upload (``POST /apiv2?type=contact&activity=bulkupload``)."""
+
+from fastapi import APIRouter
 
 from eventyard.dialects.base import Dialect
+from eventyard.dialects.netcore import bulkupload
 from eventyard.dialects.netcore.errors import render_error
 from eventyard.dialects.netcore.routes import PATH, router
 
-DIALECT = Dialect(name="netcore", router=router, paths=(PATH,), render_error=render_error)
+_routes = APIRouter()
+_routes.include_router(router)
+_routes.include_router(bulkupload.router)
+
+DIALECT = Dialect(
+    name="netcore", router=_routes, paths=(PATH, bulkupload.PATH), render_error=render_error
+)

@@ -12,7 +12,13 @@ from eventyard.storage.tables import accounts, credentials
 
 
 def _account(row: Any) -> Account:
-    return Account(id=row.id, name=row.name, settings=row.settings, created_at=row.created_at)
+    return Account(
+        id=row.id,
+        name=row.name,
+        settings=row.settings,
+        created_at=row.created_at,
+        signing_secret=row.signing_secret,
+    )
 
 
 class AccountRepository:
@@ -26,6 +32,7 @@ class AccountRepository:
                 name=account.name,
                 settings=account.settings,
                 created_at=account.created_at,
+                signing_secret=account.signing_secret,
             )
         )
         self.conn.execute(
