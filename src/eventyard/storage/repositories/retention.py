@@ -22,6 +22,9 @@ from eventyard.storage.repositories.accounts import _account
 from eventyard.storage.sql_dialect import supports_row_locks
 from eventyard.storage.tables import accounts, activities
 
+#: How long dropping a partition waits for its lock on ``activities``.
+DROP_LOCK_TIMEOUT = "5s"
+
 
 class RetentionRepository:
     def __init__(self, conn: Connection) -> None:
@@ -76,8 +79,15 @@ class RetentionRepository:
         return {str(row[0]): int(row[1]) for row in rows}
 
     def drop_partition(self, partition: str) -> None:
-        """Detach and drop one monthly partition and every row in it."""
+        """Detach and drop one monthly partition and every row in it.
+
+        Detaching waits for an exclusive lock on ``activities``, and every
+        writer queues behind that wait; after ``DROP_LOCK_TIMEOUT`` (a long
+        export reading the table, say) it gives up with ``OperationalError``
+        instead, and the purge is tried again later.
+        """
         month = Month.of_table(partition)
+        self.conn.execute(text(f"SET LOCAL lock_timeout = '{DROP_LOCK_TIMEOUT}'"))
         partitions.drop_month(self.conn, month)
 
     def ensure_partitions(self, now: datetime, months_ahead: int) -> list[str]:
