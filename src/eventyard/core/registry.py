@@ -113,7 +113,5 @@ def property_types(properties: dict[str, object]) -> dict[str, str]:
 def mistyped(properties: dict[str, object], recognised: dict[str, str]) -> list[str]:
     """Keys whose value has another type than the one recognised for them first."""
     return [
-        key
-        for key, kind in property_types(properties).items()
-        if recognised.get(key, kind) != kind
+        key for key, kind in property_types(properties).items() if recognised.get(key, kind) != kind
     ]
