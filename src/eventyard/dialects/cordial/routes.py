@@ -40,8 +40,8 @@ from eventyard.services.activity_search import count_activities, search_activiti
 from eventyard.services.exports import (
     EXPORT_ACTIVITIES,
     MEDIA_TYPE,
-    ExportFormat,
     SUFFIX,
+    ExportFormat,
     finished_export,
     start_activity_export,
 )

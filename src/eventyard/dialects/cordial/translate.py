@@ -351,7 +351,11 @@ def parse_listing(params: Sequence[tuple[str, str]], keys: Sequence[str]) -> Lis
             moment, whole_day = parse_moment(raw)
         except ValueError as exc:
             raise cordial_error(VALIDATION_ERROR, f"{name} {exc}", name) from exc
-        low, high = _bounds(op, moment, whole_day)
+        try:
+            low, high = _bounds(op, moment, whole_day)
+        except OverflowError as exc:
+            # A date's whole day (or the day after it) past year 9999.
+            raise cordial_error(VALIDATION_ERROR, f"{name} {raw!r} is out of range", name) from exc
         lower = _tighter(lower, low, lower=True)
         upper = _tighter(upper, high, lower=False)
     query = ActivityQuery(
@@ -371,19 +375,23 @@ def _bounds(
 ) -> tuple[TimeBound | None, TimeBound | None]:
     """The time bounds of one ``time`` filter. A date stands for the whole day:
     ``lte``/``between.end`` include it, ``gt`` starts after it, ``lt`` before it."""
-    next_day = moment + timedelta(days=1)
-    if op == "eq":
-        if whole_day:
-            return TimeBound(moment, True), TimeBound(next_day, False)
-        return TimeBound(moment, True), TimeBound(moment, True)
     if op == "gte":
         return TimeBound(moment, True), None
-    if op == "gt":
-        return (TimeBound(next_day, True) if whole_day else TimeBound(moment, False)), None
     if op == "lt":
         return None, TimeBound(moment, False)
-    # lte
-    return None, (TimeBound(next_day, False) if whole_day else TimeBound(moment, True))
+    if not whole_day:
+        if op == "eq":
+            return TimeBound(moment, True), TimeBound(moment, True)
+        if op == "gt":
+            return TimeBound(moment, False), None
+        return None, TimeBound(moment, True)  # lte
+    # Only a date's whole day needs the next day (OverflowError after 9999-12-31).
+    next_day = moment + timedelta(days=1)
+    if op == "eq":
+        return TimeBound(moment, True), TimeBound(next_day, False)
+    if op == "gt":
+        return TimeBound(next_day, True), None
+    return None, TimeBound(next_day, False)  # lte
 
 
 def _tighter(current: TimeBound | None, new: TimeBound | None, *, lower: bool) -> TimeBound | None:
@@ -401,7 +409,9 @@ def _tighter(current: TimeBound | None, new: TimeBound | None, *, lower: bool) -
 def _whole(raw: str | None, name: str, default: int, low: int, high: int) -> int:
     if raw is None:
         return default
-    if not raw.strip().isdigit():
+    # isdigit() alone accepts "²" and other digits int() refuses or reads
+    # differently; only ASCII digits are a number here.
+    if not (raw.strip().isascii() and raw.strip().isdigit()):
         raise cordial_error(VALIDATION_ERROR, f"{name} must be a whole number", name)
     value = int(raw)
     if not low <= value <= high:
