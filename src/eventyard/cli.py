@@ -7,9 +7,11 @@ import signal
 import tempfile
 import threading
 import time
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any, NoReturn
@@ -26,13 +28,23 @@ from rich.progress import (
     TextColumn,
     TimeRemainingColumn,
 )
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
+from eventyard.api.contacts import contact_json
 from eventyard.api.contacts import contact_json
 from eventyard.api.definitions import definition_json
 from eventyard.api.jobs import job_json
 from eventyard.api.lists import list_json
+from eventyard.api.lists import list_json
 from eventyard.core.account_settings import effective_settings, settings_document
+from eventyard.core.contact_import import ImportTally
 from eventyard.core.contact_import import ImportTally
 from eventyard.core.errors import EventyardError
 from eventyard.core.model import Account, ActivityDefinition, Job
@@ -42,6 +54,7 @@ from eventyard.jobs.worker import Worker, WorkerThread
 from eventyard.observability import configure_logging
 from eventyard.services import definitions as definition_service
 from eventyard.services import lists as list_service
+from eventyard.services import lists as list_service
 from eventyard.services.accounts import (
     count_accounts,
     create_account,
@@ -50,8 +63,10 @@ from eventyard.services.accounts import (
     update_account_settings,
 )
 from eventyard.services.imports import import_rows
+from eventyard.services.imports import import_rows
 from eventyard.services.jobs import enqueue_job, get_job, list_jobs
 from eventyard.services.retention import purge_activities
+from eventyard.services.sources import Download, SourceRefused, SourceUnavailable
 from eventyard.services.sources import Download, SourceRefused, SourceUnavailable
 from eventyard.settings import Settings
 from eventyard.storage.database import Database
@@ -161,6 +176,8 @@ def accounts_create(
         "ortto_api_key": created.ortto_api_key,
         "clevertap_account_id": created.clevertap_account_id,
         "clevertap_passcode": created.clevertap_passcode,
+        # Signs the account's callbacks; also shown by GET /api/v1/account.
+        "signing_secret": created.account.signing_secret or "",
     }
     if as_json:
         typer.echo(orjson.dumps(values).decode())
@@ -566,6 +583,147 @@ def _print_definition(definition: ActivityDefinition, as_json: bool) -> None:
         f"{escape(definition.activity_id)}: {escape(definition.name)}{origin}", soft_wrap=True
     )
     _print_rows(("field", "type"), list(definition.fields.items()))
+
+
+lists_app = typer.Typer(help="Contact lists (Netcore listid).", no_args_is_help=True)
+app.add_typer(lists_app, name="lists")
+contacts_app = typer.Typer(help="Contacts: import them from CSV files.", no_args_is_help=True)
+app.add_typer(contacts_app, name="contacts")
+
+
+@lists_app.command("create")
+def lists_create(
+    account_id: AccountOption,
+    name: Annotated[str, typer.Argument(help="The list's name, unique in the account.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Create a list; prints its integer id (the listid of a bulk upload)."""
+    with _command_store() as store:
+        created = list_service.create_list(store, get_account(store, account_id), name)
+    if as_json:
+        typer.echo(orjson.dumps(list_json(created)).decode())
+        return
+    typer.echo(str(created.id))
+
+
+@lists_app.command("list")
+def lists_list(account_id: AccountOption, as_json: JsonOption = False) -> None:
+    """List an account's lists with their member counts (JSON lines with --json)."""
+    with _command_store() as store:
+        found = list_service.list_lists(store, get_account(store, account_id))
+    if as_json:
+        for contact_list in found:
+            typer.echo(orjson.dumps(list_json(contact_list)).decode())
+        return
+    _print_rows(
+        ("id", "name", "members", "created_at"),
+        [(str(c.id), c.name, str(c.members), c.created_at.isoformat()) for c in found],
+    )
+
+
+@lists_app.command("contacts")
+def lists_contacts(
+    account_id: AccountOption,
+    list_id: Annotated[int, typer.Argument(help="The list's id.")],
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="How many, by id.")] = 100,
+    as_json: JsonOption = False,
+) -> None:
+    """Show a list's first contacts by id (JSON lines with --json)."""
+    with _command_store() as store:
+        members, _ = list_service.list_members(
+            store, get_account(store, account_id), list_id, limit, None
+        )
+    if as_json:
+        for contact in members:
+            typer.echo(orjson.dumps(contact_json(contact)).decode())
+        return
+    _print_rows(
+        ("id", "identifiers", "attributes"),
+        [
+            (
+                c.id,
+                " ".join(str(i) for i in c.identifiers),
+                orjson.dumps(c.attributes).decode(),
+            )
+            for c in members
+        ],
+    )
+
+
+@contacts_app.command("import")
+def contacts_import(
+    source: Annotated[
+        str, typer.Argument(help="A CSV file: a local path, an http(s):// or s3:// URL.")
+    ],
+    account_id: AccountOption,
+    list_id: Annotated[
+        int | None, typer.Option("--list", help="Also make the contacts members of this list.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Import contacts from a CSV file, as a Netcore bulk upload does, with a progress bar.
+
+    URLs pass the same SSRF rule as bulk uploads (EVENTYARD_URL_ALLOWLIST);
+    local files are read whatever EVENTYARD_IMPORT_LOCAL_FILES says.
+    """
+    if "://" not in source and Path(source).exists():
+        source = str(Path(source).resolve())
+    settings = Settings()
+    tally = ImportTally()
+    started = time.monotonic()
+    with _command_store() as store:
+        account = get_account(store, account_id)
+        if list_id is not None:
+            list_service.get_list(store, account, list_id)
+        progress = Progress(
+            TextColumn("[bold]importing"),
+            BarColumn(),
+            DownloadColumn(),
+            TextColumn("{task.fields[rows]} rows, {task.fields[rate]} rows/s"),
+            TimeRemainingColumn(),
+            console=err_console,
+            disable=as_json,
+        )
+        task = progress.add_task("import", total=None, rows=0, rate=0)
+
+        def moved(done: ImportTally, download: Download) -> None:
+            rate = round(done.total / max(time.monotonic() - started, 1e-6))
+            progress.update(
+                task, completed=download.read, total=download.size, rows=done.total, rate=rate
+            )
+
+        try:
+            with progress:
+                import_rows(
+                    store,
+                    settings,
+                    account,
+                    source,
+                    list_id,
+                    tally,
+                    local_files=True,
+                    clock=lambda: datetime.now(UTC),
+                    on_batch=moved,
+                )
+        except (SourceRefused, SourceUnavailable) as exc:
+            _fail(EventyardError("import_failed", f"{exc} ({tally.total} rows stored before)"))
+    seconds = time.monotonic() - started
+    summary = {**tally.to_json(), "seconds": round(seconds, 3)}
+    del summary["rows_done"]
+    if as_json:
+        typer.echo(orjson.dumps(summary).decode())
+        return
+    table = Table(title="Import", show_header=False)
+    for key in ("total", "created", "updated", "failed"):
+        table.add_row(key, str(summary[key]))
+    table.add_row("seconds", f"{seconds:.1f}")
+    table.add_row("rows/s", f"{tally.total / max(seconds, 1e-6):,.0f}")
+    console.print(table)
+    if tally.errors:
+        errors = Table("row", "reason", title=f"First {len(tally.errors)} rows skipped")
+        for error in tally.errors:
+            errors.add_row(str(error["row"]), escape(error["reason"]))
+        console.print(errors)
 
 
 lists_app = typer.Typer(help="Contact lists (Netcore listid).", no_args_is_help=True)

@@ -278,7 +278,8 @@ class TestAccount:
         r = http.get("/api/v1/account", headers=admin(account))
         assert r.status_code == 200, r.text
         body = r.json()
-        assert set(body) == {"id", "name", "created_at", "settings"}
+        assert set(body) == {"id", "name", "created_at", "signing_secret", "settings"}
+        assert len(body["signing_secret"]) == 64, "it signs the account's callbacks"
         assert body["id"] == account.account.id
         assert body["name"] == account.account.name
         assert body["created_at"].endswith("Z")

@@ -44,6 +44,7 @@ CREDENTIAL_KEYS = {
     "ortto_api_key",
     "clevertap_account_id",
     "clevertap_passcode",
+    "signing_secret",
 }
 SECRET_KEYS = CREDENTIAL_KEYS - {"account_id", "clevertap_account_id"}
 ENTRY_POINTS = ("module", "script")

@@ -52,7 +52,8 @@ def address_refusal(address: str, allowlist: Sequence[Network] = ()) -> str | No
     )
     for matches, kind in checks:
         if matches:
-            return f"{ip} is a {kind} address"
+            article = "an" if kind[0] in "aeiou" else "a"
+            return f"{ip} is {article} {kind} address"
     if not ip.is_global:
         return f"{ip} is not a public address"
     return None
