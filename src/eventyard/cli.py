@@ -7,11 +7,9 @@ import signal
 import tempfile
 import threading
 import time
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from pathlib import Path
 from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any, NoReturn
@@ -28,23 +26,13 @@ from rich.progress import (
     TextColumn,
     TimeRemainingColumn,
 )
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 
-from eventyard.api.contacts import contact_json
 from eventyard.api.contacts import contact_json
 from eventyard.api.definitions import definition_json
 from eventyard.api.jobs import job_json
 from eventyard.api.lists import list_json
-from eventyard.api.lists import list_json
 from eventyard.core.account_settings import effective_settings, settings_document
-from eventyard.core.contact_import import ImportTally
 from eventyard.core.contact_import import ImportTally
 from eventyard.core.errors import EventyardError
 from eventyard.core.model import Account, ActivityDefinition, Job
@@ -54,7 +42,6 @@ from eventyard.jobs.worker import Worker, WorkerThread
 from eventyard.observability import configure_logging
 from eventyard.services import definitions as definition_service
 from eventyard.services import lists as list_service
-from eventyard.services import lists as list_service
 from eventyard.services.accounts import (
     count_accounts,
     create_account,
@@ -63,10 +50,8 @@ from eventyard.services.accounts import (
     update_account_settings,
 )
 from eventyard.services.imports import import_rows
-from eventyard.services.imports import import_rows
 from eventyard.services.jobs import enqueue_job, get_job, list_jobs
 from eventyard.services.retention import purge_activities
-from eventyard.services.sources import Download, SourceRefused, SourceUnavailable
 from eventyard.services.sources import Download, SourceRefused, SourceUnavailable
 from eventyard.settings import Settings
 from eventyard.storage.database import Database
