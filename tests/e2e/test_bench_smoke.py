@@ -73,3 +73,18 @@ def test_ortto_ingest_smoke_run(tmp_path: Path) -> None:
         assert mode["created_persons"] == result["persons"]
     assert result["queued"]["failed_jobs"] == 0
     assert result["queued"]["end_to_end_seconds"] >= result["queued"]["accept_seconds"] > 0
+
+
+@pytest.mark.bench
+def test_netcore_import_smoke_run(tmp_path: Path) -> None:
+    """bench/netcore_import.py --smoke on SQLite: a bulk upload of 2000 rows, a quarter
+    of them already stored, every row counted and every contact in the list."""
+    report = smoke_run("netcore_import.py", tmp_path / "netcore_import.json")
+    assert report["benchmark"] == "netcore_import"
+    (result,) = report["results"]
+    assert result["backend"] == "sqlite"
+    assert (result["rows"], result["created"], result["updated"]) == (2000, 1500, 500)
+    assert result["failed"] == 0
+    assert result["list_members"] == 2000
+    assert result["rows_per_s"] > 0
+    assert result["peak_rss_mb"] > 0
