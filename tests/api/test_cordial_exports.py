@@ -199,6 +199,14 @@ class TestCsvExport:
             assert row["ats"] == record["ats"]
             assert json.loads(row["properties"]) == record["properties"]
 
+    def test_export_type_is_accepted_for_format(
+        self, http: httpx.Client, account: NewAccount, shop: dict[str, str]
+    ) -> None:
+        """Docs: "exportType is accepted for format"."""
+        job, r = export(http, account, {"exportType": "csv", "action": "order"})
+        assert job["format"] == "csv"
+        assert [row["a"] for row in csv_rows(r)] == ["order"]
+
     def test_formula_starts_are_escaped(
         self, http: httpx.Client, store: Database, account: NewAccount
     ) -> None:

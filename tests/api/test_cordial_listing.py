@@ -393,6 +393,17 @@ class TestContacts:
         assert [(r["cID"], r["email"]) for r in body] == [(shop["jdoe"], "jdoe@example.com")]
         assert listing(http, account, {"cID": "0" * 24}) == []
 
+    def test_a_contact_id_from_another_system(
+        self, http: httpx.Client, account: NewAccount
+    ) -> None:
+        """Spec: "cID:" "16198880000"; docs: "A cID that is not one of the account's contact
+        ids is an identifier of kind cID (a contact id from another system)"; the record's
+        ``cID`` is still eventyard's contact id."""
+        contact = post_activity(http, account, cID="16198880000")
+        [record] = listing(http, account, {"cID": "16198880000"})
+        assert record["cID"] == contact != "16198880000"
+        assert listing(http, account, {"cID": contact}) == [record]
+
     def test_by_customer_id_with_every_identifier_in_the_record(
         self, http: httpx.Client, account: NewAccount
     ) -> None:
