@@ -30,6 +30,8 @@ from tests.api.cordial_seed import (
     records,
     seed,
 )
+from tests.integration import helpers
+from tests.integration.helpers import contact_ids, ingest
 
 MSMITH = "msmith@example.com"
 #: The spec's POST example body.
@@ -415,6 +417,29 @@ class TestContacts:
             "c@example.com",
             "ID1234",
         )
+
+    def test_a_merged_contacts_activities_are_the_survivors(
+        self, http: httpx.Client, store: Database, account: NewAccount
+    ) -> None:
+        """Docs: identifiers select "the activities of the contact they name (and of
+        contacts merged into it)"; "cID is the contact the activity belongs to now (after a
+        merge, the surviving contact)". An anonymous contact is merged into a known one,
+        and one activity still names the merged contact, as when a concurrent writer
+        attached it during the merge."""
+        acct = account.account
+        [anonymous] = contact_ids(
+            ingest(store, acct, [helpers.activity("Page View", anonid="a-9")])
+        )
+        [known] = contact_ids(ingest(store, acct, [helpers.activity("Signup", email="k@x.com")]))
+        ingest(store, acct, [helpers.activity("Purchase", anonid="a-9", email="k@x.com")])
+        [late] = seed(store, account, anonymous, [("browse", at("2026-03-02T11:00:00"))])
+        for params in ({"email": "k@x.com"}, {"cID": known}, {"cID": anonymous}):
+            body = listing(http, account, params)
+            assert {r["cID"] for r in body} == {known}, params
+            assert late in ids_of(body)
+            assert len(body) == 4
+        r = http.get(LIST, params={"cID": known, "return_count": "true"}, auth=auth(account))
+        assert r.json() == {"count": 4}
 
     def test_identifiers_naming_different_contacts_match_nothing(
         self, http: httpx.Client, account: NewAccount

@@ -138,10 +138,22 @@ class ActivityRepository:
         if query.names:
             where.append(in_values(self.conn, a.name, sorted(set(query.names))))
         if contact_id is not None:
-            absorbed = select(contacts.c.id).where(
-                contacts.c.account_id == account_id, contacts.c.merged_into == contact_id
+            # The contacts merged into this one are read first and named as
+            # values: "contact_id = X OR contact_id IN (subquery)" keeps
+            # PostgreSQL off the (account_id, contact_id, …) index, so it
+            # scanned every activity of the account in time order (1.4 s per
+            # e-mail filter at 1 M activities instead of a few ms).
+            absorbed = self.conn.execute(
+                select(contacts.c.id).where(
+                    contacts.c.account_id == account_id, contacts.c.merged_into == contact_id
+                )
+            ).scalars()
+            owners = sorted({contact_id, *absorbed})
+            where.append(
+                a.contact_id == contact_id
+                if owners == [contact_id]
+                else in_values(self.conn, a.contact_id, owners)
             )
-            where.append(or_(a.contact_id == contact_id, a.contact_id.in_(absorbed)))
         if query.lower is not None:
             bound = query.lower
             where.append(
