@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from fastapi import Request
 
+from eventyard.core.errors import EventyardError
 from eventyard.core.ratelimit import RateLimiter
 from eventyard.observability import Metrics
 from eventyard.services.accounts import CredentialCache
@@ -31,6 +33,23 @@ class AppContext:
     wake: Callable[[], None] | None = None
     #: Per-credential request rate limits (None: unlimited).
     rate_limiter: RateLimiter | None = None
+
+    def limit_rate(self, dialect: str, account_id: str) -> None:
+        """Take one request from the account's bucket for ``dialect``, or raise 429.
+
+        The 429 carries ``Retry-After`` (whole seconds until a token is free);
+        each dialect renders it in its own error shape.
+        """
+        if self.rate_limiter is None:
+            return
+        wait = self.rate_limiter.acquire(f"{dialect}:{account_id}")
+        if wait > 0:
+            raise EventyardError(
+                "rate_limited",
+                "Too many requests for this API key; retry later",
+                429,
+                headers={"Retry-After": str(max(1, math.ceil(wait)))},
+            )
 
 
 def get_context(request: Request) -> AppContext:

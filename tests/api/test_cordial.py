@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from eventyard.core.model import NewAccount
-from tests.support import admin, find_contact
+from tests.support import admin, create_account_at, find_contact, running_server
 
 POST = "/v2/contactactivities"
 PAYLOADS = Path(__file__).resolve().parents[1] / "payloads" / "cordial"
@@ -374,8 +374,6 @@ class TestTypeRecognition:
     def test_types_are_recognised_per_account(
         self, http: httpx.Client, account: NewAccount, database_url: str
     ) -> None:
-        from tests.support import create_account_at
-
         other = create_account_at(database_url, f"other-{uuid.uuid4().hex[:6]}")
         post(http, other, {"a": "order", "email": email(), "properties": {"size": 9}})
         r = post(http, account, {"a": "order", "email": email(), "properties": {"size": "L"}})
@@ -415,3 +413,24 @@ class TestAuth:
             POST, json={"a": "browse", "email": email()}, auth=(account.ortto_api_key, "")
         )
         assert_error(r, 401, "UNAUTHORIZED")
+
+
+def test_over_the_keys_rate_is_429_with_retry_after(
+    database_url: str, account: NewAccount, tmp_path: Path
+) -> None:
+    """The per-key request rate (``EVENTYARD_RATE_LIMIT_PER_SECOND``) applies to
+    Cordial's API key too, answered in Cordial's error shape with Retry-After;
+    another account's key is not held up."""
+    env = {"EVENTYARD_RATE_LIMIT_PER_SECOND": "0.1", "EVENTYARD_RATE_LIMIT_BURST": "2"}
+    with (
+        running_server(database_url, tmp_path / "server.log", env) as srv,
+        httpx.Client(base_url=srv.base_url, timeout=30) as client,
+    ):
+        answers = [post(client, account, {"a": "browse", "email": email()}) for _ in range(3)]
+        assert [a.status_code for a in answers] == [200, 200, 429]
+        assert_error(answers[2], 429, "RATE_LIMITED")
+        assert int(answers[2].headers["Retry-After"]) >= 1
+        listing = client.get(POST, auth=auth(account))
+        assert_error(listing, 429, "RATE_LIMITED")
+        other = create_account_at(database_url, f"other-{uuid.uuid4().hex[:6]}")
+        assert post(client, other, {"a": "browse", "email": email()}).status_code == 200

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -85,15 +84,7 @@ async def cordial_account(request: Request, ctx: AppContext) -> Account:
         )
     except Unauthorized as exc:
         raise EventyardError("unauthorized", "Invalid API key", 401) from exc
-    if ctx.rate_limiter is not None:
-        wait = ctx.rate_limiter.acquire(f"{DIALECT}:{account.id}")
-        if wait > 0:
-            raise EventyardError(
-                "rate_limited",
-                "Too many requests for this API key; retry later",
-                429,
-                headers={"Retry-After": str(max(1, math.ceil(wait)))},
-            )
+    ctx.limit_rate(DIALECT, account.id)
     return account
 
 

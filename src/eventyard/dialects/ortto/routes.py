@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -95,15 +94,7 @@ async def create_activities(request: Request, ctx: AppContext = Depends(get_cont
         )
     except Unauthorized as exc:
         raise EventyardError("unauthorized", "Invalid API key", 401) from exc
-    if ctx.rate_limiter is not None:
-        wait = ctx.rate_limiter.acquire(f"{DIALECT}:{account.id}")
-        if wait > 0:
-            raise EventyardError(
-                "rate_limited",
-                "Too many requests for this API key; retry later",
-                429,
-                headers={"Retry-After": str(max(1, math.ceil(wait)))},
-            )
+    ctx.limit_rate(DIALECT, account.id)
     limit = min(MAX_BODY_BYTES, ctx.settings.max_body_bytes)
     body = await read_body(
         request, max_bytes=limit, timeout_seconds=ctx.settings.body_timeout_seconds
