@@ -242,6 +242,91 @@ list_members = Table(
     Index(None, "contact_id"),
 )
 
+# Events received per hour, by dialect and activity name: what the console's
+# overview charts without scanning activities. Ingest adds to it in the
+# transaction that stores the activities.
+activity_counts = Table(
+    "activity_counts",
+    metadata,
+    Column("account_id", ID, nullable=False),
+    Column("hour", UTCDateTime(), nullable=False),
+    Column("dialect", String(32), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("count", BigInteger(), nullable=False),
+    PrimaryKeyConstraint("account_id", "hour", "dialect", "name"),
+)
+
+# Requests (or records of a partly accepted batch) a dialect refused, for an
+# account it could authenticate: what the console shows as ingest errors.
+# ``errors`` keeps the first few ``{"index", "field", "message"}``.
+ingest_rejections = Table(
+    "ingest_rejections",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("account_id", ID, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("dialect", String(32), nullable=False),
+    Column("route", String(200), nullable=False),
+    Column("status_code", Integer(), nullable=False),
+    Column("rejected_records", Integer(), nullable=False),
+    Column("errors", json_type(), nullable=False),
+    Column("received_at", UTCDateTime(), nullable=False),
+    Index(None, "account_id", "received_at"),
+)
+
+# Message ids already stored (Segment ``messageId``): the dedup key that does
+# not depend on the activity's timestamp, which a retried message may change
+# (``sentAt`` moves). Rows older than the account's dedup window are purged.
+message_ids = Table(
+    "message_ids",
+    metadata,
+    Column("account_id", ID, nullable=False),
+    Column("message_id", String(255), nullable=False),
+    Column("received_at", UTCDateTime(), nullable=False),
+    PrimaryKeyConstraint("account_id", "message_id"),
+    Index(None, "received_at"),
+)
+
+# Group membership (Segment ``group``): a contact belongs to a group, which
+# carries traits of its own.
+contact_groups = Table(
+    "contact_groups",
+    metadata,
+    Column("account_id", ID, nullable=False),
+    Column("contact_id", ID, ForeignKey("contacts.id", ondelete="CASCADE"), nullable=False),
+    Column("group_id", String(255), nullable=False),
+    Column("traits", json_type(), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    PrimaryKeyConstraint("account_id", "contact_id", "group_id"),
+    Index(None, "contact_id"),
+    Index(None, "account_id", "group_id"),
+)
+
+# Signed-in console sessions. The cookie carries a random token signed with
+# the instance secret; the row (keyed by the token's SHA-256) makes sign-out
+# and expiry real on every server process.
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("account_id", ID, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Index(None, "account_id"),
+    Index(None, "expires_at"),
+)
+
+# Secrets of this installation shared by every process (the console's cookie
+# signing key), created once on first use.
+instance_secrets = Table(
+    "instance_secrets",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", String(128), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
 idempotency_keys = Table(
     "idempotency_keys",
     metadata,
@@ -259,7 +344,10 @@ idempotency_keys = Table(
 __all__ = [
     "accounts",
     "activities",
+    "activity_counts",
     "activity_definitions",
+    "console_sessions",
+    "contact_groups",
     "contact_identifiers",
     "contacts",
     "credentials",
@@ -267,8 +355,11 @@ __all__ = [
     "event_types",
     "idempotency_keys",
     "identity_events",
+    "ingest_rejections",
+    "instance_secrets",
     "jobs",
     "list_members",
     "lists",
+    "message_ids",
     "metadata",
 ]
