@@ -30,6 +30,7 @@ DEFAULT_SETTINGS = {
     "auto_create_definitions": False,
     "ortto_merge_strategy": 2,
     "retention_days": 548,
+    "dedup_window_hours": 24,
 }
 
 

@@ -158,6 +158,7 @@ class TestAccountSettings:
             "auto_create_definitions": False,
             "ortto_merge_strategy": 2,
             "retention_days": 548,
+            "dedup_window_hours": 24,
         }
         plain = run(database_url, *settings(account_id)).stdout.splitlines()
         assert "retention_days\t548" in plain

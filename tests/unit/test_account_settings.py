@@ -26,6 +26,7 @@ DEFAULTS = {
     "auto_create_definitions": False,
     "ortto_merge_strategy": 2,
     "retention_days": 548,
+    "dedup_window_hours": 24,
 }
 
 
@@ -52,6 +53,7 @@ class TestDefaults:
         assert plain.auto_create_definitions is False
         assert plain.ortto_merge_strategy == 2
         assert plain.retention_days == 548
+        assert plain.dedup_window_hours == 24
 
     def test_account_accessors_read_what_is_set(self) -> None:
         stored = apply_settings_patch(

@@ -32,6 +32,9 @@ DEFAULT_ORTTO_MERGE_STRATEGY = 2
 #: About 18 months.
 DEFAULT_RETENTION_DAYS = 548
 MAX_RETENTION_DAYS = 36_500
+#: Segment "stores at least 24 hours' worth of event messageIds" to deduplicate.
+DEFAULT_DEDUP_WINDOW_HOURS = 24
+MAX_DEDUP_WINDOW_HOURS = 24 * 90
 MAX_PRIMARY_KINDS = 20
 
 
@@ -57,6 +60,10 @@ class AccountSettings(BaseModel):
     )
     retention_days: Annotated[StrictInt, Field(ge=1, le=MAX_RETENTION_DAYS)] = Field(
         DEFAULT_RETENTION_DAYS, description="How many days activities are kept."
+    )
+    dedup_window_hours: Annotated[StrictInt, Field(ge=1, le=MAX_DEDUP_WINDOW_HOURS)] = Field(
+        DEFAULT_DEDUP_WINDOW_HOURS,
+        description="Hours during which a message id (Segment messageId) is stored only once.",
     )
 
     @field_validator("primary_kinds")

@@ -12,9 +12,15 @@ from datetime import datetime
 from typing import Any, cast
 
 from eventyard.core.identifiers import Identifier
-from eventyard.core.model import ContactHint, MergeStrategy, NewActivity, ProfileUpdate
+from eventyard.core.model import (
+    ContactHint,
+    GroupMembership,
+    MergeStrategy,
+    NewActivity,
+    ProfileUpdate,
+)
 
-Record = NewActivity | ProfileUpdate
+Record = NewActivity | ProfileUpdate | GroupMembership
 
 
 def _identifiers_json(identifiers: Sequence[Identifier]) -> list[list[str]]:
@@ -48,6 +54,7 @@ def record_to_json(record: Record) -> dict[str, Any]:
         "identifiers": _identifiers_json(record.identifiers),
         "dialect": record.dialect,
         "contact_hint": _hint_json(record.contact_hint),
+        "message_id": record.message_id,
     }
     if isinstance(record, ProfileUpdate):
         return {
@@ -56,6 +63,8 @@ def record_to_json(record: Record) -> dict[str, Any]:
             "attributes": record.attributes,
             "strategy": record.strategy,
         }
+    if isinstance(record, GroupMembership):
+        return {"type": "group", **common, "group_id": record.group_id, "traits": record.traits}
     return {
         "type": "activity",
         **common,
@@ -67,6 +76,7 @@ def record_to_json(record: Record) -> dict[str, Any]:
         "dedup_key": record.dedup_key,
         "location": record.location,
         "value_milli": record.value_milli,
+        "context": record.context,
     }
 
 
@@ -81,6 +91,16 @@ def record_from_json(doc: dict[str, Any]) -> Record:
             dialect=doc["dialect"],
             contact_hint=hint,
             strategy=cast(MergeStrategy, doc.get("strategy", "overwrite")),
+            message_id=doc.get("message_id"),
+        )
+    if doc["type"] == "group":
+        return GroupMembership(
+            identifiers=identifiers,
+            group_id=doc["group_id"],
+            traits=doc["traits"],
+            dialect=doc["dialect"],
+            contact_hint=hint,
+            message_id=doc.get("message_id"),
         )
     return NewActivity(
         identifiers=identifiers,
@@ -94,4 +114,6 @@ def record_from_json(doc: dict[str, Any]) -> Record:
         contact_hint=hint,
         location=doc.get("location"),
         value_milli=doc.get("value_milli"),
+        context=doc.get("context"),
+        message_id=doc.get("message_id"),
     )

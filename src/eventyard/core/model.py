@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from eventyard.core.account_settings import (
     DEFAULT_AUTO_CREATE_DEFINITIONS,
+    DEFAULT_DEDUP_WINDOW_HOURS,
     DEFAULT_ORTTO_MERGE_STRATEGY,
     DEFAULT_RETENTION_DAYS,
 )
@@ -60,6 +61,13 @@ class NewActivity:
     location: dict[str, Any] | None = None
     #: Conversion value in thousandths of the currency unit (5000 is 5.00).
     value_milli: int | None = None
+    #: What the sending library said about the circumstances (Segment
+    #: ``context``, ``integrations``, ``_metadata``), kept as sent.
+    context: dict[str, Any] | None = None
+    #: The client's id of the message (Segment ``messageId``): a second
+    #: message with the same id within the account's dedup window is dropped,
+    #: whatever its timestamp.
+    message_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +83,24 @@ class ProfileUpdate:
     dialect: str
     contact_hint: ContactHint | None = None
     strategy: MergeStrategy = "overwrite"
+    #: As :attr:`NewActivity.message_id`.
+    message_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GroupMembership:
+    """The contact found from ``identifiers`` belongs to ``group_id`` (Segment ``group``).
+
+    ``traits`` are the group's; they are merged into what the membership
+    already holds (each key replaces the stored one).
+    """
+
+    identifiers: tuple[Identifier, ...]
+    group_id: str
+    traits: dict[str, Any]
+    dialect: str
+    contact_hint: ContactHint | None = None
+    message_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +197,11 @@ class Account:
         """How many days the account's activities are kept."""
         return int(self.settings.get("retention_days") or DEFAULT_RETENTION_DAYS)
 
+    @property
+    def dedup_window_hours(self) -> int:
+        """How long a message id (Segment ``messageId``) refuses a second message."""
+        return int(self.settings.get("dedup_window_hours") or DEFAULT_DEDUP_WINDOW_HOURS)
+
 
 @dataclass(frozen=True, slots=True)
 class Contact:
@@ -239,6 +270,17 @@ class Activity:
     #: Property keys whose value's type differs from the type first recognised
     #: for that key of this activity name; stored, but not searchable.
     unsearchable: tuple[str, ...] = ()
+    context: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ContactGroup:
+    """A group a contact belongs to, with the group's traits."""
+
+    group_id: str
+    traits: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import hashlib
 import random
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from eventyard.core.commands import record_to_json
+from eventyard.core.commands import Record, record_to_json
 from eventyard.core.definitions import (
     DefinitionSpec,
     check_attributes,
@@ -24,6 +25,7 @@ from eventyard.core.model import (
     JOURNEY_WINDOW,
     Account,
     EventTypeLimits,
+    GroupMembership,
     IngestOutcome,
     IngestRules,
     NewActivity,
@@ -105,7 +107,7 @@ class DeferredRecords:
     job's report (``activities[3]``).
     """
 
-    records: Sequence[NewActivity | ProfileUpdate]
+    records: Sequence[Record]
     groups: Sequence[int] | None = None
     labels: Sequence[str] | None = None
 
@@ -113,7 +115,7 @@ class DeferredRecords:
 def ingest_records(
     store: Store,
     account: Account,
-    records: Sequence[NewActivity | ProfileUpdate],
+    records: Sequence[Record],
     *,
     now: datetime,
     respond: Callable[[RecordsOutcome], StoredResponse],
@@ -160,7 +162,7 @@ def ingest_records(
 def store_records(
     uow: UnitOfWork,
     account: Account,
-    records: Sequence[NewActivity | ProfileUpdate],
+    records: Sequence[Record],
     *,
     now: datetime,
     event_limits: EventTypeLimits | None = None,
@@ -194,12 +196,13 @@ def store_records(
             )
     if groups is not None:
         spread_to_groups(rejected, groups)
+    repeated = drop_repeated_messages(uow, account, records, rejected, now)
 
     positions: list[int] = []
     batch: list[tuple[Identifier, ...]] = []
     pinned: list[ContactRef | None] = []
     for index, record in enumerate(records):
-        if index in rejected:
+        if index in rejected or index in repeated:
             continue
         identifiers, pin = record.identifiers, None
         hint = record.contact_hint
@@ -238,24 +241,75 @@ def store_records(
 
     contact_ids: list[str | None] = [owner_of.get(index) for index in range(len(records))]
     updates: list[tuple[str, ProfileUpdate]] = []
+    memberships: list[tuple[str, str, dict[str, Any]]] = []
     rows: list[dict[str, Any]] = []
     for index, owner in owner_of.items():
         record = records[index]
         if isinstance(record, ProfileUpdate):
             updates.append((owner, record))
+        elif isinstance(record, GroupMembership):
+            memberships.append((owner, record.group_id, record.traits))
         else:
             rows.append(activity_row(account, record, owner, now))
     if rules.recognize_types:
         flag_unsearchable(uow, account, rows, now)
     apply_profile_updates(uow, account, updates, created, now)
+    uow.groups.merge_memberships(account.id, memberships, now)
     stored = uow.activities.insert(rows)
+    count_received(uow, account, rows, stored, now)
     return RecordsOutcome(
-        stored_activities=stored,
+        stored_activities=len(stored),
         updated_profiles=len(updates),
         rejected=sorted(rejected.values(), key=lambda r: r.index),
         contact_ids=contact_ids,
         created_contacts=frozenset(created),
     )
+
+
+def drop_repeated_messages(
+    uow: UnitOfWork,
+    account: Account,
+    records: Sequence[Record],
+    rejected: dict[int, RecordRejection],
+    now: datetime,
+) -> set[int]:
+    """Indexes of records whose ``message_id`` was already stored within the dedup window.
+
+    The first record of the batch carrying an id claims it; the others, and
+    every record whose id an earlier request claimed, are dropped without an
+    error (a client retrying a batch it got no answer for). Records refused
+    for another reason claim nothing, so a corrected retry is stored.
+    """
+    first_of: dict[str, int] = {}
+    repeated: set[int] = set()
+    for index, record in enumerate(records):
+        if record.message_id is None or index in rejected:
+            continue
+        if record.message_id in first_of:
+            repeated.add(index)
+        else:
+            first_of[record.message_id] = index
+    if not first_of:
+        return repeated
+    window_start = now - timedelta(hours=account.dedup_window_hours)
+    claimed = uow.message_ids.claim(account.id, list(first_of), now, window_start)
+    repeated.update(index for message_id, index in first_of.items() if message_id not in claimed)
+    return repeated
+
+
+def count_received(
+    uow: UnitOfWork,
+    account: Account,
+    rows: Sequence[dict[str, Any]],
+    stored: set[str],
+    now: datetime,
+) -> None:
+    """Add the stored rows to the hourly counts the console charts."""
+    hour = now.replace(minute=0, second=0, microsecond=0)
+    counts: Counter[tuple[datetime, str, str]] = Counter(
+        (hour, row["dialect"], row["name"]) for row in rows if row["id"] in stored
+    )
+    uow.ingest_stats.add_counts(account.id, counts)
 
 
 def spread_to_groups(rejected: dict[int, RecordRejection], groups: Sequence[int]) -> None:
@@ -294,7 +348,7 @@ def apply_profile_updates(
 def enforce_daily_limit(
     uow: UnitOfWork,
     account: Account,
-    records: Sequence[NewActivity | ProfileUpdate],
+    records: Sequence[Record],
     owner_of: dict[int, str],
     limit: int,
     now: datetime,
@@ -338,7 +392,7 @@ def enforce_daily_limit(
 def admit_to_definitions(
     uow: UnitOfWork,
     account: Account,
-    records: Sequence[NewActivity | ProfileUpdate],
+    records: Sequence[Record],
     rejected: dict[int, RecordRejection],
     now: datetime,
 ) -> list[RecordRejection]:
@@ -431,13 +485,14 @@ def activity_row(
         "dedup_key": activity.dedup_key,
         "location": activity.location,
         "value_milli": activity.value_milli,
+        "context": activity.context,
     }
 
 
 def admit_to_registry(
     uow: UnitOfWork,
     account: Account,
-    records: Sequence[NewActivity | ProfileUpdate],
+    records: Sequence[Record],
     limits: EventTypeLimits,
     now: datetime,
 ) -> list[RecordRejection]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Protocol
@@ -18,6 +18,7 @@ from eventyard.core.model import (
     ActivityDefinition,
     ActivityPage,
     Contact,
+    ContactGroup,
     Job,
     JobStatus,
     StoredResponse,
@@ -80,7 +81,7 @@ class ContactRepository(Protocol):
 
 
 class ActivityRepository(Protocol):
-    def insert(self, rows: Sequence[dict[str, Any]]) -> int: ...
+    def insert(self, rows: Sequence[dict[str, Any]]) -> set[str]: ...
     def count_received_since(
         self, account_id: str, contact_ids: Iterable[str], names: Iterable[str], since: datetime
     ) -> dict[tuple[str, str], int]: ...
@@ -172,6 +173,36 @@ class JobRepository(Protocol):
     ) -> list[Job]: ...
 
 
+class IngestStatsRepository(Protocol):
+    def add_counts(
+        self, account_id: str, counts: Mapping[tuple[datetime, str, str], int]
+    ) -> None: ...
+    def hourly_counts(
+        self, account_id: str, since: datetime
+    ) -> dict[tuple[datetime, str, str], int]: ...
+    def compact_counts(self, before: datetime) -> int: ...
+    def add_rejection(self, row: Mapping[str, Any]) -> None: ...
+    def latest_rejections(self, account_id: str, limit: int) -> list[dict[str, Any]]: ...
+    def rejected_records_since(self, account_id: str, since: datetime) -> int: ...
+
+
+class MessageIdRepository(Protocol):
+    def claim(
+        self, account_id: str, ids: Sequence[str], now: datetime, window_start: datetime
+    ) -> set[str]: ...
+    def purge_before(self, before: datetime, limit: int) -> int: ...
+
+
+class GroupRepository(Protocol):
+    def merge_memberships(
+        self,
+        account_id: str,
+        memberships: Sequence[tuple[str, str, dict[str, Any]]],
+        now: datetime,
+    ) -> None: ...
+    def of_contact(self, account_id: str, contact_id: str) -> list[ContactGroup]: ...
+
+
 class UnitOfWork(Protocol):
     @property
     def accounts(self) -> AccountRepository: ...
@@ -191,6 +222,12 @@ class UnitOfWork(Protocol):
     def lists(self) -> ListRepository: ...
     @property
     def retention(self) -> RetentionRepository: ...
+    @property
+    def ingest_stats(self) -> IngestStatsRepository: ...
+    @property
+    def message_ids(self) -> MessageIdRepository: ...
+    @property
+    def groups(self) -> GroupRepository: ...
 
     def commit(self) -> None: ...
     def savepoint(self) -> AbstractContextManager[None]: ...

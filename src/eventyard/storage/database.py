@@ -20,9 +20,12 @@ from eventyard.storage.repositories.activities import ActivityRepository
 from eventyard.storage.repositories.contacts import ContactRepository
 from eventyard.storage.repositories.definitions import DefinitionRepository
 from eventyard.storage.repositories.event_types import EventTypeRepository
+from eventyard.storage.repositories.groups import GroupRepository
 from eventyard.storage.repositories.idempotency import IdempotencyRepository
+from eventyard.storage.repositories.ingest_stats import IngestStatsRepository
 from eventyard.storage.repositories.jobs import JobRepository
 from eventyard.storage.repositories.lists import ListRepository
+from eventyard.storage.repositories.message_ids import MessageIdRepository
 from eventyard.storage.repositories.retention import RetentionRepository
 
 
@@ -40,6 +43,9 @@ class UnitOfWork:
         self.jobs = JobRepository(conn)
         self.lists = ListRepository(conn)
         self.retention = RetentionRepository(conn)
+        self.ingest_stats = IngestStatsRepository(conn)
+        self.message_ids = MessageIdRepository(conn)
+        self.groups = GroupRepository(conn)
         self._committed = False
 
     def commit(self) -> None:

@@ -119,6 +119,9 @@ activities = Table(
     # for that key of this activity name (Cordial: "that new data will not be
     # searchable"); None when every value has its recognised type.
     Column("unsearchable", json_type()),
+    # What the sending library said about the circumstances (Segment
+    # ``context``, ``integrations``, ``_metadata``), kept as sent.
+    Column("context", json_type()),
     Index(None, "account_id", "contact_id", "occurred_at", "id"),
     Index(None, "account_id", "occurred_at", "id"),
     Index(None, "account_id", "name", "occurred_at", "id"),
@@ -243,17 +246,19 @@ list_members = Table(
 )
 
 # Events received per hour, by dialect and activity name: what the console's
-# overview charts without scanning activities. Ingest adds to it in the
-# transaction that stores the activities.
+# overview charts without scanning activities. Each ingest transaction adds
+# its own rows (insert only, so concurrent batches never wait for one counter
+# row); maintenance folds the rows of past hours into one per key.
 activity_counts = Table(
     "activity_counts",
     metadata,
+    Column("id", ID, primary_key=True),
     Column("account_id", ID, nullable=False),
     Column("hour", UTCDateTime(), nullable=False),
     Column("dialect", String(32), nullable=False),
     Column("name", String(255), nullable=False),
     Column("count", BigInteger(), nullable=False),
-    PrimaryKeyConstraint("account_id", "hour", "dialect", "name"),
+    Index(None, "account_id", "hour"),
 )
 
 # Requests (or records of a partly accepted batch) a dialect refused, for an

@@ -19,17 +19,17 @@ class ActivityRepository:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
-    def insert(self, rows: Sequence[dict[str, Any]]) -> int:
-        """Insert a batch with one multi-row statement; returns how many were new.
+    def insert(self, rows: Sequence[dict[str, Any]]) -> set[str]:
+        """Insert a batch with one multi-row statement; returns the ids of the rows stored.
 
         Rows whose ``dedup_key`` the account already stored are skipped.
         """
         if not rows:
-            return 0
+            return set()
         if all(row["dedup_key"] is None for row in rows):
             # Nothing to deduplicate: the fastest way in (COPY on PostgreSQL).
             insert_rows(self.conn, activities, rows)
-            return len(rows)
+            return {row["id"] for row in rows}
         # Concurrent batches naming the same dedup keys take the key locks in
         # the same (sorted) order, so they wait for each other, never deadlock.
         rows = sorted(rows, key=lambda row: row["dedup_key"] or "")
@@ -42,7 +42,7 @@ class ActivityRepository:
             )
             .returning(activities.c.id)
         )
-        return len(self.conn.execute(stmt, list(rows)).all())
+        return {r[0] for r in self.conn.execute(stmt, list(rows)).all()}
 
     def count_received_since(
         self, account_id: str, contact_ids: Iterable[str], names: Iterable[str], since: datetime
@@ -183,4 +183,5 @@ def _activity(r: Row[Any], contact_id: str) -> Activity:
         location=r.location,
         value_milli=r.value_milli,
         unsearchable=tuple(r.unsearchable or ()),
+        context=r.context,
     )

@@ -1,4 +1,4 @@
-"""hourly activity counts, ingest rejections, message ids, contact groups,
+"""activities.context, hourly activity counts, ingest rejections, message ids, contact groups,
 console sessions and instance secrets
 
 Revision ID: 0006
@@ -34,17 +34,24 @@ def _account_fk(table: str) -> sa.ForeignKeyConstraint:
 
 
 def upgrade() -> None:
+    # Nullable and without a default: on PostgreSQL the partitioned table and
+    # every partition gain it without rewriting a row.
+    with op.batch_alter_table("activities") as batch:
+        batch.add_column(sa.Column("context", sa.JSON(), nullable=True))
     op.create_table(
         "activity_counts",
+        sa.Column("id", ID, nullable=False),
         sa.Column("account_id", ID, nullable=False),
         sa.Column("hour", UTC, nullable=False),
         sa.Column("dialect", sa.String(length=32), nullable=False),
         sa.Column("name", sa.String(length=255), nullable=False),
         sa.Column("count", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint(
-            "account_id", "hour", "dialect", "name", name=op.f("pk_activity_counts")
-        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_activity_counts")),
     )
+    op.create_index(
+        op.f("ix_activity_counts_account_id_hour"), "activity_counts", ["account_id", "hour"]
+    )
+    _count_stored_activities()
     op.create_table(
         "ingest_rejections",
         sa.Column("id", ID, nullable=False),
@@ -114,6 +121,28 @@ def upgrade() -> None:
     )
 
 
+def _count_stored_activities() -> None:
+    """One row per account, hour received, dialect and name for what is already stored.
+
+    Ids are row numbers in hex: far below any time-based id (core/ids.py), so
+    they never meet one made later.
+    """
+    if op.get_bind().dialect.name == "postgresql":
+        hour = "date_trunc('hour', received_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
+        row_id = "lpad(to_hex(row_number() OVER ()), 24, '0')"
+    else:
+        # SQLite keeps naive UTC text like '2026-11-23 10:42:05.123456'.
+        hour = "strftime('%Y-%m-%d %H:00:00.000000', received_at)"
+        row_id = "printf('%024x', row_number() OVER ())"
+    # Only the constant fragments above are formatted in: nothing comes from input.
+    op.execute(
+        "INSERT INTO activity_counts (id, account_id, hour, dialect, name, count)"  # noqa: S608
+        f" SELECT {row_id}, account_id, hour, dialect, name, n"
+        f" FROM (SELECT account_id, {hour} AS hour, dialect, name, count(*) AS n"
+        " FROM activities GROUP BY 1, 2, 3, 4) AS counted"
+    )
+
+
 def downgrade() -> None:
     op.drop_table("instance_secrets")
     op.drop_index(op.f("ix_console_sessions_expires_at"), table_name="console_sessions")
@@ -128,4 +157,7 @@ def downgrade() -> None:
         op.f("ix_ingest_rejections_account_id_received_at"), table_name="ingest_rejections"
     )
     op.drop_table("ingest_rejections")
+    op.drop_index(op.f("ix_activity_counts_account_id_hour"), table_name="activity_counts")
     op.drop_table("activity_counts")
+    with op.batch_alter_table("activities") as batch:
+        batch.drop_column("context")
