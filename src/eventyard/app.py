@@ -21,6 +21,7 @@ from eventyard.api import definitions as definitions_api
 from eventyard.api import health
 from eventyard.api import jobs as jobs_api
 from eventyard.api import lists as lists_api
+from eventyard.console import mount_console
 from eventyard.context import AppContext, utc_now
 from eventyard.core.errors import EventyardError, FieldError
 from eventyard.core.ratelimit import RateLimiter
@@ -102,6 +103,7 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     app.include_router(lists_api.router)
     app.include_router(definitions_api.router)
     app.include_router(accounts_api.router)
+    mount_console(app)
     renderers: dict[str, Callable[[EventyardError], Response]] = {}
     for dialect in BUILTIN_DIALECTS:
         app.include_router(dialect.router)

@@ -198,6 +198,14 @@ class Settings(BaseSettings):
     smtp_from: str = Field(
         default="eventyard@localhost", description="From address of notification e-mails."
     )
+    console_session_hours: float = Field(
+        default=12,
+        gt=0,
+        description=(
+            "How long a web console sign-in lasts; after it the console asks for the "
+            "admin token again."
+        ),
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Lowest level of the JSON log lines written to stderr."
     )

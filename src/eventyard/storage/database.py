@@ -17,6 +17,7 @@ from eventyard.settings import Settings
 from eventyard.storage.engine import build_engine
 from eventyard.storage.repositories.accounts import AccountRepository
 from eventyard.storage.repositories.activities import ActivityRepository
+from eventyard.storage.repositories.console import ConsoleRepository
 from eventyard.storage.repositories.contacts import ContactRepository
 from eventyard.storage.repositories.definitions import DefinitionRepository
 from eventyard.storage.repositories.event_types import EventTypeRepository
@@ -43,6 +44,7 @@ class UnitOfWork:
         self.jobs = JobRepository(conn)
         self.lists = ListRepository(conn)
         self.retention = RetentionRepository(conn)
+        self.console = ConsoleRepository(conn)
         self.ingest_stats = IngestStatsRepository(conn)
         self.message_ids = MessageIdRepository(conn)
         self.groups = GroupRepository(conn)
