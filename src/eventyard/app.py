@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -23,6 +24,7 @@ from eventyard.api import jobs as jobs_api
 from eventyard.api import lists as lists_api
 from eventyard.console import mount_console
 from eventyard.context import AppContext, utc_now
+from eventyard.core.account_settings import MAX_DEDUP_WINDOW_HOURS
 from eventyard.core.errors import EventyardError, FieldError
 from eventyard.core.ratelimit import RateLimiter
 from eventyard.dialects.registry import BUILTIN_DIALECTS
@@ -33,11 +35,22 @@ from eventyard.jobs.worker import Worker, WorkerThread
 from eventyard.observability import Metrics, RequestContextMiddleware, configure_logging
 from eventyard.services.accounts import CredentialCache
 from eventyard.services.ingest import purge_idempotency_keys
+from eventyard.services.ingest_stats import (
+    RejectionError,
+    compact_activity_counts,
+    purge_message_ids,
+    rejection_errors,
+)
 from eventyard.services.ports import Store
 from eventyard.settings import Settings
 from eventyard.storage.database import Database
 
 log = logging.getLogger("eventyard")
+
+#: Statuses of a refused ingest request that the account's rejections keep:
+#: bad input, too large, unprocessable. Not 401/429/503 (nothing wrong with
+#: the records) and not 404/405 (no ingest route was reached).
+REJECTION_STATUSES = frozenset({400, 413, 422})
 
 
 def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
@@ -122,9 +135,23 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     def render(request: Request, exc: EventyardError) -> Response:
         return render_for_path(request.url.path, exc)
 
+    async def render_and_remember(request: Request, exc: EventyardError) -> Response:
+        response = render(request, exc)
+        # Bad input of an authenticated ingest request, not overload or auth.
+        if response.status_code in REJECTION_STATUSES:
+            errors = rejection_errors(exc.errors) or [RejectionError(None, "request", exc.message)]
+            indexes = {e.index for e in errors if e.index is not None}
+            await app.state.ctx.remember_rejection(
+                request,
+                status_code=response.status_code,
+                rejected_records=exc.records if exc.records is not None else max(1, len(indexes)),
+                errors=errors,
+            )
+        return response
+
     async def on_eventyard_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, EventyardError)
-        return render(request, exc)
+        return await render_and_remember(request, exc)
 
     async def on_http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
@@ -140,7 +167,7 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
             FieldError(".".join(str(p) for p in err["loc"][1:]) or "request", err["msg"])
             for err in exc.errors()
         ]
-        return render(
+        return await render_and_remember(
             request,
             EventyardError(
                 "invalid_request",
@@ -171,15 +198,29 @@ def create_app_from_env() -> FastAPI:
 
 
 async def purge_idempotency_keys_forever(store: Store, settings: Settings) -> None:
-    """Every ``idempotency_purge_interval_seconds``, forget expired Idempotency-Keys."""
+    """Every ``idempotency_purge_interval_seconds``, forget expired Idempotency-Keys and
+    message ids, and fold the activity counts of finished hours.
+
+    Every server process does it; each step is safe to run concurrently.
+    """
+    steps: list[tuple[str, Callable[[], int]]] = [
+        (
+            "purged expired idempotency keys",
+            lambda: purge_idempotency_keys(store, utc_now(), settings.idempotency_ttl_seconds),
+        ),
+        (
+            "purged expired message ids",
+            lambda: purge_message_ids(store, utc_now(), timedelta(hours=MAX_DEDUP_WINDOW_HOURS)),
+        ),
+        ("folded activity counts", lambda: compact_activity_counts(store, utc_now())),
+    ]
     while True:
         await asyncio.sleep(settings.idempotency_purge_interval_seconds)
-        try:
-            purged = await run_in_threadpool(
-                purge_idempotency_keys, store, utc_now(), settings.idempotency_ttl_seconds
-            )
-        except Exception as exc:  # the database is away, or a bug: log it, try again later
-            log.warning("idempotency key purge failed", exc_info=exc)
-            continue
-        if purged:
-            log.info("purged expired idempotency keys", extra={"count": purged})
+        for done, step in steps:
+            try:
+                count = await run_in_threadpool(step)
+            except Exception as exc:  # the database is away, or a bug: log it, try again later
+                log.warning("housekeeping step failed", extra={"step": done}, exc_info=exc)
+                continue
+            if count:
+                log.info(done, extra={"count": count})

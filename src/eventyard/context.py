@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from fastapi import Request
+from starlette.concurrency import run_in_threadpool
 
 from eventyard.core.errors import EventyardError
 from eventyard.core.ratelimit import RateLimiter
 from eventyard.observability import Metrics
 from eventyard.services.accounts import CredentialCache
+from eventyard.services.ingest_stats import RejectionError, record_rejection
 from eventyard.services.ports import Store
 from eventyard.settings import Settings
 
@@ -50,6 +53,50 @@ class AppContext:
                 429,
                 headers={"Retry-After": str(max(1, math.ceil(wait)))},
             )
+
+    def note_ingest(self, request: Request, dialect: str, account_id: str) -> None:
+        """Mark ``request`` as ingest by the account through ``dialect``.
+
+        From then on a refusal of the request (or of some of its records) is
+        kept in the account's ingest rejections, which the console shows.
+        """
+        request.state.ingest_source = (dialect, account_id)
+
+    async def remember_rejection(
+        self,
+        request: Request,
+        *,
+        status_code: int,
+        rejected_records: int,
+        errors: Sequence[RejectionError],
+    ) -> None:
+        """Keep a refusal of a request marked by :meth:`note_ingest`; otherwise do nothing.
+
+        Runs in a transaction of its own after the request's; a failure to
+        keep it is logged, never turned into the request's answer.
+        """
+        source = getattr(request.state, "ingest_source", None)
+        if source is None or rejected_records <= 0:
+            return
+        dialect, account_id = source
+        try:
+            await run_in_threadpool(
+                lambda: record_rejection(
+                    self.store,
+                    account_id,
+                    dialect=dialect,
+                    route=request.url.path,
+                    status_code=status_code,
+                    rejected_records=rejected_records,
+                    errors=errors,
+                    now=self.now(),
+                )
+            )
+        except Exception:
+            _log.exception("could not record an ingest rejection")
+
+
+_log = logging.getLogger("eventyard")
 
 
 def get_context(request: Request) -> AppContext:

@@ -27,6 +27,9 @@ class EventyardError(Exception):
     status: int = 400
     errors: list[FieldError] = field(default_factory=list)
     headers: dict[str, str] = field(default_factory=dict)
+    #: How many records the refused request held, when the refusal is about
+    #: a batch whose size is known (the console counts rejected records).
+    records: int | None = None
 
     def __str__(self) -> str:
         return f"{self.code}: {self.message}"

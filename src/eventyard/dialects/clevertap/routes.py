@@ -31,6 +31,7 @@ from eventyard.http import (
 )
 from eventyard.services.accounts import authenticate
 from eventyard.services.ingest import IdempotencyRequest, ingest_records
+from eventyard.services.ingest_stats import RejectionError
 
 PATH = "/1/upload"
 router = APIRouter(tags=["CleverTap"])
@@ -121,6 +122,7 @@ async def upload_records(request: Request, ctx: AppContext = Depends(get_context
         )
     except Unauthorized as exc:
         raise EventyardError("unauthorized", "Invalid Account Id or Passcode", 401) from exc
+    ctx.note_ingest(request, DIALECT, account.id)
     body = await read_body(
         request,
         max_bytes=ctx.settings.max_body_bytes,
@@ -164,6 +166,13 @@ async def upload_records(request: Request, ctx: AppContext = Depends(get_context
     if not stored.replayed and not dry_run:
         ctx.metrics.count_events(DIALECT, "accepted", result["processed"])
         ctx.metrics.count_events(DIALECT, "rejected", len(result["unprocessed"]))
+        await ctx.remember_rejection(
+            request,
+            status_code=200,
+            rejected_records=len(result["unprocessed"]),
+            errors=[RejectionError(e.index, e.field, e.message) for e in translation.errors]
+            or [RejectionError(None, "d", e["error"]) for e in result["unprocessed"]],
+        )
     response = send_stored(stored)
     if dry_run:
         response.headers["X-Eventyard-Dry-Run"] = "true"

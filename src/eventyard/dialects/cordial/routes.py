@@ -104,6 +104,7 @@ async def cordial_account(request: Request, ctx: AppContext) -> Account:
 )
 async def create_activity(request: Request, ctx: AppContext = Depends(get_context)) -> Response:
     account = await cordial_account(request, ctx)
+    ctx.note_ingest(request, DIALECT, account.id)
     limit = min(MAX_BODY_BYTES, ctx.settings.max_body_bytes)
     body = await read_body(
         request, max_bytes=limit, timeout_seconds=ctx.settings.body_timeout_seconds

@@ -81,6 +81,7 @@ async def upload_activities(request: Request, ctx: AppContext = Depends(get_cont
         )
     except Unauthorized as exc:
         raise EventyardError("unauthorized", "Invalid API Key", 401) from exc
+    ctx.note_ingest(request, DIALECT, account.id)
     body = await read_body(
         request,
         max_bytes=ctx.settings.max_body_bytes,
@@ -132,5 +133,5 @@ def translate_body(body: bytes, ctx: AppContext) -> Translation:
             if len(errors) == 1
             else f"{invalid} of {len(events)} events are invalid; nothing was stored"
         )
-        raise EventyardError("invalid_events", message, 400, errors=errors)
+        raise EventyardError("invalid_events", message, 400, errors=errors, records=len(events))
     return translation

@@ -27,6 +27,7 @@ from eventyard.dialects.ortto.translate import (
 from eventyard.http import decode_content, idempotency_key, parse_json_body, read_body, send_stored
 from eventyard.services.accounts import authenticate
 from eventyard.services.ingest import DeferredRecords, IdempotencyRequest, ingest_records
+from eventyard.services.ingest_stats import RejectionError
 
 PATH = "/v1/activities/create"
 router = APIRouter(tags=["Ortto"])
@@ -95,6 +96,7 @@ async def create_activities(request: Request, ctx: AppContext = Depends(get_cont
     except Unauthorized as exc:
         raise EventyardError("unauthorized", "Invalid API key", 401) from exc
     ctx.limit_rate(DIALECT, account.id)
+    ctx.note_ingest(request, DIALECT, account.id)
     limit = min(MAX_BODY_BYTES, ctx.settings.max_body_bytes)
     body = await read_body(
         request, max_bytes=limit, timeout_seconds=ctx.settings.body_timeout_seconds
@@ -145,6 +147,13 @@ async def create_activities(request: Request, ctx: AppContext = Depends(get_cont
         entries = result["activities"]
         ctx.metrics.count_events(DIALECT, "accepted", sum(1 for e in entries if "error" not in e))
         ctx.metrics.count_events(DIALECT, "rejected", sum(1 for e in entries if "error" in e))
+        refused = [(i, e) for i, e in enumerate(entries) if "error" in e]
+        await ctx.remember_rejection(
+            request,
+            status_code=stored.status_code,
+            rejected_records=len(refused),
+            errors=[RejectionError(i, f"activities[{i}]", e["error"]) for i, e in refused],
+        )
     response = send_stored(stored)
     if job_ids:
         # Where the queued activities can be followed: GET /api/v1/jobs/{id}.
