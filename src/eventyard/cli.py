@@ -161,6 +161,7 @@ def accounts_create(
         "ortto_api_key": created.ortto_api_key,
         "clevertap_account_id": created.clevertap_account_id,
         "clevertap_passcode": created.clevertap_passcode,
+        "segment_write_key": created.segment_write_key,
         # Signs the account's callbacks; also shown by GET /api/v1/account.
         "signing_secret": created.account.signing_secret or "",
     }

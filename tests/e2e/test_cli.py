@@ -44,6 +44,7 @@ CREDENTIAL_KEYS = {
     "ortto_api_key",
     "clevertap_account_id",
     "clevertap_passcode",
+    "segment_write_key",
     "signing_secret",
 }
 SECRET_KEYS = CREDENTIAL_KEYS - {"account_id", "clevertap_account_id"}
@@ -212,6 +213,7 @@ class TestAccountsCreate:
                 ("cordial", created["cordial_api_key"], None),
                 ("ortto", created["ortto_api_key"], None),
                 ("clevertap", created["clevertap_passcode"], created["clevertap_account_id"]),
+                ("segment", created["segment_write_key"], None),
             ):
                 assert authenticate(store, kind, secret, public_id).id == created["account_id"]
             with pytest.raises(Unauthorized):

@@ -29,6 +29,7 @@ def secrets_of(created: NewAccount) -> dict[str, str]:
         "cordial": created.cordial_api_key,
         "ortto": created.ortto_api_key,
         "clevertap": created.clevertap_passcode,
+        "segment": created.segment_write_key,
     }
 
 
@@ -101,6 +102,7 @@ class TestSecretsAtRest:
             "cordial": None,
             "ortto": None,
             "clevertap": account.clevertap_account_id,
+            "segment": None,
         }
 
     def test_every_account_gets_its_own_secrets(self, store: Database, account: NewAccount) -> None:

@@ -11,7 +11,7 @@ from eventyard.api.auth import admin_account
 from eventyard.context import AppContext, get_context
 from eventyard.core.errors import EventyardError, FieldError
 from eventyard.core.identifiers import parse_identifier_query
-from eventyard.core.model import Account, Activity, Contact
+from eventyard.core.model import Account, Activity, Contact, ContactGroup
 from eventyard.core.money import milli_to_decimal
 from eventyard.http import iso_utc, json_response
 from eventyard.services import contacts as contact_service
@@ -30,8 +30,17 @@ def contact_json(contact: Contact) -> dict[str, Any]:
     }
 
 
-def activity_json(activity: Activity) -> dict[str, Any]:
+def group_json(group: ContactGroup) -> dict[str, Any]:
     return {
+        "group_id": group.group_id,
+        "traits": group.traits,
+        "created_at": iso_utc(group.created_at),
+        "updated_at": iso_utc(group.updated_at),
+    }
+
+
+def activity_json(activity: Activity) -> dict[str, Any]:
+    body: dict[str, Any] = {
         "id": activity.id,
         "name": activity.name,
         "occurred_at": iso_utc(activity.occurred_at),
@@ -50,6 +59,10 @@ def activity_json(activity: Activity) -> dict[str, Any]:
         # for them (Cordial type recognition): stored, not searchable.
         "unsearchable": list(activity.unsearchable),
     }
+    if activity.context is not None:
+        # What the sending library said (Segment context, integrations, _metadata).
+        body["context"] = activity.context
+    return body
 
 
 @router.get("/contacts", summary="Find contacts by identifier")
@@ -77,7 +90,8 @@ async def get_contact(
     ctx: AppContext = Depends(get_context),
 ) -> Response:
     contact = await run_in_threadpool(contact_service.get_contact, ctx.store, account, contact_id)
-    return json_response(contact_json(contact))
+    groups = await run_in_threadpool(contact_service.contact_groups, ctx.store, account, contact.id)
+    return json_response({**contact_json(contact), "groups": [group_json(g) for g in groups]})
 
 
 @router.get("/contacts/{contact_id}/activities", summary="A contact's activities, newest first")

@@ -27,7 +27,7 @@ JobStatus = Literal["queued", "running", "completed", "failed"]
 JOURNEY_WINDOW = timedelta(hours=24)
 
 #: The credential kinds an account holds, one per dialect plus the admin token.
-CREDENTIAL_KINDS = ("admin", "netcore", "cordial", "ortto", "clevertap")
+CREDENTIAL_KINDS = ("admin", "netcore", "cordial", "ortto", "clevertap", "segment")
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,3 +321,5 @@ class NewAccount:
     ortto_api_key: str
     clevertap_account_id: str
     clevertap_passcode: str
+    #: The Segment source's write key (HTTP Basic user name, or ``writeKey``).
+    segment_write_key: str

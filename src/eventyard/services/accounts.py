@@ -44,6 +44,7 @@ def create_account(store: Store, name: str, settings: dict[str, Any] | None = No
         ortto_api_key=new_secret("eyo"),
         clevertap_account_id=new_clevertap_account_id(),
         clevertap_passcode=new_secret("eyt"),
+        segment_write_key=new_secret("eys"),
     )
     credentials: list[tuple[str, str | None, str]] = [
         ("admin", None, hash_secret(created.admin_token)),
@@ -51,6 +52,7 @@ def create_account(store: Store, name: str, settings: dict[str, Any] | None = No
         ("cordial", None, hash_secret(created.cordial_api_key)),
         ("ortto", None, hash_secret(created.ortto_api_key)),
         ("clevertap", created.clevertap_account_id, hash_secret(created.clevertap_passcode)),
+        ("segment", None, hash_secret(created.segment_write_key)),
     ]
     with store.unit_of_work() as uow:
         uow.accounts.add(account, credentials)

@@ -8,7 +8,7 @@ from eventyard.core.cursor import decode_cursor
 from eventyard.core.errors import EventyardError, NotFound
 from eventyard.core.identifiers import Identifier
 from eventyard.core.ids import is_id
-from eventyard.core.model import Account, ActivityPage, Contact
+from eventyard.core.model import Account, ActivityPage, Contact, ContactGroup
 from eventyard.services.ports import Store, UnitOfWork
 
 MAX_PAGE_SIZE = 1000
@@ -44,6 +44,13 @@ def identity_history(store: Store, account: Account, contact_id: str) -> list[di
     with store.unit_of_work(write=False) as uow:
         contact = _existing_contact(uow, account, contact_id)
         return uow.contacts.identity_events(account.id, contact.id)
+
+
+def contact_groups(store: Store, account: Account, contact_id: str) -> list[ContactGroup]:
+    """The groups the contact belongs to (Segment ``group``), by group id."""
+    with store.unit_of_work(write=False) as uow:
+        contact = _existing_contact(uow, account, contact_id)
+        return uow.groups.of_contact(account.id, contact.id)
 
 
 def _existing_contact(uow: UnitOfWork, account: Account, contact_id: str) -> Contact:
