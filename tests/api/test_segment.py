@@ -146,6 +146,21 @@ class TestCallTypes:
         }
         assert found["status"] == "known"
 
+    def test_identify_traits_may_come_in_context_traits(
+        self, http: httpx.Client, account: NewAccount
+    ) -> None:
+        """RudderStack's SDK sends an identify's traits as ``context.traits`` only; the
+        top-level ``traits`` win key by key."""
+        user = uid()
+        body = {
+            "userId": user,
+            "context": {"traits": {"plan": "free", "email": f"{user}@example.com"}},
+            "traits": {"plan": "pro"},
+        }
+        assert send(http, account, "/v1/identify", body).status_code == 200
+        found = contact(http, account, f"email:{user}@example.com")
+        assert found["attributes"] == {"plan": "pro", "email": f"{user}@example.com"}
+
     def test_an_invalid_email_trait_stays_an_attribute(
         self, http: httpx.Client, account: NewAccount
     ) -> None:

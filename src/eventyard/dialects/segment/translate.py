@@ -269,7 +269,7 @@ def translate_message(
     if user_id is None and anonymous_id is None:
         fail("userId", MISSING_ID)
     if kind == "identify":
-        traits = _object(message, "traits", fail)
+        traits = _identify_traits(message, fail)
         extra = _trait_identifiers(traits or {})
         record: Record = ProfileUpdate(
             identifiers=tuple(dict.fromkeys((*identifiers, *extra))),
@@ -353,6 +353,20 @@ def _activity(kind: str, message: dict[str, Any], fail: Fail) -> tuple[str, dict
             continue
         properties[key] = value
     return (PAGE_VIEWED if kind == "page" else SCREEN_VIEWED), properties
+
+
+def _identify_traits(message: dict[str, Any], fail: Fail) -> dict[str, Any] | None:
+    """``traits``, over ``context.traits`` key by key.
+
+    RudderStack's SDK sends an identify's traits only as ``context.traits``
+    ("putting traits inside context"); Segment's at the top level.
+    """
+    own = _object(message, "traits", fail)
+    context = message.get("context")
+    shared = context.get("traits") if isinstance(context, dict) else None
+    if not isinstance(shared, dict):
+        return own
+    return {**shared, **(own or {})}
 
 
 def _trait_identifiers(traits: dict[str, Any]) -> tuple[Identifier, ...]:
