@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, and_, func, literal, or_, select, tuple_
+from sqlalchemy import ColumnElement, Row, func, literal, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -67,25 +68,19 @@ class ActivityRepository:
     def page(
         self, account_id: str, contact_id: str, limit: int, cursor: tuple[datetime, str] | None
     ) -> ActivityPage:
-        a = activities.c
-        # Activities a concurrent writer attached to a contact while it was
-        # being merged into this one still belong to this timeline.
-        absorbed = select(contacts.c.id).where(
-            contacts.c.account_id == account_id, contacts.c.merged_into == contact_id
+        """One page of a contact's timeline, newest first, continuing after ``cursor``.
+
+        Activities a concurrent writer attached to a contact while it was
+        being merged into this one still belong to this timeline. The same
+        query as :meth:`search` (merged contacts named as values, row-value
+        keyset): the former "contact_id = X OR contact_id IN (subquery)"
+        made PostgreSQL walk the account's activities in time order, 1.5 s
+        per page at 1 M activities.
+        """
+        rows = self.search(
+            account_id, ActivityQuery(after=cursor), limit + 1, contact_id=contact_id
         )
-        query = select(activities).where(
-            a.account_id == account_id,
-            or_(a.contact_id == contact_id, a.contact_id.in_(absorbed)),
-        )
-        if cursor is not None:
-            when, last_id = cursor
-            query = query.where(
-                or_(a.occurred_at < when, and_(a.occurred_at == when, a.id < last_id))
-            )
-        rows = self.conn.execute(
-            query.order_by(a.occurred_at.desc(), a.id.desc()).limit(limit + 1)
-        ).all()
-        items = [_activity(r, contact_id) for r in rows[:limit]]
+        items = [replace(a, contact_id=contact_id) for a in rows[:limit]]
         next_cursor = None
         if len(rows) > limit:
             last = items[-1]
