@@ -98,7 +98,8 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
         version=__version__,
         description=(
             "Customer activity hub. Speaks the Netcore, Cordial, Ortto and CleverTap "
-            "ingestion APIs and stores everything in one canonical model."
+            "ingestion APIs and the Segment tracking protocol, and stores everything in "
+            "one canonical model."
         ),
         lifespan=lifespan,
     )
