@@ -24,21 +24,8 @@ class IngestStatsRepository:
 
     def add_counts(self, account_id: str, counts: Mapping[CountKey, int]) -> None:
         """Add one row per key: insert only, so concurrent batches never wait for each other."""
-        insert_rows(
-            self.conn,
-            activity_counts,
-            [
-                {
-                    "id": new_id(),
-                    "account_id": account_id,
-                    "hour": hour,
-                    "dialect": dialect,
-                    "name": name,
-                    "count": count,
-                }
-                for (hour, dialect, name), count in counts.items()
-                if count
-            ],
+        _insert_counts(
+            self.conn, {(account_id, *key): count for key, count in counts.items() if count}
         )
 
     def hourly_counts(self, account_id: str, since: datetime) -> dict[CountKey, int]:
@@ -69,21 +56,7 @@ class IngestStatsRepository:
         folded: Counter[tuple[str, datetime, str, str]] = Counter()
         for account_id, hour, dialect, name, count in taken:
             folded[(account_id, hour, dialect, name)] += int(count)
-        insert_rows(
-            self.conn,
-            activity_counts,
-            [
-                {
-                    "id": new_id(),
-                    "account_id": account_id,
-                    "hour": hour,
-                    "dialect": dialect,
-                    "name": name,
-                    "count": count,
-                }
-                for (account_id, hour, dialect, name), count in folded.items()
-            ],
-        )
+        _insert_counts(self.conn, folded)
         return len(taken) - len(folded)
 
     def add_rejection(self, row: Mapping[str, Any]) -> None:
@@ -107,3 +80,22 @@ class IngestStatsRepository:
             )
         ).scalar_one()
         return int(total)
+
+
+def _insert_counts(conn: Connection, counts: Mapping[tuple[str, datetime, str, str], int]) -> None:
+    """One row per ``(account_id, hour, dialect, name)``, each with a fresh id."""
+    insert_rows(
+        conn,
+        activity_counts,
+        [
+            {
+                "id": new_id(),
+                "account_id": account_id,
+                "hour": hour,
+                "dialect": dialect,
+                "name": name,
+                "count": count,
+            }
+            for (account_id, hour, dialect, name), count in counts.items()
+        ],
+    )
