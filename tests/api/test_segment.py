@@ -12,6 +12,7 @@ import asyncio
 import gzip
 import json
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -673,7 +674,10 @@ def test_database_unavailable_is_503_with_retry_after() -> None:
                 auth=("eys_anything", ""),
             )
 
-    r = asyncio.run(post())
+    # In a thread of its own: another test's browser may keep an event loop
+    # running in this one (Playwright's sync API does).
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        r = pool.submit(lambda: asyncio.run(post())).result()
     assert r.status_code == 503, r.text
     assert r.headers["Retry-After"] == "7"
     assert r.json()["success"] is False

@@ -80,7 +80,9 @@ def console(server: Server) -> Iterator[httpx.Client]:
 # -- the browser -----------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
+# Module scope: Playwright's sync API keeps an event loop running in this
+# thread while it is open, which other modules' asyncio.run() must not meet.
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Browser]:
     """Debian's Chromium (scripts/test installs it); with CI=true a missing one fails."""
     if not Path(CHROMIUM).exists():
