@@ -1,16 +1,18 @@
-"""A running server forgets expired Idempotency-Keys by itself."""
+"""A running server forgets expired Idempotency-Keys and folds hourly counts by itself."""
 
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 from sqlalchemy import func, select
 
 from eventyard.core.model import NewAccount
+from eventyard.services.ingest_stats import hourly_activity_counts
 from eventyard.storage.database import Database
-from eventyard.storage.tables import idempotency_keys
+from eventyard.storage.tables import activity_counts, idempotency_keys
 from tests.support import netcore_event, running_server
 
 
@@ -49,3 +51,36 @@ def test_expired_keys_disappear_without_any_request(
         while keys_of(store, account) and time.monotonic() < deadline:
             time.sleep(0.2)
         assert keys_of(store, account) == 0, server.logs()
+
+
+def test_count_rows_of_past_hours_are_folded_without_any_request(
+    database_url: str, store: Database, account: NewAccount, tmp_path: Path
+) -> None:
+    """docs/operations.md: at the purge interval each server process "folds the hourly
+    activity counts the console charts … rows of finished hours are replaced by one row
+    per account, hour, dialect and activity name. Sums do not change"."""
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
+    with store.unit_of_work() as uow:
+        for count in (2, 5, 7):  # three batches of the same hour, dialect and name
+            uow.ingest_stats.add_counts(account.account.id, {(hour, "netcore", "Viewed"): count})
+        uow.commit()
+
+    def rows() -> int:
+        with store.engine.connect() as conn:
+            query = select(func.count()).where(activity_counts.c.account_id == account.account.id)
+            return int(conn.execute(query).scalar_one())
+
+    assert rows() == 3
+    env = {"EVENTYARD_IDEMPOTENCY_PURGE_INTERVAL_SECONDS": "0.3"}
+    with running_server(database_url, tmp_path / "server.log", env) as server:
+        deadline = time.monotonic() + 60
+        while rows() > 1 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert rows() == 1, server.logs()
+    (folded,) = hourly_activity_counts(store, account.account.id, hour)
+    assert (folded.hour, folded.dialect, folded.name, folded.count) == (
+        hour,
+        "netcore",
+        "Viewed",
+        14,
+    )
