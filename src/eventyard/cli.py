@@ -17,6 +17,7 @@ from typing import Annotated, Any, NoReturn
 import orjson
 import typer
 import uvicorn
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
@@ -28,19 +29,22 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from eventyard.api.contacts import contact_json
+from eventyard.api.contacts import contact_json, erasure_json
 from eventyard.api.definitions import definition_json
 from eventyard.api.jobs import job_json
 from eventyard.api.lists import list_json
 from eventyard.core.account_settings import effective_settings, settings_document
 from eventyard.core.contact_import import ImportTally
 from eventyard.core.errors import EventyardError
+from eventyard.core.identifiers import parse_identifier_query
+from eventyard.core.ids import is_id
 from eventyard.core.model import Account, ActivityDefinition, Job
 from eventyard.jobs.periodic import periodic_jobs
 from eventyard.jobs.registry import HANDLERS
 from eventyard.jobs.worker import Worker, WorkerThread
 from eventyard.observability import configure_logging
 from eventyard.services import definitions as definition_service
+from eventyard.services import erasure as erasure_service
 from eventyard.services import lists as list_service
 from eventyard.services.accounts import (
     count_accounts,
@@ -75,6 +79,17 @@ console = Console()
 err_console = Console(stderr=True)
 
 
+def _settings() -> Settings:
+    """The settings from the environment; a bad ``EVENTYARD_*`` value ends the command."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        for error in exc.errors():
+            name = "EVENTYARD_" + "_".join(str(part) for part in error["loc"]).upper()
+            err_console.print(f"[red]{name}[/red]: {escape(error['msg'])}")
+        raise typer.Exit(2) from None
+
+
 def _store(settings: Settings) -> Database:
     return Database.from_settings(settings, pool_size=1)
 
@@ -95,7 +110,7 @@ def serve(
     ] = None,
 ) -> None:
     """Apply migrations, then serve the HTTP API."""
-    settings = Settings()
+    settings = _settings()
     configure_logging(settings.log_level)
     upgrade_database(settings.database_url)
     store = _store(settings)
@@ -133,7 +148,7 @@ def db_upgrade(
     revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
 ) -> None:
     """Apply the schema migrations."""
-    settings = Settings()
+    settings = _settings()
     upgrade_database(settings.database_url, revision)
     console.print(f"Database at revision {revision}.")
 
@@ -146,7 +161,7 @@ def accounts_create(
     """Create an account and print its credentials. They are shown this once only."""
     if not name.strip():
         raise typer.BadParameter("an account needs a name", param_hint="NAME")
-    settings = Settings()
+    settings = _settings()
     upgrade_database(settings.database_url)
     store = _store(settings)
     try:
@@ -180,7 +195,7 @@ def accounts_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
 ) -> None:
     """List accounts (ids and names; never credentials)."""
-    settings = Settings()
+    settings = _settings()
     upgrade_database(settings.database_url)
     store = _store(settings)
     try:
@@ -224,7 +239,7 @@ def worker(
     On the first signal the job in hand is finished, then the worker exits
     with status 0; a second signal stops it at once.
     """
-    settings = Settings()
+    settings = _settings()
     if poll is not None:
         settings = settings.model_copy(update={"worker_poll_seconds": poll})
     configure_logging(settings.log_level)
@@ -305,7 +320,7 @@ def purge(
 
 
 def _store_at_head() -> Database:
-    settings = Settings()
+    settings = _settings()
     upgrade_database(settings.database_url)
     return _store(settings)
 
@@ -573,7 +588,9 @@ def _print_definition(definition: ActivityDefinition, as_json: bool) -> None:
 
 lists_app = typer.Typer(help="Contact lists (Netcore listid).", no_args_is_help=True)
 app.add_typer(lists_app, name="lists")
-contacts_app = typer.Typer(help="Contacts: import them from CSV files.", no_args_is_help=True)
+contacts_app = typer.Typer(
+    help="Contacts: import them from CSV files, erase them on request.", no_args_is_help=True
+)
 app.add_typer(contacts_app, name="contacts")
 
 
@@ -654,7 +671,7 @@ def contacts_import(
     """
     if "://" not in source and Path(source).exists():
         source = str(Path(source).resolve())
-    settings = Settings()
+    settings = _settings()
     tally = ImportTally()
     started = time.monotonic()
     with _command_store() as store:
@@ -710,3 +727,53 @@ def contacts_import(
         for error in tally.errors:
             errors.add_row(str(error["row"]), escape(error["reason"]))
         console.print(errors)
+
+
+@contacts_app.command("erase")
+def contacts_erase(
+    contact: Annotated[
+        str,
+        typer.Argument(help="The contact's id, or one of its identifiers as KIND:VALUE."),
+    ],
+    account_id: AccountOption,
+    yes: Annotated[bool, typer.Option("--yes", help="Erase without asking.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Erase a contact and everything held about them (right to erasure); cannot be undone.
+
+    Removes the contact, every contact merged into it, their identifiers,
+    activities, memberships and identity history, their queued records and
+    their rows in export files still on disk. Prints the audit record, which
+    keeps ids and counts only.
+    """
+    settings = _settings()
+    with _command_store() as store:
+        account = get_account(store, account_id)
+        question = f"Erase {contact} and all its data? This cannot be undone"
+        if not yes and not typer.confirm(question):
+            raise typer.Exit(1)
+        options: dict[str, Any] = {
+            "requested_via": "cli",
+            "now": datetime.now(UTC),
+            "export_dir": Path(settings.export_dir),
+        }
+        if is_id(contact):
+            erasure = erasure_service.erase_contact(store, account, contact, **options)
+        else:
+            try:
+                identifier = parse_identifier_query(contact)
+            except ValueError as exc:
+                raise EventyardError(
+                    "invalid_identifier", f"{contact!r} is neither a contact id nor {exc}"
+                ) from exc
+            erasure = erasure_service.erase_by_identifier(store, account, identifier, **options)
+    document = erasure_json(erasure)
+    if as_json:
+        typer.echo(orjson.dumps(document).decode())
+        return
+    table = Table(title=f"Erasure {erasure.id}", show_header=False)
+    table.add_row("contacts", ", ".join(erasure.contact_ids))
+    for kind, count in erasure.removed.items():
+        table.add_row(kind.replace("_", " "), str(count))
+    table.add_row("erased at", document["erased_at"])
+    console.print(table)

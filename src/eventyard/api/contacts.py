@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Response
@@ -11,10 +12,11 @@ from eventyard.api.auth import admin_account
 from eventyard.context import AppContext, get_context
 from eventyard.core.errors import EventyardError, FieldError
 from eventyard.core.identifiers import parse_identifier_query
-from eventyard.core.model import Account, Activity, Contact, ContactGroup
+from eventyard.core.model import Account, Activity, Contact, ContactGroup, Erasure
 from eventyard.core.money import milli_to_decimal
 from eventyard.http import iso_utc, json_response
 from eventyard.services import contacts as contact_service
+from eventyard.services import erasure as erasure_service
 
 router = APIRouter(prefix="/api/v1", tags=["Contacts"])
 
@@ -125,3 +127,51 @@ async def identity_events(
     return json_response(
         {"identity_events": [{**e, "created_at": iso_utc(e["created_at"])} for e in events]}
     )
+
+
+def erasure_json(erasure: Erasure) -> dict[str, Any]:
+    return {
+        "id": erasure.id,
+        "contact_ids": list(erasure.contact_ids),
+        "requested_via": erasure.requested_via,
+        "removed": erasure.removed,
+        "erased_at": iso_utc(erasure.erased_at),
+    }
+
+
+@router.delete(
+    "/contacts/{contact_id}",
+    summary="Erase a contact and everything held about them (right to erasure)",
+    description=(
+        "Removes the contact (and every contact merged into it), its identifiers, "
+        "activities, list and group memberships and identity history; blanks its values "
+        "where other records mention them; drops its records from queued batches and its "
+        "rows from export files not yet downloaded. Answers the audit record, which holds "
+        "ids and counts only. 404 for an unknown contact or another account's."
+    ),
+)
+async def erase_contact(
+    contact_id: str,
+    account: Account = Depends(admin_account),
+    ctx: AppContext = Depends(get_context),
+) -> Response:
+    erasure = await run_in_threadpool(
+        erasure_service.erase_contact,
+        ctx.store,
+        account,
+        contact_id,
+        requested_via="api",
+        now=ctx.now(),
+        export_dir=Path(ctx.settings.export_dir),
+    )
+    return json_response(erasure_json(erasure))
+
+
+@router.get("/erasures", summary="Contacts erased on request: the audit record, newest first")
+async def list_erasures(
+    limit: int = Query(100, ge=1, le=1000, description="How many, 1 to 1000"),
+    account: Account = Depends(admin_account),
+    ctx: AppContext = Depends(get_context),
+) -> Response:
+    found = await run_in_threadpool(erasure_service.list_erasures, ctx.store, account, limit)
+    return json_response({"erasures": [erasure_json(e) for e in found]})

@@ -284,6 +284,23 @@ class ContactGroup:
 
 
 @dataclass(frozen=True, slots=True)
+class Erasure:
+    """The audit record of a contact erased on request: what was removed, never who.
+
+    ``contact_ids`` are eventyard's random ids of the erased person (the
+    contact and every contact merged into it); ``removed`` counts what went,
+    by kind (``activities``, ``identifiers``, ``export_rows`` …).
+    """
+
+    id: str
+    account_id: str
+    contact_ids: tuple[str, ...]
+    requested_via: str
+    removed: dict[str, int]
+    erased_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class ActivityPage:
     activities: list[Activity]
     next_cursor: str | None

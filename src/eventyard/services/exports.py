@@ -24,7 +24,7 @@ from eventyard.core.model import Account, Job
 from eventyard.services.accounts import get_account
 from eventyard.services.activity_search import FoundActivity, stream_activities
 from eventyard.services.jobs import JobFailed, JobRun, enqueue_job, get_job
-from eventyard.services.ports import Store
+from eventyard.services.ports import Store, UnitOfWork
 
 EXPORT_ACTIVITIES = "exports.activities"
 ExportFormat = Literal["json", "csv"]
@@ -168,8 +168,73 @@ def run_activity_export(run: JobRun) -> dict[str, Any]:
             run.heartbeat({"rows": rows})
         out.flush()
         os.fsync(out.fileno())
+    # A contact erased while this export ran may have rows in it already.
+    with run.store.unit_of_work(write=False) as uow:
+        erased = uow.erasures.erased_since(account.id, job.started_at or job.created_at)
+    if erased:
+        rows -= drop_contact_rows(part, job, erased)
     part.replace(path)
     return {"rows": rows, "format": fmt, "bytes": path.stat().st_size, "name": payload.get("name")}
+
+
+def drop_contact_rows(path: Path, job: Job, contact_ids: set[str]) -> int:
+    """Remove the rows of ``contact_ids`` from an export file; how many went.
+
+    Rows are matched by the export's contact id field. A file whose fields
+    name no contact cannot be sorted out row by row, so it is deleted whole
+    (every row counted) rather than kept with the erased person in it.
+    """
+    fields = [(str(name), str(source)) for name, source in job.payload.get("fields") or []]
+    contact_fields = [name for name, source in fields if source == "contact_id"]
+    if not contact_fields:
+        with path.open(encoding="utf-8") as old:
+            lines = sum(1 for _ in old)
+        path.unlink()
+        return lines - int(job.payload.get("format") == "csv")
+    field = contact_fields[0]
+    dropped = 0
+    fresh = path.with_name(path.name + ".erasing")
+    with (
+        path.open(encoding="utf-8", newline="") as old,
+        fresh.open("w", encoding="utf-8", newline="") as out,
+    ):
+        if job.payload.get("format") == "csv":
+            reader = csv.DictReader(old)
+            writer = csv.DictWriter(out, fieldnames=reader.fieldnames or [])
+            writer.writeheader()
+            for row in reader:
+                if row.get(field) in contact_ids:
+                    dropped += 1
+                else:
+                    writer.writerow(row)
+        else:
+            for line in old:
+                if orjson.loads(line).get(field) in contact_ids:
+                    dropped += 1
+                else:
+                    out.write(line)
+        out.flush()
+        os.fsync(out.fileno())
+    fresh.replace(path)
+    return dropped
+
+
+def drop_contact_from_exports(
+    uow: UnitOfWork, export_dir: Path, account: Account, contact_ids: set[str]
+) -> int:
+    """Remove the contacts' rows from every export file of ``account`` still on disk."""
+    folder = export_dir / account.id
+    if not folder.is_dir():
+        return 0
+    dropped = 0
+    for path in sorted(folder.iterdir()):
+        if path.suffix not in (".ndjson", ".csv"):
+            continue  # an export still being written (.part) leaves them out when it ends
+        job = uow.jobs.get(account.id, path.stem)
+        if job is None or job.kind != EXPORT_ACTIVITIES:
+            continue
+        dropped += drop_contact_rows(path, job, contact_ids)
+    return dropped
 
 
 def csv_cell(value: Any) -> str:

@@ -20,6 +20,7 @@ from eventyard.storage.repositories.activities import ActivityRepository
 from eventyard.storage.repositories.console import ConsoleRepository
 from eventyard.storage.repositories.contacts import ContactRepository
 from eventyard.storage.repositories.definitions import DefinitionRepository
+from eventyard.storage.repositories.erasures import ErasureRepository
 from eventyard.storage.repositories.event_types import EventTypeRepository
 from eventyard.storage.repositories.groups import GroupRepository
 from eventyard.storage.repositories.idempotency import IdempotencyRepository
@@ -48,6 +49,7 @@ class UnitOfWork:
         self.ingest_stats = IngestStatsRepository(conn)
         self.message_ids = MessageIdRepository(conn)
         self.groups = GroupRepository(conn)
+        self.erasures = ErasureRepository(conn)
         self._committed = False
 
     def commit(self) -> None:
@@ -129,6 +131,18 @@ class Database:
             yield
         finally:
             self._local_writer.release()
+
+    def checkpoint(self) -> None:
+        """SQLite: fold the write-ahead log into the database file and empty it.
+
+        After an erasure this leaves no earlier copy of the erased rows'
+        pages in the log. PostgreSQL removes dead row versions at its next
+        (auto)vacuum; nothing to do here.
+        """
+        if self.engine.dialect.name != "sqlite":
+            return
+        with self.engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def ping(self) -> None:
         try:

@@ -368,3 +368,18 @@ __all__ = [
     "message_ids",
     "metadata",
 ]
+
+# Contacts erased on request (right to erasure): what was removed, never who.
+# ``contact_ids`` are eventyard's own random ids; no identifier, attribute or
+# property of the erased contact is kept here or anywhere else.
+erasures = Table(
+    "erasures",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("account_id", ID, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("contact_ids", json_type(), nullable=False),
+    Column("requested_via", String(16), nullable=False),
+    Column("removed", json_type(), nullable=False),
+    Column("erased_at", UTCDateTime(), nullable=False),
+    Index(None, "account_id", "erased_at"),
+)
