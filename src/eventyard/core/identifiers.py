@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from eventyard.core.errors import FieldError
 
@@ -36,6 +37,11 @@ class Identifier:
 
     def __str__(self) -> str:
         return f"{self.kind}:{self.value}"
+
+
+def sort_key(identifier: Identifier) -> tuple[str, str]:
+    """The order of ``Identifier``, as a plain tuple: sorting by it compares in C."""
+    return identifier.kind, identifier.value
 
 
 def is_identifier_kind(kind: str) -> bool:
@@ -71,8 +77,14 @@ def normalize_mobile(raw: str) -> str:
     return f"+{digits}" if plus else digits
 
 
+@lru_cache(maxsize=32768)
 def normalize_identifier(kind: str, raw: str) -> Identifier:
-    """Return the identifier in canonical form; ``ValueError`` says what is wrong."""
+    """Return the identifier in canonical form; ``ValueError`` says what is wrong.
+
+    Cached: a batch names each contact many times, and batches name the same
+    contacts again (an ``Identifier`` is immutable, so sharing one is safe;
+    a ``ValueError`` is not cached and is raised again each time).
+    """
     if not is_identifier_kind(kind):
         raise ValueError(f"unknown identifier kind {kind!r}")
     if "\x00" in raw:

@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from eventyard.core.identifiers import ANONYMOUS_KINDS, Identifier
+from eventyard.core.identifiers import ANONYMOUS_KINDS, Identifier, sort_key
 from eventyard.core.model import ContactStatus
 
 
@@ -179,7 +179,7 @@ def plan_resolution(
         assumed=assumed,
         contact_ids=[live(c) for c in per_input],
         new_contacts={c: status[c] for c in sorted(new_contacts) if c not in merged_into},
-        new_identifiers={i: live(owner[i]) for i in sorted(new_identifiers)},
+        new_identifiers={i: live(owner[i]) for i in sorted(new_identifiers, key=sort_key)},
         conversions={c for c in conversions if c not in merged_into},
         merges={c: live(c) for c in merged_into if c not in new_contacts},
         audit=[

@@ -6,12 +6,12 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, and_, bindparam, func, literal, or_, select, update
+from sqlalchemy import String, and_, bindparam, delete, func, literal, or_, select, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
 from eventyard.core.errors import ConcurrentUpdate
-from eventyard.core.identifiers import Identifier
+from eventyard.core.identifiers import Identifier, sort_key
 from eventyard.core.identity import ContactRef, ResolutionPlan
 from eventyard.core.ids import new_id
 from eventyard.core.model import Contact
@@ -22,7 +22,14 @@ from eventyard.storage.sql_dialect import (
     supports_row_locks,
     unnest_rows,
 )
-from eventyard.storage.tables import activities, contact_identifiers, contacts, identity_events
+from eventyard.storage.tables import (
+    activities,
+    contact_groups,
+    contact_identifiers,
+    contacts,
+    identity_events,
+    list_members,
+)
 from eventyard.storage.types import UTCDateTime
 
 
@@ -34,7 +41,7 @@ class ContactRepository:
         self, account_id: str, identifiers: Iterable[Identifier]
     ) -> dict[Identifier, ContactRef]:
         """Owners of the given identifiers, in one query for the whole batch."""
-        wanted = sorted(set(identifiers))
+        wanted = sorted(set(identifiers), key=sort_key)
         if not wanted:
             return {}
         ci = contact_identifiers.c
@@ -55,9 +62,10 @@ class ContactRepository:
                 ci.account_id == account_id,
                 or_(*(and_(ci.kind == k, ci.value.in_(v)) for k, v in by_kind.items())),
             )
+        # Unpacking a row costs far less than reading its columns by name.
         return {
-            Identifier(r.kind, r.value): ContactRef(r.contact_id, r.status)
-            for r in self.conn.execute(query)
+            Identifier(kind, value): ContactRef(contact_id, status)
+            for kind, value, contact_id, status in self.conn.execute(query)
         }
 
     def live_contacts(self, account_id: str, contact_ids: Iterable[str]) -> dict[str, ContactRef]:
@@ -190,7 +198,7 @@ class ContactRepository:
         Fewer than asked means another transaction took some first.
         """
         ci = contact_identifiers.c
-        ordered = sorted(owners.items())
+        ordered = sorted(owners.items(), key=lambda item: sort_key(item[0]))
         if self.conn.dialect.name == "postgresql":
             rows = unnest_rows(
                 "new_identifiers",
@@ -299,6 +307,7 @@ class ContactRepository:
                 .where(contacts.c.id == target)
                 .values(attributes={**attributes[source], **attributes.get(target, {})})
             )
+        self._move_memberships(account_id, source, target, now)
         # Earlier merges into ``source`` now point straight at ``target``.
         self.conn.execute(
             update(contacts)
@@ -307,6 +316,55 @@ class ContactRepository:
                 or_(contacts.c.id == source, contacts.c.merged_into == source),
             )
             .values(merged_into=target, status="merged", updated_at=now)
+        )
+
+    def _move_memberships(self, account_id: str, source: str, target: str, now: datetime) -> None:
+        """The source's lists and groups become the target's; in a group both belong
+        to, traits the target lacks are taken from the source (its own values win)."""
+        lm, g = list_members.c, contact_groups.c
+        moving = select(lm.list_id, literal(target), lm.account_id, lm.added_at).where(
+            lm.account_id == account_id, lm.contact_id == source
+        )
+        self.conn.execute(
+            insert_ignoring_conflicts(self.conn, list_members).from_select(
+                ["list_id", "contact_id", "account_id", "added_at"], moving
+            )
+        )
+        self.conn.execute(
+            delete(list_members).where(lm.account_id == account_id, lm.contact_id == source)
+        )
+        groups = self.conn.execute(
+            select(g.contact_id, g.group_id, g.traits, g.created_at).where(
+                g.account_id == account_id, g.contact_id.in_([source, target])
+            )
+        ).all()
+        held = {row.group_id: row.traits for row in groups if row.contact_id == target}
+        for row in groups:
+            if row.contact_id != source:
+                continue
+            if row.group_id in held:
+                self.conn.execute(
+                    update(contact_groups)
+                    .where(
+                        g.account_id == account_id,
+                        g.contact_id == target,
+                        g.group_id == row.group_id,
+                    )
+                    .values(traits={**row.traits, **held[row.group_id]}, updated_at=now)
+                )
+            else:
+                self.conn.execute(
+                    contact_groups.insert().values(
+                        account_id=account_id,
+                        contact_id=target,
+                        group_id=row.group_id,
+                        traits=row.traits,
+                        created_at=row.created_at,
+                        updated_at=now,
+                    )
+                )
+        self.conn.execute(
+            delete(contact_groups).where(g.account_id == account_id, g.contact_id == source)
         )
 
     def find_by_identifier(self, account_id: str, identifier: Identifier) -> list[Contact]:
