@@ -116,14 +116,16 @@ def running_server(
     workers: int = 1,
     ready_path: str = "/healthz",
     body_timeout_seconds: float | None = 2,
+    port: int | None = None,
 ) -> Iterator[Server]:
     """Start ``uvicorn eventyard.app:create_app_from_env`` and wait until ``ready_path`` answers.
 
     ``body_timeout_seconds`` is short by default so that the slow-body test
     waits 2 s rather than 30; ``None`` leaves the server's own default (the
     benchmark measures default settings). ``extra_env`` comes last and wins.
+    ``port`` lets a restarted server come back where its clients are (a free one by default).
     """
-    port = free_port()
+    port = port or free_port()
     env = {
         **os.environ,
         "EVENTYARD_DATABASE_URL": database_url,

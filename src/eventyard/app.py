@@ -34,6 +34,7 @@ from eventyard.jobs.registry import HANDLERS
 from eventyard.jobs.worker import Worker, WorkerThread
 from eventyard.observability import Metrics, RequestContextMiddleware, configure_logging
 from eventyard.services.accounts import CredentialCache
+from eventyard.services.group_commit import GroupCommitter
 from eventyard.services.ingest import purge_idempotency_keys
 from eventyard.services.ingest_stats import (
     RejectionError,
@@ -69,6 +70,16 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
         if settings.run_worker
         else None
     )
+    committer = (
+        GroupCommitter(
+            database,
+            max_records=settings.group_commit_max_records,
+            max_group=settings.group_commit_max_requests,
+            on_group=metrics.count_group,
+        )
+        if settings.group_commit
+        else None
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -85,6 +96,9 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
             purger.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await purger
+            if committer is not None:
+                # Requests already queued are stored and answered first.
+                await run_in_threadpool(committer.close)
             dispose = getattr(database, "dispose", None)
             if dispose is not None:
                 dispose()
@@ -110,6 +124,7 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
         metrics=metrics,
         credentials=CredentialCache(settings.auth_cache_seconds),
         rate_limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
+        committer=committer,
     )
     app.include_router(health.router)
     app.include_router(contacts_api.router)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 from collections.abc import Callable, Sequence
@@ -11,10 +12,26 @@ from datetime import UTC, datetime
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
+from eventyard.core.commands import Record
 from eventyard.core.errors import EventyardError
+from eventyard.core.model import (
+    Account,
+    EventTypeLimits,
+    IngestRules,
+    RecordsOutcome,
+    StoredResponse,
+)
 from eventyard.core.ratelimit import RateLimiter
 from eventyard.observability import Metrics
-from eventyard.services.accounts import CredentialCache
+from eventyard.services.accounts import CredentialCache, authenticate, cached_account
+from eventyard.services.group_commit import GroupCommitter
+from eventyard.services.ingest import (
+    NO_RULES,
+    DeferredRecords,
+    IdempotencyRequest,
+    IngestRequest,
+    ingest_request,
+)
 from eventyard.services.ingest_stats import RejectionError, record_rejection
 from eventyard.services.ports import Store
 from eventyard.settings import Settings
@@ -36,6 +53,59 @@ class AppContext:
     wake: Callable[[], None] | None = None
     #: Per-credential request rate limits (None: unlimited).
     rate_limiter: RateLimiter | None = None
+    #: Shares one transaction among concurrent small ingest requests; ``None``
+    #: stores every request in a transaction of its own.
+    committer: GroupCommitter | None = None
+
+    async def authenticate(
+        self, kind: str, secret: str | None, public_id: str | None = None
+    ) -> Account:
+        """The credential's account, or ``Unauthorized``.
+
+        A credential this process checked lately is answered from its cache on
+        the event loop; any other goes to the database in a worker thread.
+        """
+        cached = cached_account(self.credentials, kind, secret, public_id)
+        if cached is not None:
+            return cached
+        return await run_in_threadpool(
+            authenticate, self.store, kind, secret, public_id, self.credentials
+        )
+
+    async def ingest_records(
+        self,
+        account: Account,
+        records: Sequence[Record],
+        *,
+        now: datetime,
+        respond: Callable[[RecordsOutcome], StoredResponse],
+        idempotency: IdempotencyRequest | None = None,
+        dry_run: bool = False,
+        event_limits: EventTypeLimits | None = None,
+        rules: IngestRules = NO_RULES,
+        groups: Sequence[int] | None = None,
+        deferred: DeferredRecords | None = None,
+    ) -> StoredResponse:
+        """:func:`~eventyard.services.ingest.ingest_records` off the event loop.
+
+        A small request joins the process's group commit; either way the
+        response comes back only after its records have committed.
+        """
+        request = IngestRequest(
+            account,
+            records,
+            now,
+            respond,
+            idempotency=idempotency,
+            dry_run=dry_run,
+            event_limits=event_limits,
+            rules=rules,
+            groups=groups,
+            deferred=deferred,
+        )
+        if self.committer is not None and self.committer.accepts(request):
+            return await asyncio.wrap_future(self.committer.submit(request))
+        return await run_in_threadpool(ingest_request, self.store, request)
 
     def limit_rate(self, dialect: str, account_id: str) -> None:
         """Take one request from the account's bucket for ``dialect``, or raise 429.

@@ -68,6 +68,7 @@ class Metrics:
     latency: Histogram
     events: Counter
     jobs: Counter
+    ingest_groups: Histogram
 
     @classmethod
     def create(cls) -> Metrics:
@@ -99,6 +100,12 @@ class Metrics:
                 ["kind", "status"],
                 registry=registry,
             ),
+            ingest_groups=Histogram(
+                "eventyard_ingest_group_commit_requests",
+                "Ingest requests stored per group commit (one transaction, one fsync)",
+                registry=registry,
+                buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+            ),
         )
 
     def exposition(self) -> bytes:
@@ -120,6 +127,9 @@ class Metrics:
 
     def count_job(self, kind: str, status: str) -> None:
         self.jobs.labels(kind, status).inc()
+
+    def count_group(self, requests: int) -> None:
+        self.ingest_groups.observe(requests)
 
 
 class RequestContextMiddleware:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from eventyard.core.netguard import parse_allowlist
 
 
 class Settings(BaseSettings):
@@ -45,6 +47,25 @@ class Settings(BaseSettings):
             "How long a request waits for a free pooled connection before answering 503 "
             "with Retry-After."
         ),
+    )
+    group_commit: bool = Field(
+        default=True,
+        description=(
+            "Whether concurrent small ingest requests of a server process share one "
+            "transaction (one commit, one fsync); each is answered only after that commit."
+        ),
+    )
+    group_commit_max_records: int = Field(
+        default=10,
+        ge=1,
+        description=(
+            "Largest request, in records, that joins a group commit; larger ones commit alone."
+        ),
+    )
+    group_commit_max_requests: int = Field(
+        default=200,
+        ge=1,
+        description="Most requests stored in one group commit.",
     )
     sqlite_synchronous: Literal["FULL", "NORMAL"] = Field(
         default="FULL",
@@ -91,7 +112,7 @@ class Settings(BaseSettings):
         default=100,
         ge=0,
         description=(
-            "Requests per second each API key may make on average on the Ortto endpoint, "
+            "Requests per second each API key may make on average on any dialect's endpoints, "
             "counted per server process; more get 429 with Retry-After. 0 turns the limit off."
         ),
     )
@@ -209,3 +230,10 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Lowest level of the JSON log lines written to stderr."
     )
+
+    @field_validator("url_allowlist")
+    @classmethod
+    def _allowlist_is_cidr(cls, value: str) -> str:
+        """A typo in the allow-list stops the server at startup, not the first import."""
+        parse_allowlist(value)  # ValueError names the bad entry
+        return value

@@ -113,6 +113,15 @@ class CredentialCache:
                 del self._entries[key]
 
 
+def cached_account(
+    cache: CredentialCache, kind: str, secret: str | None, public_id: str | None = None
+) -> Account | None:
+    """The account of a credential :func:`authenticate` checked lately, or ``None``."""
+    if not secret:
+        return None
+    return cache.get((kind, hash_secret(secret), public_id))
+
+
 def authenticate(
     store: Store,
     kind: str,

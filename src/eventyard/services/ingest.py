@@ -82,6 +82,23 @@ def ingest_activities(
     gets it again without storing anything. The caller sends the response only
     after this function returns, that is after the commit.
     """
+    return ingest_records(
+        store,
+        account,
+        activities,
+        now=now,
+        respond=respond_to_activities(activities, respond, skipped=skipped),
+        idempotency=idempotency,
+    )
+
+
+def respond_to_activities(
+    activities: Sequence[NewActivity],
+    respond: Callable[[IngestOutcome], StoredResponse],
+    *,
+    skipped: int = 0,
+) -> Callable[[RecordsOutcome], StoredResponse]:
+    """``respond`` to an :class:`IngestOutcome`, as a responder to the records' outcome."""
 
     def respond_to_records(outcome: RecordsOutcome) -> StoredResponse:
         return respond(
@@ -93,9 +110,7 @@ def ingest_activities(
             )
         )
 
-    return ingest_records(
-        store, account, activities, now=now, respond=respond_to_records, idempotency=idempotency
-    )
+    return respond_to_records
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +125,22 @@ class DeferredRecords:
     records: Sequence[Record]
     groups: Sequence[int] | None = None
     labels: Sequence[str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IngestRequest:
+    """One request's records and how to answer it: the arguments of :func:`ingest_records`."""
+
+    account: Account
+    records: Sequence[Record]
+    now: datetime
+    respond: Callable[[RecordsOutcome], StoredResponse]
+    idempotency: IdempotencyRequest | None = None
+    dry_run: bool = False
+    event_limits: EventTypeLimits | None = None
+    rules: IngestRules = NO_RULES
+    groups: Sequence[int] | None = None
+    deferred: DeferredRecords | None = None
 
 
 def ingest_records(
@@ -135,28 +166,64 @@ def ingest_records(
     everything, renders the same response and rolls back: no contact,
     activity, event type or job remains and no Idempotency-Key is remembered.
     """
+    request = IngestRequest(
+        account,
+        records,
+        now,
+        respond,
+        idempotency=idempotency,
+        dry_run=dry_run,
+        event_limits=event_limits,
+        rules=rules,
+        groups=groups,
+        deferred=deferred,
+    )
+    return ingest_request(store, request)
+
+
+def ingest_request(store: Store, request: IngestRequest) -> StoredResponse:
+    """:func:`ingest_records` for a request already gathered: its own transaction."""
     with store.unit_of_work() as uow:
-        if idempotency is not None and not dry_run:
-            state, previous = uow.idempotency.claim(
-                account.id, idempotency.key, idempotency.fingerprint, now, idempotency.ttl_seconds
-            )
-            if state == "conflict":
-                raise IdempotencyConflict()
-            if previous is not None:
-                return previous
-        outcome = store_records(
-            uow, account, records, now=now, event_limits=event_limits, rules=rules, groups=groups
-        )
-        if deferred is not None and deferred.records:
-            job_id = enqueue_records(uow, account, deferred, rules=rules, now=now)
-            outcome = replace(outcome, job_id=job_id)
-        if dry_run:
-            return respond(replace(outcome, dry_run=True))  # the unit of work rolls back
-        response = respond(outcome)
-        if idempotency is not None:
-            uow.idempotency.complete(account.id, idempotency.key, response)
-        uow.commit()
+        response, keep = store_request(uow, request)
+        if keep:
+            uow.commit()
     return response
+
+
+def store_request(uow: UnitOfWork, request: IngestRequest) -> tuple[StoredResponse, bool]:
+    """Do ``request``'s work inside ``uow`` (no commit): its response, and whether to keep it.
+
+    Nothing is to be kept for a dry run or a replayed Idempotency-Key. A
+    group commit runs several requests through this in one transaction.
+    """
+    account, idempotency, now = request.account, request.idempotency, request.now
+    if idempotency is not None and not request.dry_run:
+        state, previous = uow.idempotency.claim(
+            account.id, idempotency.key, idempotency.fingerprint, now, idempotency.ttl_seconds
+        )
+        if state == "conflict":
+            raise IdempotencyConflict()
+        if previous is not None:
+            return previous, False
+    outcome = store_records(
+        uow,
+        account,
+        request.records,
+        now=now,
+        event_limits=request.event_limits,
+        rules=request.rules,
+        groups=request.groups,
+    )
+    deferred = request.deferred
+    if deferred is not None and deferred.records:
+        job_id = enqueue_records(uow, account, deferred, rules=request.rules, now=now)
+        outcome = replace(outcome, job_id=job_id)
+    if request.dry_run:
+        return request.respond(replace(outcome, dry_run=True)), False  # rolled back
+    response = request.respond(outcome)
+    if idempotency is not None:
+        uow.idempotency.complete(account.id, idempotency.key, response)
+    return response, True
 
 
 def store_records(

@@ -30,7 +30,7 @@ from eventyard.http import (
     send_stored,
 )
 from eventyard.services.accounts import authenticate
-from eventyard.services.ingest import IdempotencyRequest, ingest_records
+from eventyard.services.ingest import IdempotencyRequest
 from eventyard.services.ingest_stats import RejectionError
 
 PATH = "/1/upload"
@@ -122,6 +122,7 @@ async def upload_records(request: Request, ctx: AppContext = Depends(get_context
         )
     except Unauthorized as exc:
         raise EventyardError("unauthorized", "Invalid Account Id or Passcode", 401) from exc
+    ctx.limit_rate(DIALECT, account.id)
     ctx.note_ingest(request, DIALECT, account.id)
     body = await read_body(
         request,
@@ -151,17 +152,14 @@ async def upload_records(request: Request, ctx: AppContext = Depends(get_context
             if key and not dry_run
             else None
         )
-        stored = await run_in_threadpool(
-            lambda: ingest_records(
-                ctx.store,
-                account,
-                translation.commands,
-                now=now,
-                respond=respond,
-                idempotency=idempotency,
-                dry_run=dry_run,
-                event_limits=EVENT_TYPE_LIMITS,
-            )
+        stored = await ctx.ingest_records(
+            account,
+            translation.commands,
+            now=now,
+            respond=respond,
+            idempotency=idempotency,
+            dry_run=dry_run,
+            event_limits=EVENT_TYPE_LIMITS,
         )
     if not stored.replayed and not dry_run:
         ctx.metrics.count_events(DIALECT, "accepted", result["processed"])

@@ -33,8 +33,14 @@ from eventyard.dialects.cordial.translate import (
     record_json,
     translate_activity,
 )
-from eventyard.http import decode_content, idempotency_key, iso_utc, read_body, send_stored
-from eventyard.services.accounts import authenticate
+from eventyard.http import (
+    decode_content,
+    idempotency_key,
+    iso_utc,
+    parse_off_loop,
+    read_body,
+    send_stored,
+)
 from eventyard.services.activity_search import count_activities, search_activities
 from eventyard.services.exports import (
     EXPORT_ACTIVITIES,
@@ -44,7 +50,7 @@ from eventyard.services.exports import (
     finished_export,
     start_activity_export,
 )
-from eventyard.services.ingest import IdempotencyRequest, ingest_records
+from eventyard.services.ingest import IdempotencyRequest
 from eventyard.services.jobs import get_job
 
 PATH = "/v2/contactactivities"
@@ -79,9 +85,7 @@ async def cordial_account(request: Request, ctx: AppContext) -> Account:
             401,
         )
     try:
-        account = await run_in_threadpool(
-            authenticate, ctx.store, DIALECT, key, None, ctx.credentials
-        )
+        account = await ctx.authenticate(DIALECT, key)
     except Unauthorized as exc:
         raise EventyardError("unauthorized", "Invalid API key", 401) from exc
     ctx.limit_rate(DIALECT, account.id)
@@ -111,7 +115,7 @@ async def create_activity(request: Request, ctx: AppContext = Depends(get_contex
     )
     body = await decode_content(request, body, limit)
     now = ctx.now()
-    translation = await run_in_threadpool(translate_body, body, account, now)
+    translation = await parse_off_loop(body, translate_body, account, now)
 
     def respond(outcome: RecordsOutcome) -> StoredResponse:
         if outcome.rejected:
@@ -127,16 +131,13 @@ async def create_activity(request: Request, ctx: AppContext = Depends(get_contex
         if key
         else None
     )
-    stored = await run_in_threadpool(
-        lambda: ingest_records(
-            ctx.store,
-            account,
-            [translation.activity],
-            now=now,
-            respond=respond,
-            idempotency=idempotency,
-            rules=RULES,
-        )
+    stored = await ctx.ingest_records(
+        account,
+        [translation.activity],
+        now=now,
+        respond=respond,
+        idempotency=idempotency,
+        rules=RULES,
     )
     if not stored.replayed:
         ctx.metrics.count_events(DIALECT, "accepted", 1)

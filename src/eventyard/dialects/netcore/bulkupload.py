@@ -104,6 +104,7 @@ async def bulk_upload(request: Request, ctx: AppContext = Depends(get_context)) 
         )
     except Unauthorized as exc:
         raise EventyardError("unauthorized", "Invalid API Key", 401) from exc
+    ctx.limit_rate(DIALECT, account.id)
     ctx.note_ingest(request, DIALECT, account.id)
     wanted = import_request(params)
     job_id = await run_in_threadpool(

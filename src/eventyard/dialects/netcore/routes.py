@@ -22,7 +22,7 @@ from eventyard.http import (
     stored_json,
 )
 from eventyard.services.accounts import authenticate
-from eventyard.services.ingest import IdempotencyRequest, ingest_activities
+from eventyard.services.ingest import IdempotencyRequest, respond_to_activities
 
 PATH = "/v1/activity/upload"
 router = APIRouter(tags=["Netcore"])
@@ -81,6 +81,7 @@ async def upload_activities(request: Request, ctx: AppContext = Depends(get_cont
         )
     except Unauthorized as exc:
         raise EventyardError("unauthorized", "Invalid API Key", 401) from exc
+    ctx.limit_rate(DIALECT, account.id)
     ctx.note_ingest(request, DIALECT, account.id)
     body = await read_body(
         request,
@@ -97,16 +98,14 @@ async def upload_activities(request: Request, ctx: AppContext = Depends(get_cont
         if key
         else None
     )
-    stored = await run_in_threadpool(
-        lambda: ingest_activities(
-            ctx.store,
-            account,
-            translation.activities,
-            now=now,
-            respond=_success,
-            idempotency=idempotency,
-            skipped=len(translation.skipped),
-        )
+    stored = await ctx.ingest_records(
+        account,
+        translation.activities,
+        now=now,
+        respond=respond_to_activities(
+            translation.activities, _success, skipped=len(translation.skipped)
+        ),
+        idempotency=idempotency,
     )
     if not stored.replayed:
         ctx.metrics.count_events(DIALECT, "accepted", len(translation.activities))

@@ -26,7 +26,7 @@ from eventyard.dialects.ortto.translate import (
 )
 from eventyard.http import decode_content, idempotency_key, parse_json_body, read_body, send_stored
 from eventyard.services.accounts import authenticate
-from eventyard.services.ingest import DeferredRecords, IdempotencyRequest, ingest_records
+from eventyard.services.ingest import DeferredRecords, IdempotencyRequest
 from eventyard.services.ingest_stats import RejectionError
 
 PATH = "/v1/activities/create"
@@ -113,7 +113,8 @@ async def create_activities(request: Request, ctx: AppContext = Depends(get_cont
         status, content = response_body(translation, stored_now, outcome)
         result.update(content)
         if outcome is not None and outcome.job_id is not None:
-            job_ids.append(outcome.job_id)
+            # A group commit may render a request twice: the last rendering counts.
+            job_ids[:] = [outcome.job_id]
         return StoredResponse(status_code=status, body=orjson.dumps(content))
 
     if not stored_now.records and not queued.records:
@@ -126,20 +127,17 @@ async def create_activities(request: Request, ctx: AppContext = Depends(get_cont
             if key
             else None
         )
-        stored = await run_in_threadpool(
-            lambda: ingest_records(
-                ctx.store,
-                account,
-                stored_now.records,
-                now=now,
-                respond=respond,
-                idempotency=idempotency,
-                rules=RULES,
-                groups=stored_now.groups,
-                deferred=DeferredRecords(queued.records, queued.groups, queued.labels)
-                if queued.records
-                else None,
-            )
+        stored = await ctx.ingest_records(
+            account,
+            stored_now.records,
+            now=now,
+            respond=respond,
+            idempotency=idempotency,
+            rules=RULES,
+            groups=stored_now.groups,
+            deferred=DeferredRecords(queued.records, queued.groups, queued.labels)
+            if queued.records
+            else None,
         )
         if queued.records and not stored.replayed and ctx.wake is not None:
             ctx.wake()

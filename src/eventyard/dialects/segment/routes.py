@@ -27,10 +27,15 @@ from eventyard.dialects.segment.translate import (
     parse_request,
     translate_messages,
 )
-from eventyard.http import decode_content, read_body, send_stored
-from eventyard.services.accounts import authenticate
+from eventyard.http import (
+    decode_content,
+    idempotency_key,
+    parse_off_loop,
+    read_body,
+    send_stored,
+)
 from eventyard.services.contacts import find_contacts
-from eventyard.services.ingest import ingest_records
+from eventyard.services.ingest import IdempotencyRequest
 from eventyard.services.ingest_stats import RejectionError
 
 BATCH_PATH = "/v1/batch"
@@ -68,7 +73,9 @@ async def receive(request: Request, ctx: AppContext, call_type: str | None) -> R
         account = await _account_of(ctx, write_key)
         ctx.note_ingest(request, DIALECT, account.id)
     limit = MAX_BATCH_BYTES if call_type is None else MAX_MESSAGE_BYTES
-    parsed = await _read_request(request, ctx, call_type, min(limit, ctx.settings.max_body_bytes))
+    body, parsed = await _read_request(
+        request, ctx, call_type, min(limit, ctx.settings.max_body_bytes)
+    )
     if account is None:
         bearer = header.bearer if header is not None else None
         write_key = parsed.write_key or parsed.first_message_key or bearer
@@ -93,32 +100,40 @@ async def receive(request: Request, ctx: AppContext, call_type: str | None) -> R
             await run_in_threadpool(resolve_aliases, ctx, checked, translation)
 
         def respond(outcome: RecordsOutcome) -> StoredResponse:
-            refused.extend(
+            # A group commit may render a request twice: the last rendering counts.
+            refused[:] = [
                 MessageProblem(translation.positions[r.index], r.code, r.message)
                 for r in outcome.rejected
-            )
+            ]
             return StoredResponse(status_code=200, body=SUCCESS)
 
-        stored = await run_in_threadpool(
-            lambda: ingest_records(
-                ctx.store, checked, translation.records, now=now, respond=respond
+        key = idempotency_key(request)
+        idempotency = (
+            IdempotencyRequest.for_request(
+                key, request.url.path, body, ctx.settings.idempotency_ttl_seconds
             )
+            if key
+            else None
+        )
+        stored = await ctx.ingest_records(
+            checked, translation.records, now=now, respond=respond, idempotency=idempotency
         )
     else:
         stored = StoredResponse(status_code=200, body=SUCCESS)
     dropped = translation.dropped + len(refused)
-    ctx.metrics.count_events(DIALECT, "accepted", len(translation.records) - len(refused))
-    ctx.metrics.count_events(DIALECT, "rejected", dropped)
-    # Segment: "To debug events that return 200 responses but aren't accepted by
-    # Segment, use the Segment Debugger"; the console's ingest rejections play that part.
-    await ctx.remember_rejection(
-        request,
-        status_code=200,
-        rejected_records=dropped,
-        errors=[
-            RejectionError(p.index, p.field, p.message) for p in (*translation.errors, *refused)
-        ],
-    )
+    if not stored.replayed:
+        ctx.metrics.count_events(DIALECT, "accepted", len(translation.records) - len(refused))
+        ctx.metrics.count_events(DIALECT, "rejected", dropped)
+        # Segment: "To debug events that return 200 responses but aren't accepted by
+        # Segment, use the Segment Debugger"; the console's ingest rejections play that part.
+        await ctx.remember_rejection(
+            request,
+            status_code=200,
+            rejected_records=dropped,
+            errors=[
+                RejectionError(p.index, p.field, p.message) for p in (*translation.errors, *refused)
+            ],
+        )
     response = send_stored(stored)
     if dropped:
         response.headers[REJECTED_HEADER] = str(dropped)
@@ -127,8 +142,8 @@ async def receive(request: Request, ctx: AppContext, call_type: str | None) -> R
 
 async def _read_request(
     request: Request, ctx: AppContext, call_type: str | None, limit: int
-) -> ParsedRequest:
-    """The body, gunzipped at most to ``limit`` bytes, as messages; 400 beyond the limit.
+) -> tuple[bytes, ParsedRequest]:
+    """The body, gunzipped at most to ``limit`` bytes, and its messages; 400 beyond the limit.
 
     "If these limits are exceeded, Segment returns a 400 Bad Request error."
     """
@@ -141,11 +156,13 @@ async def _read_request(
         if exc.status != 413:
             raise
         what = "a batch request" if call_type is None else "a single call"
-        raise segment_error(
+        error = segment_error(
             f"the body is larger than {limit} bytes, the limit of {what}",
             code="payload_too_large",
-        ) from exc
-    return await run_in_threadpool(_parse, body, call_type)
+        )
+        error.headers.update(exc.headers)  # Connection: close, so the rest is never read
+        raise error from exc
+    return body, await parse_off_loop(body, _parse, call_type)
 
 
 def _parse(body: bytes, call_type: str | None) -> ParsedRequest:
@@ -158,9 +175,7 @@ def _parse(body: bytes, call_type: str | None) -> ParsedRequest:
 
 async def _account_of(ctx: AppContext, write_key: str) -> Account:
     try:
-        return await run_in_threadpool(
-            authenticate, ctx.store, DIALECT, write_key, None, ctx.credentials
-        )
+        return await ctx.authenticate(DIALECT, write_key)
     except Unauthorized as exc:
         raise _unauthorized("Invalid write key") from exc
 
