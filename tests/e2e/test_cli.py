@@ -364,6 +364,34 @@ class TestUsage:
         assert "name" in result.stderr
         assert "Traceback" not in result.stdout + result.stderr
 
+    @pytest.mark.parametrize(
+        ("name", "value", "message"),
+        [
+            ("EVENTYARD_URL_ALLOWLIST", "10.0.0.0/8, 127.0.0.1/33", "'127.0.0.1/33' is not a CIDR"),
+            ("EVENTYARD_URL_ALLOWLIST", "localhost", "'localhost' is not a CIDR"),
+            ("EVENTYARD_PORT", "http", "valid integer"),
+        ],
+    )
+    def test_a_bad_setting_stops_serve_before_it_starts(
+        self, tmp_path: Path, name: str, value: str, message: str
+    ) -> None:
+        """A typo in the SSRF allow-list (issue 9) must not surface at the first import
+        that happens to read it: serve refuses to start and names the variable."""
+        port = str(free_port())
+        result = subprocess.run(
+            [*command("module"), "serve", "--port", port],
+            env=cli_env(f"sqlite:///{tmp_path / 'x.db'}", **{name: value}),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert result.returncode == 2, (result.stdout, result.stderr)
+        assert name in result.stderr
+        assert message in result.stderr.replace("\n", " ")
+        assert "Traceback" not in result.stderr
+        assert not (tmp_path / "x.db").exists(), "nothing was done before the refusal"
+
     def test_accounts_list_is_readable_in_a_pipe(self, tmp_path: Path) -> None:
         """Piped to grep or a file (no terminal), every row keeps its full id and name."""
         url = f"sqlite:///{tmp_path / 'x.db'}"

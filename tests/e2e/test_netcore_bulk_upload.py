@@ -408,6 +408,18 @@ class TestRefusals:
             ("path", "http://[::1]:9/a.csv", "::1 is a loopback address"),
             ("path", "http://0.0.0.0:9/a.csv", "0.0.0.0 is an unspecified address"),
             ("callback", "http://192.168.1.5/hook", "192.168.1.5 is a private address"),
+            # Issue 9: "decimal/octal IP spellings" and "mapped forms".
+            ("path", "http://2130706433/a.csv", "127.0.0.1 is a loopback address"),
+            ("path", "http://0177.0.0.1/a.csv", "127.0.0.1 is a loopback address"),
+            ("path", "http://0x7f.0.0.1/a.csv", "127.0.0.1 is a loopback address"),
+            ("path", "http://127.1/a.csv", "127.0.0.1 is a loopback address"),
+            ("path", "http://0/a.csv", "0.0.0.0 is an unspecified address"),
+            ("path", "http://[::ffff:127.0.0.1]/a.csv", "127.0.0.1 is a loopback address"),
+            ("path", "http://[::ffff:a9fe:a9fe]/latest", "169.254.169.254 is a link-local"),
+            ("path", "http://[2002:7f00:1::]/a.csv", "127.0.0.1 is a loopback address"),
+            ("path", "http://[fd12::1]/a.csv", "fd12::1 is a private address"),
+            ("callback", "http://0xa9fea9fe/hook", "169.254.169.254 is a link-local address"),
+            ("callback", "http://[::1]:9/hook", "::1 is a loopback address"),
         ],
     )
     def test_ssrf_refused_without_an_allow_list(
@@ -422,11 +434,15 @@ class TestRefusals:
         r = http.post(APIV2, params=params)
         self.assert_error(r, 400, reason)
 
-    def test_a_redirect_to_loopback_fails_the_import(self, hub: Hub, account: NewAccount) -> None:
+    @pytest.mark.parametrize("host", ["127.0.0.2", "2130706434", "[::ffff:127.0.0.2]"])
+    def test_a_redirect_to_loopback_fails_the_import(
+        self, hub: Hub, account: NewAccount, host: str
+    ) -> None:
         """Issue 6: "the resolved address of the URL and of every redirect" is checked.
-        127.0.0.2 is loopback outside the allow-list 127.0.0.1/32."""
+        127.0.0.2 is loopback outside the allow-list 127.0.0.1/32; issue 9 adds its
+        decimal and IPv4-mapped spellings ("redirects into them")."""
         port = hub.peers.files.base_url.rsplit(":", 1)[1]
-        target = f"http://127.0.0.2:{port}/messy.csv"
+        target = f"http://{host}:{port}/messy.csv"
         write_csv(hub.peers, "messy.csv", MESSY_CSV)
         callback = hub.peers.files.url(f"refused/{account.account.id}")
         r = submit(

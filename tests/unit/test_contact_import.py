@@ -148,6 +148,12 @@ class TestAddressRule:
             ("0.0.0.0", "unspecified"),
             ("240.0.0.1", "address"),  # reserved (Python counts it private too)
             ("100.64.0.1", "not a public"),
+            ("::ffff:a9fe:a9fe", "169.254.169.254 is a link-local"),
+            ("2002:7f00:1::", "127.0.0.1 is a loopback"),  # 6to4 carrying loopback
+            ("2002:a00:1::5", "10.0.0.1 is a private"),
+            ("64:ff9b::7f00:1", "reserved"),  # NAT64
+            ("::7f00:1", "reserved"),  # IPv4-compatible ::127.0.0.1
+            ("fd00::1", "private"),
         ],
     )
     def test_non_public_addresses_are_refused(self, address: str, kind: str) -> None:
@@ -158,6 +164,7 @@ class TestAddressRule:
     def test_public_addresses_pass(self) -> None:
         assert address_refusal("93.184.216.34") is None
         assert address_refusal("2606:2800:220:1:248:1893:25c8:1946") is None
+        assert address_refusal("2002:5db8:d822::1") is None  # 6to4 of 93.184.216.34
 
     def test_the_allow_list_lets_chosen_networks_in(self) -> None:
         allowed = parse_allowlist(" 127.0.0.1/32 , 10.0.0.0/8,")

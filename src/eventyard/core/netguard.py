@@ -35,11 +35,13 @@ def address_refusal(address: str, allowlist: Sequence[Network] = ()) -> str | No
     Allowed: addresses inside an allow-list network, and public (global)
     addresses. Refused: loopback, link-local (169.254.169.254 included),
     private, multicast, unspecified, reserved and other non-global ranges.
-    An IPv4 address written as IPv6 (``::ffff:127.0.0.1``) is judged as IPv4.
+    An IPv4 address written as IPv6 (``::ffff:127.0.0.1``) or carried in a 6to4
+    address (``2002:7f00:1::``, which a 6to4 relay delivers to 127.0.0.1) is
+    judged as that IPv4 address.
     """
     ip = ipaddress.ip_address(address.split("%", 1)[0])  # drop an IPv6 zone (fe80::1%eth0)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        ip = ip.ipv4_mapped or ip.sixtofour or ip
     if any(ip in network for network in allowlist):
         return None
     checks = (

@@ -1,0 +1,194 @@
+"""The dialects the reliability suite exercises: adding a dialect is one entry in ``DIALECTS``.
+
+Each entry knows how to authenticate as an account, how to send a batch of
+activities each carrying a unique marker (a property named ``mark``), and how
+to find those markers again among the stored activities. The crash, hostile
+input, tenant isolation, fuzz and load parts all iterate over ``DIALECTS``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+
+from eventyard.core.model import NewAccount
+from eventyard.storage.database import Database
+from eventyard.storage.tables import activities
+from tests.support import admin
+
+#: The property every generated activity carries with its marker.
+MARK = "mark"
+
+
+@dataclass(frozen=True)
+class Request:
+    """One HTTP request of a dialect, ready for ``httpx.Client.request``."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    json: Any = None
+    auth: tuple[str, str] | None = None
+
+    def send(self, http: httpx.Client, **extra_headers: str) -> httpx.Response:
+        return http.request(
+            self.method,
+            self.path,
+            json=self.json,
+            headers={**self.headers, **extra_headers},
+            auth=self.auth,
+        )
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """How the reliability suite speaks one dialect."""
+
+    name: str
+    #: Largest number of activities one request of this dialect carries in the suite.
+    batch_size: int
+    #: ``batch(account, markers)``: one request storing one activity per marker.
+    batch: Callable[[NewAccount, Sequence[str]], Request]
+    #: The key under which the marker is stored in ``activities.properties``.
+    stored_key: str = MARK
+    #: Whether a 2xx answer means every activity of the request is stored.
+    accepted: Callable[[httpx.Response], bool] = lambda r: 200 <= r.status_code < 300
+    #: Called once per account before the first request (definitions, settings).
+    prepare: Callable[[httpx.Client, NewAccount], None] = lambda http, account: None
+
+    def contact_of(self, marker: str) -> str:
+        """The e-mail of the contact an activity with ``marker`` belongs to.
+
+        Markers sharing a prefix before ``#`` share a contact, so a batch
+        exercises both new and already known contacts.
+        """
+        return f"{marker.split('#', 1)[0]}@reliability.example.com"
+
+
+def _netcore(account: NewAccount, markers: Sequence[str]) -> Request:
+    d = DIALECTS_BY_NAME["netcore"]
+    body = [
+        {
+            "asset_id": "reliability",
+            "activity_name": "Reliability Check",
+            "timestamp": "2026-01-01T00:00:00Z",
+            "identity": d.contact_of(m),
+            "activity_source": "web",
+            "activity_params": {MARK: m},
+        }
+        for m in markers
+    ]
+    return Request("POST", "/v1/activity/upload", {"api-key": account.netcore_api_key}, body)
+
+
+def _clevertap(account: NewAccount, markers: Sequence[str]) -> Request:
+    d = DIALECTS_BY_NAME["clevertap"]
+    body = {
+        "d": [
+            {
+                "identity": d.contact_of(m),
+                "ts": 1767225600,
+                "type": "event",
+                "evtName": "Reliability Check",
+                "evtData": {MARK: m},
+            }
+            for m in markers
+        ]
+    }
+    headers = {
+        "X-CleverTap-Account-Id": account.clevertap_account_id,
+        "X-CleverTap-Passcode": account.clevertap_passcode,
+    }
+    return Request("POST", "/1/upload", headers, body)
+
+
+def _clevertap_accepted(r: httpx.Response) -> bool:
+    """CleverTap answers 200 with per-record results; success means none unprocessed."""
+    if r.status_code != 200:
+        return False
+    body = r.json()
+    return bool(body.get("status") == "success" and not body.get("unprocessed"))
+
+
+def _ortto(account: NewAccount, markers: Sequence[str]) -> Request:
+    d = DIALECTS_BY_NAME["ortto"]
+    body = {
+        "activities": [
+            {
+                "activity_id": "act:cm:reliability-check",
+                "attributes": {f"str:cm:{MARK}": m},
+                "fields": {"str::email": d.contact_of(m)},
+                "merge_by": ["str::email"],
+            }
+            for m in markers
+        ]
+    }
+    return Request("POST", "/v1/activities/create", {"X-Api-Key": account.ortto_api_key}, body)
+
+
+def _ortto_prepare(http: httpx.Client, account: NewAccount) -> None:
+    """Ortto refuses activities without a definition; let first use create it."""
+    r = http.patch(
+        "/api/v1/account/settings", json={"auto_create_definitions": True}, headers=admin(account)
+    )
+    assert r.status_code == 200, r.text
+
+
+def _cordial(account: NewAccount, markers: Sequence[str]) -> Request:
+    """Cordial's POST carries one activity; the suite sends it one marker at a time."""
+    (marker,) = markers
+    d = DIALECTS_BY_NAME["cordial"]
+    body = {"email": d.contact_of(marker), "a": "reliability-check", "properties": {MARK: marker}}
+    return Request("POST", "/v2/contactactivities", {}, body, auth=(account.cordial_api_key, ""))
+
+
+def _segment(account: NewAccount, markers: Sequence[str]) -> Request:
+    d = DIALECTS_BY_NAME["segment"]
+    body = {
+        "batch": [
+            {
+                "type": "track",
+                "userId": d.contact_of(m),
+                "event": "Reliability Check",
+                "properties": {MARK: m},
+                "messageId": f"{m}-{uuid.uuid5(uuid.NAMESPACE_URL, m)}",
+                "timestamp": "2026-01-01T00:00:00Z",
+            }
+            for m in markers
+        ]
+    }
+    return Request("POST", "/v1/batch", {}, body, auth=(account.segment_write_key, ""))
+
+
+def _segment_accepted(r: httpx.Response) -> bool:
+    """Segment answers 200 even when it drops invalid calls; the suite's calls are all valid."""
+    return r.status_code == 200 and "X-Eventyard-Rejected-Messages" not in r.headers
+
+
+DIALECTS: tuple[Dialect, ...] = (
+    Dialect("netcore", 1000, _netcore),
+    Dialect("clevertap", 1000, _clevertap, accepted=_clevertap_accepted),
+    Dialect("ortto", 100, _ortto, stored_key=f"str:cm:{MARK}", prepare=_ortto_prepare),
+    Dialect("cordial", 1, _cordial),
+    Dialect("segment", 1000, _segment, accepted=_segment_accepted),
+)
+DIALECTS_BY_NAME = {d.name: d for d in DIALECTS}
+
+
+def stored_markers(store: Database, account_id: str, dialect: Dialect) -> list[str]:
+    """Every marker stored for ``account_id``, once per stored activity (so repeats show)."""
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            select(activities.c.properties).where(activities.c.account_id == account_id)
+        ).scalars()
+        return [p[dialect.stored_key] for p in rows if dialect.stored_key in p]
+
+
+def markers(prefix: str, count: int, contacts: int) -> list[str]:
+    """``count`` unique markers spread over ``contacts`` contacts (``prefix-c#i``)."""
+    return [f"{prefix}-{i % contacts}#{i}" for i in range(count)]

@@ -1,0 +1,329 @@
+"""Every route of the OpenAPI document, called with another account's credentials.
+
+Issue 9: "every canonical API route and every dialect route tested for
+cross-tenant access with another account's credentials (expect 401/404,
+never data)". A victim account holds a contact with a secret attribute,
+activities, a list, an activity definition, an export and an import job.
+An intruder account then calls every route with its own valid credentials
+of the route's kind, naming the victim's ids and identifiers; and every
+route once without credentials. No answer may carry the victim's contact
+id, secret or job ids, and the victim's data is unchanged afterwards.
+
+``test_every_route_of_the_openapi_document_has_a_case`` keeps the table
+complete: a route added without a case here fails it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from eventyard.core.model import NewAccount
+from eventyard.services.accounts import create_account
+from eventyard.storage.database import Database
+from tests.support import admin, find_contact
+
+#: Routes anyone may call: no account's data behind them.
+PUBLIC = {("get", "/healthz"), ("get", "/readyz"), ("get", "/metrics")}
+
+
+@dataclass
+class Victim:
+    account: NewAccount
+    email: str
+    secret: str
+    contact_id: str
+    list_id: int
+    export_job: str
+    definition: str
+
+    def ids(self) -> dict[str, str]:
+        return {
+            "contact_id": self.contact_id,
+            "list_id": str(self.list_id),
+            "job_id": self.export_job,
+            "activity_id": self.definition,
+        }
+
+    def secrets(self) -> list[str]:
+        """What no answer to another account may contain."""
+        return [
+            self.secret,
+            self.contact_id,
+            self.export_job,
+            self.account.account.id,
+        ]
+
+
+def credentials(kind: str, account: NewAccount) -> dict[str, Any]:
+    """``httpx`` keyword arguments authenticating ``account`` the way ``kind`` does."""
+    if kind == "admin":
+        return {"headers": admin(account)}
+    if kind == "netcore":
+        return {"headers": {"api-key": account.netcore_api_key}}
+    if kind == "apiv2":
+        return {
+            "params": {
+                "type": "contact",
+                "activity": "bulkupload",
+                "apikey": account.netcore_api_key,
+            }
+        }
+    if kind == "clevertap":
+        return {
+            "headers": {
+                "X-CleverTap-Account-Id": account.clevertap_account_id,
+                "X-CleverTap-Passcode": account.clevertap_passcode,
+            }
+        }
+    if kind == "ortto":
+        return {"headers": {"X-Api-Key": account.ortto_api_key}}
+    if kind == "cordial":
+        return {"auth": (account.cordial_api_key, "")}
+    if kind == "segment":
+        return {"auth": (account.segment_write_key, "")}
+    raise AssertionError(kind)
+
+
+@dataclass(frozen=True)
+class Case:
+    """How to call one route as the intruder; ``body`` and ``params`` may name the victim."""
+
+    kind: str
+    body: Callable[[Victim], Any] | None = None
+    params: Callable[[Victim], dict[str, str]] | None = None
+    data: Callable[[Victim], dict[str, str]] | None = None
+    #: Statuses the intruder may get (a 2xx only where it acts on its own account).
+    allowed: tuple[int, ...] = (401, 404)
+
+
+def _netcore(v: Victim) -> Any:
+    return [
+        {
+            "asset_id": "x",
+            "activity_name": "Intrude",
+            "timestamp": "2026-01-01T00:00:00Z",
+            "identity": v.email,
+            "activity_source": "web",
+            "activity_params": {"email": v.email},
+        }
+    ]
+
+
+OWN_WRITE = (200, 202)
+CASES: dict[tuple[str, str], Case] = {
+    ("get", "/api/v1/contacts"): Case(
+        "admin", params=lambda v: {"identifier": f"identity:{v.email}"}, allowed=(200,)
+    ),
+    ("get", "/api/v1/contacts/{contact_id}"): Case("admin"),
+    ("delete", "/api/v1/contacts/{contact_id}"): Case("admin"),
+    ("get", "/api/v1/contacts/{contact_id}/activities"): Case("admin"),
+    ("get", "/api/v1/contacts/{contact_id}/identity-events"): Case("admin"),
+    ("get", "/api/v1/erasures"): Case("admin", allowed=(200,)),
+    ("get", "/api/v1/jobs/{job_id}"): Case("admin"),
+    ("get", "/api/v1/jobs"): Case("admin", allowed=(200,)),
+    ("get", "/api/v1/lists"): Case("admin", allowed=(200,)),
+    ("post", "/api/v1/lists"): Case(
+        "admin", body=lambda v: {"name": "Newsletter"}, allowed=(200, 201)
+    ),
+    ("get", "/api/v1/lists/{list_id}"): Case("admin"),
+    ("get", "/api/v1/lists/{list_id}/contacts"): Case("admin"),
+    ("get", "/api/v1/activity-definitions"): Case("admin", allowed=(200,)),
+    ("post", "/api/v1/activity-definitions"): Case(
+        "admin",
+        body=lambda v: {"activity_id": v.definition + "-own", "name": "Mine", "fields": {}},
+        allowed=(200, 201),
+    ),
+    ("get", "/api/v1/activity-definitions/{activity_id}"): Case("admin"),
+    ("put", "/api/v1/activity-definitions/{activity_id}"): Case(
+        "admin", body=lambda v: {"name": "Taken over", "fields": {}}
+    ),
+    ("delete", "/api/v1/activity-definitions/{activity_id}"): Case("admin"),
+    ("get", "/api/v1/account"): Case("admin", allowed=(200,)),
+    ("patch", "/api/v1/account/settings"): Case(
+        "admin", body=lambda v: {"auto_create_definitions": True}, allowed=(200,)
+    ),
+    ("post", "/v1/activity/upload"): Case("netcore", body=_netcore, allowed=OWN_WRITE),
+    # A loopback file is refused (SSRF guard) after the key is checked: no job.
+    ("post", "/apiv2"): Case(
+        "apiv2", data=lambda v: {"path": "http://127.0.0.1:9/c.csv"}, allowed=(400,)
+    ),
+    ("post", "/1/upload"): Case(
+        "clevertap",
+        body=lambda v: {
+            "d": [{"identity": v.email, "ts": 1767225600, "type": "event", "evtName": "Intrude"}]
+        },
+        allowed=OWN_WRITE,
+    ),
+    ("post", "/v1/activities/create"): Case(
+        "ortto",
+        body=lambda v: {
+            "activities": [
+                {
+                    "activity_id": v.definition,
+                    "fields": {"str::email": v.email},
+                    "merge_by": ["str::email"],
+                }
+            ]
+        },
+        allowed=(200, 400),  # the intruder's account has no such definition: refused
+    ),
+    ("get", "/v2/contactactivities"): Case(
+        "cordial", params=lambda v: {"email": v.email}, allowed=(200,)
+    ),
+    ("post", "/v2/contactactivities"): Case(
+        "cordial", body=lambda v: {"email": v.email, "a": "intrude"}, allowed=OWN_WRITE
+    ),
+    ("post", "/v2/contactactivityexport"): Case(
+        "cordial", body=lambda v: {"format": "json"}, allowed=OWN_WRITE
+    ),
+    ("get", "/v2/jobs/{job_id}"): Case("cordial"),
+    ("get", "/v2/contactactivityexport/{job_id}/download"): Case("cordial"),
+    **{
+        ("post", f"/v1/{call}"): Case(
+            "segment",
+            body=lambda v, call=call: {
+                "userId": v.email,
+                **({"event": "Intrude"} if call == "track" else {}),
+                **({"groupId": "g1"} if call == "group" else {}),
+                **({"previousId": v.email} if call == "alias" else {}),
+            },
+            allowed=(200,),
+        )
+        for call in ("identify", "track", "page", "screen", "group", "alias")
+    },
+    ("post", "/v1/batch"): Case(
+        "segment",
+        body=lambda v: {"batch": [{"type": "track", "userId": v.email, "event": "Intrude"}]},
+        allowed=(200,),
+    ),
+}
+
+
+@pytest.fixture
+def victim(http: httpx.Client, account: NewAccount, database_url: str) -> Victim:
+    token = uuid.uuid4().hex[:10]
+    email, secret = f"victim.{token}@tenants.example.com", f"secret-{token}"
+    r = http.post(
+        "/v1/activity/upload",
+        json=[
+            {
+                "asset_id": "x",
+                "activity_name": "Purchase",
+                "timestamp": "2026-01-01T00:00:00Z",
+                "identity": email,
+                "activity_source": "web",
+                "activity_params": {"email": email, "note": secret},
+            }
+        ],
+        headers={"api-key": account.netcore_api_key},
+    )
+    assert r.status_code == 200, r.text
+    contact = find_contact(http, account, f"identity:{email}")
+    assert contact is not None
+    r = http.post("/api/v1/lists", json={"name": f"vip {token}"}, headers=admin(account))
+    assert r.status_code in (200, 201), r.text
+    list_id = int(r.json()["id"])
+    definition = f"act:cm:victim-{token}"
+    r = http.post(
+        "/api/v1/activity-definitions",
+        json={"activity_id": definition, "name": "Victim's", "fields": {}},
+        headers=admin(account),
+    )
+    assert r.status_code in (200, 201), r.text
+    r = http.post(
+        "/v2/contactactivityexport", json={"format": "json"}, auth=(account.cordial_api_key, "")
+    )
+    assert r.status_code == 202, r.text
+    export_job = r.json()["jobID"]
+    return Victim(
+        account,
+        email,
+        secret,
+        contact["id"],
+        list_id,
+        export_job,
+        definition,
+    )
+
+
+def call(
+    http: httpx.Client, method: str, path: str, case: Case, victim: Victim, auth: dict[str, Any]
+) -> httpx.Response:
+    url = path.format(**victim.ids())
+    params = {**(case.params(victim) if case.params else {}), **auth.pop("params", {})}
+    return http.request(
+        method.upper(),
+        url,
+        json=case.body(victim) if case.body else None,
+        data=case.data(victim) if case.data else None,
+        params=params or None,
+        **auth,
+    )
+
+
+def test_every_route_of_the_openapi_document_has_a_case(http: httpx.Client) -> None:
+    document = http.get("/openapi.json").json()
+    routes = {(m, p) for p, ops in document["paths"].items() for m in ops}
+    assert routes - PUBLIC == set(CASES), {
+        "without a case": sorted(routes - PUBLIC - set(CASES)),
+        "no longer routes": sorted(set(CASES) - routes),
+    }
+
+
+def test_another_accounts_credentials_never_reach_the_victims_data(
+    http: httpx.Client, store: Database, victim: Victim
+) -> None:
+    intruder = create_account(store, f"intruder-{uuid.uuid4().hex[:6]}")
+    before = http.get(
+        f"/api/v1/contacts/{victim.contact_id}/activities", headers=admin(victim.account)
+    ).json()
+    wrong = []
+    for (method, path), case in CASES.items():
+        r = call(http, method, path, case, victim, credentials(case.kind, intruder))
+        leaked = [s for s in victim.secrets() if s in r.text or s in str(r.headers)]
+        if r.status_code not in case.allowed or leaked:
+            wrong.append((method, path, r.status_code, leaked, r.text[:200]))
+    assert not wrong, wrong
+
+    # Nothing of the victim changed: contact, activities, list, definition, jobs.
+    r = http.get(f"/api/v1/contacts/{victim.contact_id}/activities", headers=admin(victim.account))
+    assert r.json() == before
+    assert find_contact(http, victim.account, f"identity:{victim.email}")["id"] == victim.contact_id
+    r = http.get(f"/api/v1/activity-definitions/{victim.definition}", headers=admin(victim.account))
+    assert r.status_code == 200
+    assert r.json()["name"] == "Victim's"
+    r = http.get(f"/api/v1/jobs/{victim.export_job}", headers=admin(victim.account))
+    assert r.status_code == 200
+
+
+def test_every_private_route_without_credentials_is_401(http: httpx.Client, victim: Victim) -> None:
+    wrong = []
+    for (method, path), case in CASES.items():
+        r = call(http, method, path, case, victim, {})
+        if r.status_code != 401 or any(s in r.text for s in victim.secrets()):
+            wrong.append((method, path, r.status_code, r.text[:200]))
+    assert not wrong, wrong
+
+
+def test_a_key_of_another_dialect_is_refused_on_every_dialect_route(
+    http: httpx.Client, victim: Victim
+) -> None:
+    """A valid key of the same account, but of another dialect, opens nothing."""
+    wrong = []
+    for (method, path), case in CASES.items():
+        if case.kind == "admin":
+            continue
+        other = "cordial" if case.kind != "cordial" else "segment"
+        auth = credentials(other, victim.account)
+        if case.kind == "apiv2":
+            auth["params"] = {"type": "contact", "activity": "bulkupload", "apikey": "x"}
+        r = call(http, method, path, case, victim, auth)
+        if r.status_code != 401:
+            wrong.append((method, path, r.status_code, r.text[:200]))
+    assert not wrong, wrong
