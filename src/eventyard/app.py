@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -27,12 +30,14 @@ from eventyard.context import AppContext, utc_now
 from eventyard.core.account_settings import MAX_DEDUP_WINDOW_HOURS
 from eventyard.core.errors import EventyardError, FieldError
 from eventyard.core.ratelimit import RateLimiter
+from eventyard.dialects.base import Dialect
 from eventyard.dialects.registry import BUILTIN_DIALECTS
-from eventyard.errors import render_error
+from eventyard.errors import ERROR_SCHEMA, render_error
 from eventyard.jobs.periodic import periodic_jobs
 from eventyard.jobs.registry import HANDLERS
 from eventyard.jobs.worker import Worker, WorkerThread
 from eventyard.observability import Metrics, RequestContextMiddleware, configure_logging
+from eventyard.openapi import add_error_answers
 from eventyard.services.accounts import CredentialCache
 from eventyard.services.group_commit import GroupCommitter
 from eventyard.services.ingest import purge_idempotency_keys
@@ -133,20 +138,49 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     app.include_router(definitions_api.router)
     app.include_router(accounts_api.router)
     mount_console(app)
-    renderers: dict[str, Callable[[EventyardError], Response]] = {}
+    owners: dict[str, Dialect] = {}
     for dialect in BUILTIN_DIALECTS:
         app.include_router(dialect.router)
-        renderers.update(dict.fromkeys(dialect.paths, dialect.render_error))
+        owners.update(dict.fromkeys(dialect.paths, dialect))
+
+    def owner_of(path: str) -> Dialect | None:
+        """The dialect whose error shape ``path`` answers in; ``None``: eventyard's own."""
+        # "/v1/activity/upload/" is still the Netcore endpoint to its client.
+        owner = owners.get(path) or owners.get(path.rstrip("/"))
+        if owner is None:
+            # A dialect path ending in "/" covers the paths below it (/v2/jobs/{id}).
+            prefixes = (p for p in owners if p.endswith("/") and path.startswith(p))
+            prefix = max(prefixes, key=len, default=None)
+            owner = None if prefix is None else owners[prefix]
+        return owner
 
     def render_for_path(path: str, exc: EventyardError) -> Response:
-        # "/v1/activity/upload/" is still the Netcore endpoint to its client.
-        renderer = renderers.get(path) or renderers.get(path.rstrip("/"))
-        if renderer is None:
-            # A dialect path ending in "/" covers the paths below it (/v2/jobs/{id}).
-            prefixes = (p for p in renderers if p.endswith("/") and path.startswith(p))
-            prefix = max(prefixes, key=len, default=None)
-            renderer = render_error if prefix is None else renderers[prefix]
-        return renderer(exc)
+        owner = owner_of(path)
+        return render_error(exc) if owner is None else owner.render_error(exc)
+
+    def error_schema_of(path: str) -> dict[str, Any]:
+        owner = owner_of(path)
+        return ERROR_SCHEMA if owner is None else owner.error_schema
+
+    build_openapi = app.openapi
+    public = frozenset(
+        (method.lower(), route.path)
+        for route in health.router.routes
+        if isinstance(route, APIRoute)
+        for method in route.methods or ()
+    )
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            # FastAPI's builder caches the document in app.openapi_schema.
+            add_error_answers(
+                build_openapi(),
+                error_schema=error_schema_of,
+                public=public,
+            )
+        return app.openapi_schema  # type: ignore[return-value]
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     def render(request: Request, exc: EventyardError) -> Response:
         return render_for_path(request.url.path, exc)
@@ -172,10 +206,27 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     async def on_http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # Starlette names the methods of the first route on the path; several
+            # routes may share it (GET and DELETE /api/v1/contacts/{id}).
+            headers["Allow"] = ", ".join(sorted(allowed_methods(request))) or headers.get(
+                "Allow", ""
+            )
         return render(
-            request,
-            EventyardError(code, str(exc.detail), exc.status_code, headers=dict(exc.headers or {})),
+            request, EventyardError(code, str(exc.detail), exc.status_code, headers=headers)
         )
+
+    def allowed_methods(request: Request) -> set[str]:
+        """The methods the OpenAPI document lists for the request's path."""
+        if not path_methods:
+            for template, operations in app.openapi()["paths"].items():
+                pattern = re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template))
+                path_methods.append((re.compile(pattern), {m.upper() for m in operations}))
+        path = request.url.path
+        return {m for pattern, methods in path_methods if pattern.fullmatch(path) for m in methods}
+
+    path_methods: list[tuple[re.Pattern[str], set[str]]] = []
 
     async def on_validation_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)

@@ -13,6 +13,33 @@ from fastapi import Response
 from eventyard.core.errors import EventyardError, FieldError
 from eventyard.http import json_response
 
+#: The JSON schema of :func:`field_errors_json`'s items.
+FIELD_ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["field", "reason"],
+    "properties": {
+        "index": {"type": "integer", "description": "The record's position in the batch."},
+        "field": {"type": "string"},
+        "reason": {"type": "string"},
+    },
+}
+#: The JSON schema of :func:`render_error`'s body, for the OpenAPI document.
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "errors": {"type": "array", "items": FIELD_ERROR_SCHEMA},
+            },
+        }
+    },
+}
+
 
 def field_errors_json(errors: list[FieldError]) -> list[dict[str, Any]]:
     return [

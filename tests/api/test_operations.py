@@ -187,6 +187,44 @@ class TestDocs:
         )
         assert {"identity", "email", "mobile", "anonid"} <= set(event["properties"])
 
+    def test_every_operation_documents_its_errors_in_its_dialects_shape(
+        self, http: httpx.Client
+    ) -> None:
+        """A client generated from the document learns the answers it will get: no
+        FastAPI 422 that is never sent, and each error body in the owner's shape."""
+        paths = http.get("/openapi.json").json()["paths"]
+
+        def error_schema(path: str, method: str, status: str) -> dict[str, Any]:
+            answer = paths[path][method]["responses"][status]
+            schema: dict[str, Any] = answer["content"]["application/json"]["schema"]
+            return schema
+
+        assert set(error_schema(UPLOAD, "post", "400")["required"]) == {
+            "status",
+            "code",
+            "message",
+        }
+        assert "errorKey" in error_schema("/v2/contactactivities", "post", "422")["required"]
+        assert "success" in error_schema("/v1/track", "post", "401")["required"]
+        assert error_schema("/api/v1/lists", "post", "409")["required"] == ["error"]
+        for operations in paths.values():
+            for operation in operations.values():
+                assert "HTTPValidationError" not in str(operation["responses"])
+        assert "Retry-After" in paths[UPLOAD]["post"]["responses"]["503"]["headers"]
+
+    @pytest.mark.parametrize(
+        ("path", "allow"),
+        [("/api/v1/contacts/x", "DELETE, GET"), ("/api/v1/lists", "GET, POST")],
+    )
+    def test_405_names_every_method_of_the_path(
+        self, http: httpx.Client, path: str, allow: str
+    ) -> None:
+        """RFC 9110: a 405 "MUST generate an Allow header field ... containing a list of
+        the target resource's currently supported methods", not those of one route."""
+        r = http.request("PATCH", path)
+        assert r.status_code == 405
+        assert r.headers["Allow"] == allow
+
     def test_openapi_documents_the_canonical_api(self, http: httpx.Client) -> None:
         paths = http.get("/openapi.json").json()["paths"]
         for path in (

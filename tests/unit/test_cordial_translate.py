@@ -284,9 +284,11 @@ class TestExportBody:
         assert caught.value.code == VALIDATION
         assert field_of(caught.value) == field
 
-    def test_a_body_that_is_not_an_object_is_an_invalid_payload(self) -> None:
+    @pytest.mark.parametrize("body", [[1, 2], None, "all", 3])
+    def test_a_body_that_is_not_an_object_is_an_invalid_payload(self, body: object) -> None:
+        """A JSON ``null`` is not "no filters": only an empty body is (found by fuzzing)."""
         with pytest.raises(EventyardError) as caught:
-            parse_export([1, 2], KEYS)
+            parse_export(body, KEYS)
         assert caught.value.code == "CONTACT_ACTIVITIES_INVALID_PAYLOAD"
         assert caught.value.status == 400
 

@@ -50,7 +50,12 @@ def definition_json(definition: ActivityDefinition) -> dict[str, Any]:
     }
 
 
-@router.post("/activity-definitions", status_code=201, summary="Declare an activity definition")
+@router.post(
+    "/activity-definitions",
+    status_code=201,
+    responses={409: {"description": "The account has a definition with that id already."}},
+    summary="Declare an activity definition",
+)
 async def create_definition(
     body: NewDefinitionBody,
     account: Account = Depends(admin_account),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Response
+from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
 
@@ -18,7 +19,27 @@ async def healthz() -> Response:
     return json_response({"status": "ok"})
 
 
-@router.get("/readyz", summary="The process can reach its database")
+@router.get(
+    "/readyz",
+    summary="The process can reach its database",
+    responses={
+        503: {
+            "description": "The database is unreachable.",
+            "headers": {"Retry-After": {"schema": {"type": "string"}}},
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {
+                            "status": {"const": "unavailable"},
+                            "database": {"const": "unreachable"},
+                        },
+                    }
+                }
+            },
+        }
+    },
+)
 async def readyz(ctx: AppContext = Depends(get_context)) -> Response:
     try:
         await run_in_threadpool(ctx.store.ping)
@@ -29,6 +50,11 @@ async def readyz(ctx: AppContext = Depends(get_context)) -> Response:
     return json_response({"status": "ok", "database": "ok"})
 
 
-@router.get("/metrics", summary="Prometheus metrics")
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+)
 async def metrics(ctx: AppContext = Depends(get_context)) -> Response:
     return Response(ctx.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

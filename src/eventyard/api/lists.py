@@ -30,6 +30,7 @@ def list_json(contact_list: ContactList) -> dict[str, Any]:
 @router.post(
     "/lists",
     status_code=201,
+    responses={409: {"description": "The account has a list of that name already."}},
     summary="Create a list",
     description='`{"name": "…"}` -> 201 with the list and its integer `id`, the `listid` '
     "a Netcore bulk upload names. A name the account already uses is 409.",

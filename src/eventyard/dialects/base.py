@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import APIRouter, Response
 
@@ -19,3 +20,5 @@ class Dialect:
     #: Request paths whose errors (including 404/405/500) use this dialect's shape.
     paths: tuple[str, ...]
     render_error: Callable[[EventyardError], Response]
+    #: The JSON schema of ``render_error``'s body, documented for every error status.
+    error_schema: dict[str, Any]

@@ -9,10 +9,22 @@ with single records are not errors of the request: they are listed in the
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import Response
 
 from eventyard.core.errors import EventyardError
 from eventyard.http import json_response
+
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["status", "error", "code"],
+    "properties": {
+        "status": {"const": "fail"},
+        "error": {"type": "string"},
+        "code": {"type": "integer"},
+    },
+}
 
 
 def render_error(exc: EventyardError) -> Response:

@@ -1,7 +1,7 @@
 """Cordial: contact activities (``POST``/``GET /v2/contactactivities``) and their exports."""
 
 from eventyard.dialects.base import Dialect
-from eventyard.dialects.cordial.errors import render_error
+from eventyard.dialects.cordial.errors import ERROR_SCHEMA, render_error
 from eventyard.dialects.cordial.routes import EXPORT_PATH, JOBS_PATH, PATH, router
 
 DIALECT = Dialect(
@@ -9,4 +9,5 @@ DIALECT = Dialect(
     router=router,
     paths=(PATH, EXPORT_PATH, EXPORT_PATH + "/", JOBS_PATH + "/"),
     render_error=render_error,
+    error_schema=ERROR_SCHEMA,
 )

@@ -43,6 +43,24 @@ def cordial_error(key: str, detail: str, field: str | None = None) -> EventyardE
     return EventyardError(key, f"{MESSAGES[key]}: {detail}", STATUS[key], errors=errors)
 
 
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["error", "errorKey", "message"],
+    "properties": {
+        "error": {"const": True},
+        "errorKey": {"type": "string"},
+        "message": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+    },
+}
+
+
 def render_error(exc: EventyardError) -> Response:
     key = exc.code if exc.code.isupper() else exc.code.upper()
     body: dict[str, Any] = {"error": True, "errorKey": key, "message": exc.message}

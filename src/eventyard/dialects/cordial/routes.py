@@ -54,7 +54,15 @@ from eventyard.services.ingest import IdempotencyRequest
 from eventyard.services.jobs import get_job
 
 PATH = "/v2/contactactivities"
-router = APIRouter(tags=["Cordial"])
+router = APIRouter(
+    tags=["Cordial"],
+    responses={
+        422: {
+            "description": "A field breaks Cordial's rules: errorKey names the rule "
+            "(CONTACT_ACTIVITIES_VALIDATION_ERROR, INCORRECT_ACTION_NAME …)."
+        }
+    },
+)
 
 _ACTIVITY_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -251,15 +259,34 @@ JOB_STATUS = {
                     }
                 }
             }
-        }
+        },
+        "responses": {
+            "202": {
+                "description": "The export job is durable; follow it at statusUrl.",
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["success", "jobID", "statusUrl"],
+                            "properties": {
+                                "success": {"const": True},
+                                "jobID": {"type": "string"},
+                                "statusUrl": {"type": "string"},
+                            },
+                        }
+                    }
+                },
+            }
+        },
     },
+    status_code=202,
 )
 async def create_export(request: Request, ctx: AppContext = Depends(get_context)) -> Response:
     account = await cordial_account(request, ctx)
     body = await read_body(
         request, max_bytes=MAX_BODY_BYTES, timeout_seconds=ctx.settings.body_timeout_seconds
     )
-    payload: Any = None
+    payload: Any = {}  # an empty body asks for every activity
     if body.strip():
         try:
             payload = decode_json(body).value

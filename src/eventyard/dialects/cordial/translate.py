@@ -456,10 +456,8 @@ def parse_export(payload: Any, keys: Sequence[str]) -> ExportRequest:
 
     ``{"name": "...", "format": "json"|"csv", "action": "browse" | [...],
     "email": "...", "time": {"gte": "...", "between": {"start", "end"}},
-    "sort_dir": "asc"}``; every key is optional.
+    "sort_dir": "asc"}``; every key is optional, and an empty body is ``{}``.
     """
-    if payload is None:
-        payload = {}
     if not isinstance(payload, dict):
         raise cordial_error(INVALID_PAYLOAD, "the body must be a JSON object")
     params: list[tuple[str, str]] = []

@@ -5,7 +5,7 @@ from fastapi import APIRouter
 
 from eventyard.dialects.base import Dialect
 from eventyard.dialects.netcore import bulkupload
-from eventyard.dialects.netcore.errors import render_error
+from eventyard.dialects.netcore.errors import ERROR_SCHEMA, render_error
 from eventyard.dialects.netcore.routes import PATH, router
 
 _routes = APIRouter()
@@ -13,5 +13,9 @@ _routes.include_router(router)
 _routes.include_router(bulkupload.router)
 
 DIALECT = Dialect(
-    name="netcore", router=_routes, paths=(PATH, bulkupload.PATH), render_error=render_error
+    name="netcore",
+    router=_routes,
+    paths=(PATH, bulkupload.PATH),
+    render_error=render_error,
+    error_schema=ERROR_SCHEMA,
 )

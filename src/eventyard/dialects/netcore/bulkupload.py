@@ -9,6 +9,7 @@ body. Decisions the spec leaves open: ``docs/dialects/netcore.md``.
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -76,6 +77,15 @@ def import_request(params: dict[str, str]) -> ImportRequest:
     )
 
 
+#: Parameters the query string or the form body may carry ("path" is required in one).
+_FORM_FIELDS: dict[str, Any] = {
+    "path": {"type": "string", "description": "http(s):// or s3:// URL of the CSV file."},
+    "listid": {"type": "string", "description": "Integer id of a list to add contacts to."},
+    "notifyemail": {"type": "string", "description": "Whom to e-mail when the import ends."},
+    "callback": {"type": "string", "description": "URL the signed job report is posted to."},
+}
+
+
 @router.post(
     PATH,
     summary="Add Bulk Contact through File Upload (Netcore)",
@@ -86,6 +96,47 @@ def import_request(params: dict[str, str]) -> ImportRequest:
         '`{"requestid": "…", "result": "Success"}` once the import job is durable; follow '
         "it at `GET /api/v1/jobs/{requestid}`."
     ),
+    openapi_extra={
+        "parameters": [
+            {"name": "type", "in": "query", "required": True, "schema": {"const": "contact"}},
+            {
+                "name": "activity",
+                "in": "query",
+                "required": True,
+                "schema": {"const": "bulkupload"},
+            },
+            {"name": "apikey", "in": "query", "required": True, "schema": {"type": "string"}},
+            *(
+                {"name": name, "in": "query", "required": False, "schema": schema}
+                for name, schema in _FORM_FIELDS.items()
+            ),
+        ],
+        "requestBody": {
+            "required": False,
+            "content": {
+                "application/x-www-form-urlencoded": {
+                    "schema": {"type": "object", "properties": _FORM_FIELDS}
+                }
+            },
+        },
+        "responses": {
+            "200": {
+                "description": "The import job is durable.",
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["requestid", "result"],
+                            "properties": {
+                                "requestid": {"type": "string"},
+                                "result": {"const": "Success"},
+                            },
+                        }
+                    }
+                },
+            }
+        },
+    },
 )
 async def bulk_upload(request: Request, ctx: AppContext = Depends(get_context)) -> Response:
     params = dict(request.query_params)

@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import Response
 
 from eventyard.core.errors import EventyardError
-from eventyard.errors import field_errors_json
+from eventyard.errors import FIELD_ERROR_SCHEMA, field_errors_json
 from eventyard.http import json_response
 
 REASONS = {
@@ -27,6 +27,18 @@ REASONS = {
     413: "Payload Too Large",
     500: "Internal Server Error",
     503: "Service Unavailable",
+}
+
+
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["status", "code", "message"],
+    "properties": {
+        "status": {"const": "error"},
+        "code": {"type": "integer"},
+        "message": {"type": "string"},
+        "errors": {"type": "array", "items": FIELD_ERROR_SCHEMA},
+    },
 }
 
 

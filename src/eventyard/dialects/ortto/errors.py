@@ -17,6 +17,22 @@ from fastapi import Response
 from eventyard.core.errors import EventyardError
 from eventyard.http import json_response
 
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["error", "code"],
+    "properties": {
+        "error": {"type": "string"},
+        "code": {"type": "integer"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"path": {"type": "string"}, "error": {"type": "string"}},
+            },
+        },
+    },
+}
+
 
 def render_error(exc: EventyardError) -> Response:
     body: dict[str, Any] = {"error": exc.message, "code": exc.status}

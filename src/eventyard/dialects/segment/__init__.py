@@ -1,7 +1,9 @@
 """Segment: the HTTP Tracking API (``POST /v1/batch``, ``/v1/identify``, ``/v1/track`` …)."""
 
 from eventyard.dialects.base import Dialect
-from eventyard.dialects.segment.errors import render_error
+from eventyard.dialects.segment.errors import ERROR_SCHEMA, render_error
 from eventyard.dialects.segment.routes import PATHS, router
 
-DIALECT = Dialect(name="segment", router=router, paths=PATHS, render_error=render_error)
+DIALECT = Dialect(
+    name="segment", router=router, paths=PATHS, render_error=render_error, error_schema=ERROR_SCHEMA
+)

@@ -32,6 +32,28 @@ def segment_error(
     return EventyardError(code, message, status, errors=errors)
 
 
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["success", "code", "message"],
+    "properties": {
+        "success": {"const": False},
+        "code": {"type": "string"},
+        "message": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "index": {"type": ["integer", "null"]},
+                    "field": {"type": ["string", "null"]},
+                    "message": {"type": "string"},
+                },
+            },
+        },
+    },
+}
+
+
 def render_error(exc: EventyardError) -> Response:
     body: dict[str, Any] = {"success": False, "code": exc.code, "message": exc.message}
     if exc.errors:

@@ -23,6 +23,11 @@ def _list(row: Any, members: int = 0) -> ContactList:
     return ContactList(id=row.id, name=row.name, created_at=row.created_at, members=members)
 
 
+def storable_id(value: int) -> bool:
+    """Whether ``value`` fits ``lists.id``, a 32-bit ``INTEGER`` on PostgreSQL."""
+    return -(2**31) <= value < 2**31
+
+
 class ListRepository:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
@@ -38,6 +43,8 @@ class ListRepository:
         return None if row is None else _list(row)
 
     def get(self, account_id: str, list_id: int) -> ContactList | None:
+        if not storable_id(list_id):
+            return None  # no list has it; PostgreSQL would refuse to compare it
         row = self.conn.execute(
             select(lists).where(lists.c.account_id == account_id, lists.c.id == list_id)
         ).first()
@@ -99,6 +106,8 @@ class ListRepository:
         self, account_id: str, list_id: int, limit: int, after: str | None
     ) -> list[Contact]:
         """Up to ``limit`` member contacts by id, after the id ``after`` (two queries)."""
+        if not storable_id(list_id):
+            return []
         query = (
             select(contacts)
             .join(list_members, list_members.c.contact_id == contacts.c.id)
