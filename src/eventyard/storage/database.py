@@ -97,6 +97,10 @@ class Database:
     def backend(self) -> str:
         return self.engine.dialect.name
 
+    @property
+    def _keeps_prepared_statements(self) -> bool:
+        return self.engine.dialect.name == "postgresql"
+
     @contextmanager
     def unit_of_work(self, *, write: bool = True) -> Iterator[UnitOfWork]:
         """A transaction; database outages surface as ``StoreUnavailable`` (503)."""
@@ -107,9 +111,21 @@ class Database:
                 uow = UnitOfWork(conn)
                 try:
                     yield uow
-                finally:
-                    if not uow._committed and conn.in_transaction():
+                except BaseException:
+                    if conn.in_transaction():
                         conn.rollback()
+                    raise
+                if not uow._committed and conn.in_transaction():
+                    if write or not self._keeps_prepared_statements:
+                        conn.rollback()
+                    else:
+                        # A read that went well ends with COMMIT, which is the
+                        # same as ROLLBACK for a transaction that wrote nothing,
+                        # but psycopg forgets the connection's prepared
+                        # statements on every ROLLBACK: each read planned its
+                        # statements again (2.2 ms of the Cordial listing's
+                        # 3.8 ms in PostgreSQL at 1 M partitioned activities).
+                        conn.commit()
         except PoolTimeout as exc:
             # Every connection of the pool stayed busy for pool_timeout: the
             # database is overloaded, which is a retry-later, not a bug.
