@@ -122,6 +122,8 @@ class Arrival:
 
     request: Request
     account: Account
+    #: The credential that opened the account.
+    credential: Credential
     now: datetime
     ctx: AppContext
 
@@ -146,10 +148,12 @@ class IngestEndpoint(Generic[P]):
     translate: Callable[[P, Arrival], Submission]
     #: The dialect's own body limit; the server's ``max_body_bytes`` applies too.
     max_body_bytes: int | None = None
-    body_credential: Callable[[P, Credential | None], Credential | None] | None = None
+    body_credential: Callable[[P, Request, Credential | None], Credential] | None = None
     too_large: Callable[[int, EventyardError], EventyardError] | None = None
     #: Wakes the worker after the request queued records for it.
     wakes_worker: bool = False
+    #: Translation reads the store (Segment aliases): always in a worker thread.
+    translate_in_thread: bool = False
 
     def body_limit(self, ctx: AppContext) -> int:
         if self.max_body_bytes is None:
@@ -175,17 +179,19 @@ async def receive(request: Request, ctx: AppContext, endpoint: IngestEndpoint[An
         raise endpoint.too_large(limit, exc) from exc
     parsed = await _off_loop_if_large(body, endpoint.parse, body)
     if endpoint.body_credential is not None:
-        found = endpoint.body_credential(parsed, credential)
+        found = endpoint.body_credential(parsed, request, credential)
         if account is None:
-            if found is None:  # pragma: no cover - body_credential raises the dialect's 401
-                raise endpoint.invalid_credential()
-            account = await _admit(request, ctx, endpoint, found)
-    assert account is not None
+            credential, account = found, await _admit(request, ctx, endpoint, found)
+    if account is None or credential is None:
+        raise endpoint.invalid_credential()
     key = idempotency_key(request)
     now = ctx.now()
-    arrival = Arrival(request, account, now, ctx)
+    arrival = Arrival(request, account, credential, now, ctx)
     try:
-        submission = await _off_loop_if_large(body, endpoint.translate, parsed, arrival)
+        if endpoint.translate_in_thread:
+            submission = await run_in_threadpool(endpoint.translate, parsed, arrival)
+        else:
+            submission = await _off_loop_if_large(body, endpoint.translate, parsed, arrival)
     except EventyardError as exc:
         if exc.records:
             ctx.metrics.count_events(endpoint.dialect, "rejected", exc.records)
