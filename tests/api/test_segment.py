@@ -22,7 +22,7 @@ import pytest
 from eventyard.app import create_app
 from eventyard.core.errors import StoreUnavailable
 from eventyard.core.model import NewAccount
-from eventyard.services.accounts import create_account
+from eventyard.dialects.registry import create_account
 from eventyard.services.ingest_stats import latest_rejections
 from eventyard.settings import Settings
 from eventyard.storage.database import Database
