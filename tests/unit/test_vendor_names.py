@@ -54,15 +54,16 @@ def vendor_names_in_code(source: str) -> set[str]:
             words.append(node.attr)
         elif isinstance(node, ast.arg | ast.keyword) and node.arg:
             words.append(node.arg)
-        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-            words.append(node.name)
-        elif isinstance(node, ast.alias):
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.alias):
             words.append(node.name)
         elif isinstance(node, ast.ImportFrom) and node.module:
             words.append(node.module)
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
-            if id(node) not in docstrings:
-                words.append(node.value)
+        elif (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and id(node) not in docstrings
+        ):
+            words.append(node.value)
     return {match.lower() for word in words for match in VENDOR.findall(word)}
 
 
