@@ -83,6 +83,11 @@ class ProfileUpdate:
     strategy: MergeStrategy = "overwrite"
     #: As :attr:`NewActivity.message_id`.
     message_id: str | None = None
+    #: An alias's earlier id (Segment ``previousId``), among ``identifiers`` as
+    #: an anonymous id: stored as a user id (``identity``) instead when a
+    #: contact already has that user id, or an earlier record of the batch
+    #: names it. Settled inside the write transaction.
+    alias_of: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -125,7 +125,6 @@ class Arrival:
     #: The credential that opened the account.
     credential: Credential
     now: datetime
-    ctx: AppContext
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,8 +151,6 @@ class IngestEndpoint(Generic[P]):
     too_large: Callable[[int, EventyardError], EventyardError] | None = None
     #: Wakes the worker after the request queued records for it.
     wakes_worker: bool = False
-    #: Translation reads the store (Segment aliases): always in a worker thread.
-    translate_in_thread: bool = False
 
     def body_limit(self, ctx: AppContext) -> int:
         if self.max_body_bytes is None:
@@ -186,12 +183,9 @@ async def receive(request: Request, ctx: AppContext, endpoint: IngestEndpoint[An
         raise endpoint.invalid_credential()
     key = idempotency_key(request)
     now = ctx.now()
-    arrival = Arrival(request, account, credential, now, ctx)
+    arrival = Arrival(request, account, credential, now)
     try:
-        if endpoint.translate_in_thread:
-            submission = await run_in_threadpool(endpoint.translate, parsed, arrival)
-        else:
-            submission = await _off_loop_if_large(body, endpoint.translate, parsed, arrival)
+        submission = await _off_loop_if_large(body, endpoint.translate, parsed, arrival)
     except EventyardError as exc:
         if exc.records:
             ctx.metrics.count_events(endpoint.dialect, "rejected", exc.records)

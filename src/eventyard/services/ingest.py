@@ -18,7 +18,7 @@ from eventyard.core.definitions import (
     definition_from_attributes,
 )
 from eventyard.core.errors import ConcurrentUpdate, EventyardError, IdempotencyConflict
-from eventyard.core.identifiers import Identifier
+from eventyard.core.identifiers import ANONID, IDENTITY, Identifier
 from eventyard.core.identity import ContactRef, plan_resolution
 from eventyard.core.ids import new_id
 from eventyard.core.model import (
@@ -264,6 +264,7 @@ def store_records(
     if groups is not None:
         spread_to_groups(rejected, groups)
     repeated = drop_repeated_messages(uow, account, records, rejected, now)
+    records = settle_aliases(uow, account, records)
 
     positions: list[int] = []
     batch: list[tuple[Identifier, ...]] = []
@@ -331,6 +332,40 @@ def store_records(
         contact_ids=contact_ids,
         created_contacts=frozenset(created),
     )
+
+
+def settle_aliases(
+    uow: UnitOfWork, account: Account, records: Sequence[Record]
+) -> Sequence[Record]:
+    """Give each alias's earlier id the kind that already names a contact (one lookup).
+
+    Segment: ``previousId`` "may be an earlier anonymousId or an earlier
+    userId": a user id (``identity``) when a contact has it, or an earlier
+    record of the same batch names it; otherwise an anonymous id (``anonid``).
+    """
+    aliased = [
+        index
+        for index, record in enumerate(records)
+        if isinstance(record, ProfileUpdate) and record.alias_of is not None
+    ]
+    if not aliased:
+        return records
+    as_user = {
+        index: Identifier(IDENTITY, cast(ProfileUpdate, records[index]).alias_of or "")
+        for index in aliased
+    }
+    owned = uow.contacts.find_owners(account.id, as_user.values())
+    settled = list(records)
+    for index in aliased:
+        record = cast(ProfileUpdate, settled[index])
+        user = as_user[index]
+        earlier = any(user in r.identifiers for r in settled[:index])
+        if not earlier and user not in owned:
+            continue
+        anonymous = Identifier(ANONID, user.value)
+        identifiers = (user if i == anonymous else i for i in record.identifiers)
+        settled[index] = replace(record, identifiers=tuple(dict.fromkeys(identifiers)))
+    return settled
 
 
 def drop_repeated_messages(

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
 
 from eventyard.context import AppContext, get_context
 from eventyard.core.errors import EventyardError
-from eventyard.core.identifiers import ANONID, IDENTITY, Identifier
-from eventyard.core.model import Account, ProfileUpdate, RecordsOutcome, StoredResponse
+from eventyard.core.model import ProfileUpdate, RecordsOutcome, StoredResponse
 from eventyard.core.payload import decode_json
 from eventyard.dialects.pipeline import (
     Arrival,
@@ -35,7 +34,6 @@ from eventyard.dialects.segment.translate import (
     parse_request,
     translate_messages,
 )
-from eventyard.services.contacts import find_contacts
 from eventyard.services.ingest_stats import RejectionError
 
 BATCH_PATH = "/v1/batch"
@@ -168,8 +166,11 @@ def translator(call_type: str | None) -> Callable[[ParsedRequest, Arrival], Call
         translation = translate_messages(
             parsed, call_type, now=arrival.now, write_key=arrival.credential.secret
         )
-        if translation.aliases:
-            resolve_aliases(arrival.ctx, arrival.account, translation)
+        for slot, previous in translation.aliases:
+            # Whether previousId is a user id is settled in the write transaction.
+            record = translation.records[slot]
+            assert isinstance(record, ProfileUpdate)
+            translation.records[slot] = replace(record, alias_of=previous)
         return Calls(translation.records, translation=translation)
 
     return translate
@@ -186,36 +187,10 @@ def endpoint(call_type: str | None) -> IngestEndpoint[ParsedRequest]:
         max_body_bytes=MAX_BATCH_BYTES if call_type is None else MAX_MESSAGE_BYTES,
         body_credential=body_credential,
         too_large=too_large(call_type),
-        translate_in_thread=True,
     )
 
 
 ENDPOINTS = {call: endpoint(call) for call in (None, *CALL_TYPES)}
-
-
-def resolve_aliases(ctx: AppContext, account: Account, translation: Translation) -> None:
-    """Give each alias's ``previousId`` the kind that already names a contact.
-
-    ``previousId`` "may be an earlier anonymousId or an earlier userId": a
-    user id (``identity``) when a contact has it, or an earlier message of the
-    same request sent it as ``userId``; otherwise an anonymous id (``anonid``).
-    """
-    for slot, previous in translation.aliases:
-        record = translation.records[slot]
-        assert isinstance(record, ProfileUpdate)
-        as_user = Identifier(IDENTITY, previous)
-        earlier = any(as_user in r.identifiers for r in translation.records[:slot])
-        if not earlier and not find_contacts(ctx.store, account, as_user):
-            continue
-        identifiers = tuple(
-            as_user if i == Identifier(ANONID, previous) else i for i in record.identifiers
-        )
-        translation.records[slot] = ProfileUpdate(
-            identifiers=tuple(dict.fromkeys(identifiers)),
-            attributes=record.attributes,
-            dialect=record.dialect,
-            message_id=record.message_id,
-        )
 
 
 def _openapi(model: Any) -> dict[str, Any]:
