@@ -54,6 +54,18 @@ def test_a_gzip_body_is_inflated_and_stored(
     assert Counter(stored_markers(store, account.account.id, dialect)) == Counter(sent)
 
 
+def test_an_unknown_content_encoding_is_415_and_stores_nothing(
+    dialect: Dialect, http: httpx.Client, account: NewAccount, store: Database
+) -> None:
+    request, _ = batch_of(dialect, account, http)
+
+    r = send_raw(http, request, orjson.dumps(request.json), **{"Content-Encoding": "br"})
+
+    assert r.status_code == 415, r.text
+    assert "gzip" in r.text
+    assert stored_markers(store, account.account.id, dialect) == []
+
+
 def test_an_idempotency_key_replays_the_first_answer_and_stores_once(
     dialect: Dialect, http: httpx.Client, account: NewAccount, store: Database
 ) -> None:
