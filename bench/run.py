@@ -52,6 +52,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +61,7 @@ import orjson
 import psycopg
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -118,6 +119,8 @@ PROFILES: dict[str, dict[str, Any]] = {
         "clients": 2,
         "single_rates": "50",
         "single_seconds": 1.0,
+        "single_contacts": 20,
+        "single_clients": 4,
         "scale_contacts": 2000,
         "scale_activities": 20000,
         "read_requests": 5,
@@ -130,6 +133,8 @@ PROFILES: dict[str, dict[str, Any]] = {
         "clients": 4,
         "single_rates": "100,1000",
         "single_seconds": 5.0,
+        "single_contacts": 2000,
+        "single_clients": 64,
         "scale_contacts": 100_000,
         "scale_activities": 1_000_000,
         "read_requests": 50,
@@ -142,6 +147,8 @@ PROFILES: dict[str, dict[str, Any]] = {
         "clients": 4,
         "single_rates": "100,1000",
         "single_seconds": 10.0,
+        "single_contacts": 2000,
+        "single_clients": 64,
         "scale_contacts": 1_000_000,
         "scale_activities": 10_000_000,
         "read_requests": 200,
@@ -615,7 +622,7 @@ def measure_ingest(
                         traffic,
                         total,
                         args.clients,
-                        lambda: tree_cpu_seconds(pid),
+                        partial(tree_cpu_seconds, pid),
                         first_person=list(TRAFFIC).index(name) * PEOPLE_PER_DIALECT,
                     )
                 )
@@ -647,7 +654,7 @@ def measure_overlap(
                     account,
                     args.ingest_events,
                     args.clients,
-                    lambda: tree_cpu_seconds(pid),
+                    partial(tree_cpu_seconds, pid),
                 )
             )
         figures["server_peak_rss_mb"] = tree_peak_rss_mb(pid)
@@ -714,6 +721,10 @@ def measure_single(
             args.single_rates,
             "--seconds",
             str(args.single_seconds),
+            "--contacts",
+            str(args.single_contacts),
+            "--clients",
+            str(args.single_clients),
             "--server-workers",
             str(workers),
         ],
@@ -723,24 +734,93 @@ def measure_single(
     return report["results"]
 
 
+def drive_single_events(
+    server_url: str, account: NewAccount, args: argparse.Namespace, seed: int
+) -> dict[str, Any]:
+    """Single Cordial activities against a running server, from ``single_event.py``'s load
+    generator in its own process: fixed rates, then the maximum (its module says how)."""
+    host, port = server_url.removeprefix("http://").split(":")
+    spec = {
+        "host": host,
+        "port": int(port),
+        "key": account.cordial_api_key,
+        "rates": [float(r) for r in args.single_rates.split(",")],
+        "seconds": args.single_seconds,
+        "clients": args.single_clients,
+        "contacts": args.single_contacts,
+        "seed": seed,
+    }
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "single_event.py"), "--generate", json.dumps(spec)],
+        capture_output=True,
+        check=False,
+    )
+    if done.returncode:
+        raise RuntimeError(f"the single-event load generator failed:\n{done.stderr.decode()}")
+    load: dict[str, Any] = json.loads(done.stdout)
+    return load
+
+
+def count_stored(url: str, account: NewAccount, dialect: str) -> int:
+    store = Database.from_url(url, pool_size=1)
+    try:
+        with store.engine.connect() as conn:
+            query = select(func.count()).where(
+                activities.c.account_id == account.account.id, activities.c.dialect == dialect
+            )
+            return int(conn.execute(query).scalar_one())
+    finally:
+        store.dispose()
+
+
 def measure_workers(
     backends: Sequence[str], args: argparse.Namespace, folder: Path
 ) -> dict[str, Any]:
-    """Netcore batch ingest and single events with the server in ``WORKERS`` processes."""
+    """Netcore batch ingest, then single events, with the server in ``WORKERS`` processes
+    (one server and database per backend for both)."""
     ingest: dict[str, Any] = {}
+    single: list[dict[str, Any]] = []
     for backend in backends:
         with fresh_database(backend, args.postgres_url) as url:
             account = create_account_at(url, "workers")
-            ingest[backend] = measure_ingest(
-                url,
-                account,
-                ["netcore"],
-                args,
-                folder / f"workers-{backend}.log",
-                part="workers",
-                workers=WORKERS,
-            )["netcore"]
-    single = measure_single(backends, args, folder, part="workers", workers=WORKERS)
+            log = folder / f"workers-{backend}.log"
+            figures: dict[str, Any] = {}
+            with running_server(
+                url, log, BENCH_ENV, workers=WORKERS, body_timeout_seconds=None
+            ) as server:
+                pid = server.process.pid
+                with args.profiler.record(pid, f"{log.stem}-netcore", "workers"):
+                    figures = asyncio.run(
+                        drive_ingest(
+                            server.base_url,
+                            account,
+                            TRAFFIC["netcore"],
+                            args.ingest_events,
+                            args.clients,
+                            partial(tree_cpu_seconds, pid),
+                        )
+                    )
+                with args.profiler.record(pid, f"{log.stem}-single", "workers"):
+                    load = drive_single_events(server.base_url, account, args, seed=1)
+                figures["server_peak_rss_mb"] = tree_peak_rss_mb(pid)
+            results = {"netcore": figures}
+            count_missing(url, account, results)
+            ingest[backend] = figures
+            runs = [*load["rates"].values(), load["max"]]
+            acknowledged = sum(run["statuses"].get("200", 0) for run in runs)
+            failed = sum(n for run in runs for code, n in run["statuses"].items() if code != "200")
+            # Every 200, and the generator's warm-up (one request per contact), stored once.
+            stored = count_stored(url, account, "cordial")
+            single.append(
+                {
+                    "backend": backend,
+                    "rates": load["rates"],
+                    "max": load["max"],
+                    "acknowledged": acknowledged,
+                    "failed": failed,
+                    "missing": args.single_contacts + acknowledged - stored,
+                }
+            )
     return {"workers": WORKERS, "ingest": ingest, "single": single}
 
 
@@ -1223,9 +1303,13 @@ def lost_events(result: dict[str, Any]) -> int:
     checked = [f for per_dialect in result.get("ingest", {}).values() for f in per_dialect.values()]
     checked += list(result.get("overlap", {}).values())
     checked += list(result.get("workers", {}).get("ingest", {}).values())
+    # Single events: every request the load generator sent was answered 200 and stored.
+    unstored = sum(
+        run["failed"] + abs(run["missing"]) for run in result.get("workers", {}).get("single", [])
+    )
     scaling = result.get("scaling", {})
     checked += [scaling[label]["netcore"] for label in ("empty", "seeded") if label in scaling]
-    return sum(f["missing"] + f["doubled"] + f["failed"] for f in checked)
+    return unstored + sum(f["missing"] + f["doubled"] + f["failed"] for f in checked)
 
 
 if __name__ == "__main__":
