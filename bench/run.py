@@ -4,6 +4,7 @@
     .venv/bin/python bench/run.py --quick      # smaller sizes, a few minutes
     .venv/bin/python bench/run.py --smoke      # tiny sizes; a test runs this
     .venv/bin/python bench/run.py --parts limit,ingest --backends postgresql
+    .venv/bin/python bench/run.py --parts limit,ingest --profile /tmp/profiles  # py-spy
 
 Parts, each measured in the same run and on the same machine:
 
@@ -13,11 +14,20 @@ Parts, each measured in the same run and on the same machine:
             connections, SQLite ``executemany``. Every other figure is also a
             ratio to this: PostgreSQL's 2-connection rate, SQLite's rate.
 ``ingest``  batch ingest over HTTP against a real server (one uvicorn process,
-            production settings), per dialect: Netcore, CleverTap and Segment
-            1000-event batches, Ortto 100-activity batches, Cordial single
-            activities; ``--clients`` concurrent clients; each 1000 events
-            name ~600 contacts, 10 % of them new. Events/s, p50/p99, server
-            CPU seconds and peak RSS. Every acknowledged event is checked.
+            production settings), per dialect, in batches shaped like real
+            client traffic (``bench/traffic.py``): Netcore, CleverTap and
+            Segment 1000-record batches, Ortto 100-activity batches, Cordial
+            single activities; ``--clients`` concurrent clients; each 1000
+            events name ~600 people, 10 % of them new. Events/s, p50/p99, every
+            non-2xx, server CPU seconds and CPU ms per 1000 events, peak RSS.
+            Every acknowledged event is looked up: none missing, none doubled.
+``overlap`` Netcore batches whose new people are in another client's batch sent
+            at the same moment (a person active on two channels at once):
+            events/s against the same limit, p50/p99, every status; no retry,
+            a 503 fails the run.
+``workers`` the server with ``--workers 2``: Netcore batch ingest and single
+            events, shown beside the one-process figures of ``ingest`` and
+            ``single``.
 ``single``  single-event latency at fixed arrival rates and the maximum
             (``bench/single_event.py``: open loop, latency from the scheduled
             send time, group commit on).
@@ -31,6 +41,8 @@ Parts, each measured in the same run and on the same machine:
 The load generator runs in this process (or the part's own script), the
 server in its own; both share the machine's cores with PostgreSQL. The JSON
 goes to ``bench/results/suite.json``; ``bench/README.md`` keeps dated tables.
+``--profile DIR`` records the server with py-spy during ``--profile-part``
+(speedscope JSON, summarised in the report, or ``--profile-format flamegraph``).
 """
 
 from __future__ import annotations
