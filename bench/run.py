@@ -110,6 +110,8 @@ INGEST = {name: traffic.per_request for name, traffic in TRAFFIC.items()}
 PEOPLE_PER_CLIENT = 10_000_000
 PEOPLE_PER_DIALECT = 100_000_000
 OVERLAP_FIRST_PERSON = 600_000_000
+#: py-spy, installed with the test extras beside this Python.
+PY_SPY = Path(sys.executable).parent / "py-spy"
 #: Server worker processes of the ``workers`` part.
 WORKERS = 2
 #: The issue's targets.
@@ -239,7 +241,7 @@ class Profiler:
         suffix = "speedscope.json" if self.format == "speedscope" else "svg"
         output = self.folder / f"{label}.{suffix}"
         command = [
-            str(Path(sys.executable).parent / "py-spy"),
+            str(PY_SPY),
             "record",
             "--pid",
             str(pid),
@@ -1238,6 +1240,8 @@ def main(argv: list[str] | None = None) -> int:
         help="speedscope JSON (summarised in the report) or a flame graph SVG",
     )
     args = parser.parse_args(argv)
+    if args.profile is not None and not PY_SPY.exists():
+        parser.error(f"--profile needs py-spy at {PY_SPY}: pip install -e '.[test]'")
     args.profiler = Profiler(args.profile, args.profile_part, args.profile_format)
     profile = "smoke" if args.smoke else "quick" if args.quick else "full"
     for name, default in PROFILES[profile].items():
