@@ -12,7 +12,7 @@ import ipaddress
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from eventyard.core.definitions import check_activity_id, field_type
@@ -34,6 +34,8 @@ from eventyard.core.model import (
     RecordsOutcome,
 )
 from eventyard.core.payload import unstorable_values
+from eventyard.dialects.toolkit.records import RecordError
+from eventyard.dialects.toolkit.timestamps import NotADateTime, parse_iso_datetime
 
 DIALECT = "ortto"
 SOURCE = "api"
@@ -97,7 +99,12 @@ MAX_INT = 2**63 - 1
 
 
 class ActivityError(Exception):
-    """One problem with one activity; ``path`` names the field."""
+    """One problem with one activity; ``path`` names the field.
+
+    Ortto answers one error per activity: the first problem found stops
+    the activity's translation, and :func:`translate` reports it as the
+    activity's :class:`RecordError`.
+    """
 
     def __init__(self, path: str, reason: str) -> None:
         super().__init__(f"{path}: {reason}")
@@ -181,10 +188,16 @@ def translate(
                 check_unstorable=check_unstorable,
             )
         except ActivityError as exc:
-            translation.items.append(Refused(index, label, f"activities[{index}].{exc}"))
+            problem = RecordError(index, exc.path, exc.reason)
+            translation.items.append(Refused(index, label, refusal_message(problem)))
             continue
         translation.items.append(accepted)
     return translation
+
+
+def refusal_message(problem: RecordError) -> str:
+    """``activities[3].attributes.int::v: must be an integer``: how Ortto names a problem."""
+    return f"activities[{problem.index}].{problem.field}: {problem.message}"
 
 
 def translate_activity(
@@ -392,12 +405,11 @@ def check_typed_value(path: str, field_id: Any, value: Any) -> None:
 def parse_iso(text: str) -> datetime:
     """An ISO 8601 date-time with a time zone (``Z`` or an offset), as UTC."""
     try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
+        return parse_iso_datetime(text, naive="refuse")
+    except NotADateTime:
         raise ValueError(f"{text!r} is not an ISO 8601 date-time") from None
-    if moment.tzinfo is None:
-        raise ValueError(f"{text!r} needs a time zone (Z or +hh:mm)")
-    return moment.astimezone(UTC)
+    except ValueError:  # NoTimeZone
+        raise ValueError(f"{text!r} needs a time zone (Z or +hh:mm)") from None
 
 
 def parse_created(created: Any, now: datetime, retention: timedelta) -> datetime:

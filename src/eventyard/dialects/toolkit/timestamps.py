@@ -1,0 +1,64 @@
+"""ISO 8601 timestamps: reading the variants dialects accept, printing UTC with a ``Z``
+(:func:`format_utc`, eventyard's one formatter, which lives in ``core``).
+
+:func:`parse_iso_datetime` is the one reader. What the dialects accept
+differs, so the differences are parameters, each dialect choosing its own:
+
+- ``lower_z``: a lower-case ``z`` as the zone (RFC 3339 allows it; Python's
+  parser does not). Netcore and Cordial accept it; Segment and Ortto do not.
+- ``loose_date``: a one- or two-digit month and day (``2015-2-02``, from
+  Segment's own batch example). Only Segment.
+- ``naive``: a date-time without a zone is UTC (``"utc"``: Netcore, Cordial,
+  Segment) or refused (``"refuse"``: Ortto, "with a time zone").
+
+Every reader refuses with :class:`NotADateTime` or :class:`NoTimeZone`
+(both ``ValueError``) and lets ``OverflowError`` through (a moment that is
+representable with its offset but not in UTC, ``0001-01-01T00:00+01:00``):
+each dialect words its own messages.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Literal
+
+from eventyard.core.timestamps import format_utc
+
+__all__ = ["NoTimeZone", "NotADateTime", "format_utc", "parse_iso_datetime"]
+
+_LOOSE_DATE = re.compile(r"\A(\d{4})-(\d{1,2})-(\d{1,2})(.*)\Z", re.S)
+
+
+class NotADateTime(ValueError):
+    """The text is no ISO 8601 date-time the dialect accepts."""
+
+
+class NoTimeZone(ValueError):
+    """A date-time without a zone where the dialect requires one."""
+
+
+def parse_iso_datetime(
+    text: str,
+    *,
+    lower_z: bool = False,
+    loose_date: bool = False,
+    naive: Literal["utc", "refuse"] = "utc",
+) -> datetime:
+    """``text`` (already stripped, if the dialect strips) as an aware datetime in UTC."""
+    if loose_date:
+        loose = _LOOSE_DATE.match(text)
+        if loose:
+            year, month, day, rest = loose.groups()
+            text = f"{year}-{int(month):02d}-{int(day):02d}{rest}"
+    if lower_z:
+        text = text.replace("z", "Z")
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise NotADateTime(text) from exc
+    if moment.tzinfo is None:
+        if naive == "refuse":
+            raise NoTimeZone(text)
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
