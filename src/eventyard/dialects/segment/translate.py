@@ -11,6 +11,7 @@ import hmac
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -72,6 +73,9 @@ class ParsedRequest:
     first_message_key: str | None
     #: Set when the body may hold values no backend can store as sent.
     suspicious: bool
+    #: Indexes of the messages that the fast JSON codec wrote when measuring
+    #: them: nothing in them is nested too deeply or invalid Unicode.
+    serializable: frozenset[int] = frozenset()
 
 
 @dataclass
@@ -121,8 +125,13 @@ def parse_request(
             " and alias calls",
             field="batch",
         )
+    serializable: set[int] = set()
     for index, message in enumerate(messages):
-        size = message_size(message)
+        try:
+            size = len(orjson.dumps(message))
+            serializable.add(index)
+        except (orjson.JSONEncodeError, TypeError):
+            size = message_size(message)
         if size > MAX_MESSAGE_BYTES:
             raise segment_error(
                 f"batch[{index}] is {size} bytes; the limit is {MAX_MESSAGE_BYTES} bytes"
@@ -142,6 +151,7 @@ def parse_request(
         write_key=_key(payload.get("writeKey")),
         first_message_key=_key(first.get("writeKey")),
         suspicious=suspicious,
+        serializable=frozenset(serializable),
     )
 
 
@@ -185,6 +195,7 @@ def translate_messages(
             write_key=write_key,
             thorough=parsed.suspicious,
             fail=errors.reporter(index),
+            serializable=index in parsed.serializable,
         )
         if len(errors) > before or record is None:
             continue
@@ -204,12 +215,19 @@ def translate_message(
     write_key: str | None,
     thorough: bool,
     fail: Fail,
+    serializable: bool = False,
 ) -> tuple[Record | None, str | None]:
-    """One message -> its record (and an alias's ``previousId``); problems go to ``fail``."""
+    """One message -> its record (and an alias's ``previousId``); problems go to ``fail``.
+
+    ``serializable``: the fast JSON codec already wrote ``message`` (when its
+    size was measured), so unless ``thorough`` it holds nothing unstorable.
+    """
     if not isinstance(message, dict):
         fail("message", "each call must be a JSON object")
         return None, None
-    if problems := unstorable_values(message, thorough=thorough):
+    if (thorough or not serializable) and (
+        problems := unstorable_values(message, thorough=thorough)
+    ):
         for path, reason in problems:
             fail(path, f"{path} {reason}")
         return None, None
@@ -432,6 +450,13 @@ def parse_timestamp(value: Any) -> datetime:
     """
     if not isinstance(value, str):
         raise ValueError("must be an ISO 8601 date string")
+    return _parse_text(value)
+
+
+@lru_cache(maxsize=1024)
+def _parse_text(value: str) -> datetime:
+    """:func:`parse_timestamp` of a string, remembered: a batch's messages share
+    their ``sentAt`` and often their ``timestamp`` (a refusal is not remembered)."""
     try:
         return parse_iso_datetime(value.strip(), loose_date=True)
     except NotADateTime as exc:
@@ -492,8 +517,14 @@ def kept_context(
             kept[key] = message[key]
     if "sentAt" not in kept and envelope.sent_at is not None:
         kept["sentAt"] = envelope.sent_at
-    kept["receivedAt"] = format_utc(now)
+    kept["receivedAt"] = _received_at(now)
     return kept
+
+
+@lru_cache(maxsize=8)
+def _received_at(now: datetime) -> str:
+    """``now`` as ``receivedAt``: written once for all the messages of a request."""
+    return format_utc(now)
 
 
 def activity_source(context: dict[str, Any]) -> str:
