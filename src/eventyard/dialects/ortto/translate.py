@@ -13,6 +13,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from eventyard.core.definitions import check_activity_id, field_type
@@ -96,6 +97,9 @@ LOCATION_KEYS = {
 }
 #: Largest integer a 64-bit column holds: conversion values are stored exactly.
 MAX_INT = 2**63 - 1
+#: The type of a field id. Ids repeat from activity to activity and request
+#: to request, so each is checked once (a refused id raises, and is not kept).
+_field_type = lru_cache(maxsize=4096)(field_type)
 
 
 class ActivityError(Exception):
@@ -376,7 +380,7 @@ def custom_kind(name: str) -> str:
 def check_typed_value(path: str, field_id: Any, value: Any) -> None:
     """A ``type:namespace:field`` id and a value of its type (``null`` is always allowed)."""
     try:
-        kind = field_type(field_id)
+        kind = _field_type(field_id)
     except ValueError as exc:
         raise ActivityError(path, f"is not a valid field id: it {exc}") from exc
     if value is None:
