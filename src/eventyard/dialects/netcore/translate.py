@@ -145,7 +145,7 @@ def _translate(index: int, event: Any, errors: RecordErrors) -> NewActivity | No
     assert occurred_at is not None
     # "if you are passing the data in the format of an array and if it is
     # blank, the system will not insert such events ... Do not Pass an Empty Array."
-    if any(value == [] for value in params.values()):
+    if [] in params.values():
         return None
     return NewActivity(
         identifiers=identifiers,
