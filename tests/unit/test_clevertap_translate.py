@@ -528,11 +528,12 @@ class TestBatchAgreesWithOneRecord:
         plain = profile(profileData={"Name": "Ann", "Tags": ["a", "b"]})
         assert _alone(plain) == translate_record(0, plain, now=NOW)
 
-    def test_kept_values_are_a_copy_of_the_request(self) -> None:
-        record = event(evtData={"Items": [{"sku": "a-1"}]})
+    def test_dates_are_converted_in_a_copy_leaving_the_request_as_sent(self) -> None:
+        """The ``unprocessed`` entries echo each record "as sent"."""
+        record = event(evtData={"Items": [{"sku": "a-1", "When": "$D_1468322268"}]})
         command, _ = _alone(record)
-        assert command.properties == record["evtData"]
-        assert command.properties["Items"] is not record["evtData"]["Items"]
+        assert command.properties == {"Items": [{"sku": "a-1", "When": "2016-07-12T11:17:48Z"}]}
+        assert record["evtData"]["Items"][0]["When"] == "$D_1468322268"
 
     @given(
         st.dictionaries(

@@ -8,7 +8,7 @@ I/O: the route hands the parsed body in and renders what comes out.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -156,18 +156,16 @@ def translate_records(
     translation = Translation()
     errors = RecordErrors(translation.errors)
     for index, record in enumerate(records):
-        copy = None
+        plain = False
         if isinstance(record, dict):
-            copy = None if check_unstorable else _plain_copy(record)
-            problems = (
-                [] if copy is not None else unstorable_values(record, thorough=check_unstorable)
-            )
+            plain = not check_unstorable and _is_plain(record)
+            problems = [] if plain else unstorable_values(record, thorough=check_unstorable)
             if problems:
                 for path, reason in problems:
                     errors.add(index, path, f"{path} {reason}", Code.UNSTORABLE_VALUE)
                 continue
         before = len(errors)
-        command = _translate(index, record, now, errors, copy)
+        command = _translate(index, record, now, errors, plain=plain)
         if len(errors) == before:
             assert command is not None
             translation.commands.append(command)
@@ -180,7 +178,7 @@ def translate_record(
 ) -> tuple[Command | None, list[RecordError]]:
     """One record of ``d`` -> an activity or a profile update, or its errors."""
     errors = RecordErrors()
-    command = _translate(index, record, now, errors, None)
+    command = _translate(index, record, now, errors, plain=False)
     return (None if errors else command), errors.items
 
 
@@ -195,40 +193,33 @@ _LONG_STRING = min(MAX_KEY_LENGTH, MAX_VALUE_BYTES)
 _LONG_RUN = re.compile(b'"[^"]{%d}' % (_LONG_STRING + 1))
 
 
-def _plain_copy(record: dict[str, Any]) -> dict[str, Any] | None:
-    """A deep copy of ``record`` when none of its values needs a look, else ``None``.
+def _is_plain(record: dict[str, Any]) -> bool:
+    """Whether none of ``record``'s values needs a look: its data can be kept as sent.
 
     Most records hold no ``$D_`` date, no key or string longer than
     ``MAX_KEY_LENGTH`` and nothing that cannot be stored: for them one
-    serialisation and one parse in C replace a walk in Python (a third of
-    the time). Every test here errs on the side of ``None``, which sends the
-    record down the walk (:func:`_convert`) that decides and words each
-    problem: a ``"$D_`` anywhere, an escaped quote (which would hide the
-    length of a string), or any run of more than ``_LONG_STRING`` bytes
-    between two quotes. ``None`` too when the record cannot be serialised,
-    so that :func:`unstorable_values` says why.
+    serialisation in C and a scan of its bytes replace a walk in Python.
+    Every test here errs on the side of ``False``, which sends the record
+    down the walk (:func:`_convert`) that decides and words each problem:
+    a ``"$D_`` anywhere, an escaped quote (which would hide the length of a
+    string), or any run of more than ``_LONG_STRING`` bytes after a quote.
+    ``False`` too when the record cannot be serialised, so that
+    :func:`unstorable_values` says why.
     """
     try:
         dumped = orjson.dumps(record)
     except orjson.JSONEncodeError:
-        return None
-    if b'"$D_' in dumped or b'\\"' in dumped or _LONG_RUN.search(dumped):
-        return None
-    copy: dict[str, Any] = orjson.loads(dumped)
-    return copy
+        return False
+    return not (b'"$D_' in dumped or b'\\"' in dumped or _LONG_RUN.search(dumped))
 
 
 def _translate(
-    index: int,
-    record: Any,
-    now: datetime,
-    found: RecordErrors,
-    copy: Mapping[str, Any] | None,
+    index: int, record: Any, now: datetime, found: RecordErrors, *, plain: bool
 ) -> Command | None:
     """One record -> its command, or ``None`` with its problems added to ``found``.
 
-    ``copy`` is :func:`_plain_copy` of ``record``: its ``evtData`` and
-    ``profileData`` are taken as they are, without a walk.
+    ``plain``: :func:`_is_plain` said so, and ``evtData`` or ``profileData``
+    is kept as sent (as Netcore's and Segment's properties are), without a walk.
     """
     if not isinstance(record, dict):
         found.add(index, "record", "record must be a JSON object", Code.RECORD_NOT_OBJECT)
@@ -244,7 +235,7 @@ def _translate(
     if kind == "event":
         name = _event_name(record.get("evtName"), fail)
         data = _object(record, "evtData", Code.BAD_EVENT_DATA, fail)
-        properties = _values(data, "evtData", copy, fail)
+        properties = _values(data, "evtData", plain, fail)
         if errors:
             found.items.extend(errors)
             return None
@@ -261,7 +252,7 @@ def _translate(
         )
     if kind == "profile":
         data = _object(record, "profileData", Code.BAD_PROFILE_DATA, fail)
-        attributes = _values(data, "profileData", copy, fail)
+        attributes = _values(data, "profileData", plain, fail)
         extra = _profile_identifiers(data or {}, identifiers, fail)
         if errors:
             found.items.extend(errors)
@@ -427,13 +418,10 @@ def _object(record: dict[str, Any], name: str, code: int, fail: Fail) -> dict[st
 
 
 def _values(
-    data: dict[str, Any] | None, path: str, copy: Mapping[str, Any] | None, fail: Fail
+    data: dict[str, Any] | None, path: str, plain: bool, fail: Fail
 ) -> dict[str, Any] | None:
-    if data is None:
-        return None
-    if copy is not None:
-        plain: dict[str, Any] = copy[path]
-        return plain
+    if data is None or plain:
+        return data
     return _convert_values(data, path, fail)
 
 
