@@ -450,17 +450,15 @@ def parse_timestamp(value: Any) -> datetime:
     """
     if not isinstance(value, str):
         raise ValueError("must be an ISO 8601 date string")
-    return _parse_text(value)
-
-
-@lru_cache(maxsize=1024)
-def _parse_text(value: str) -> datetime:
-    """:func:`parse_timestamp` of a string, remembered: a batch's messages share
-    their ``sentAt`` and often their ``timestamp`` (a refusal is not remembered)."""
     try:
         return parse_iso_datetime(value.strip(), loose_date=True)
     except NotADateTime as exc:
         raise ValueError(f"{value!r} is not an ISO 8601 date-time") from exc
+
+
+#: :func:`parse_timestamp` of a ``sentAt`` string, remembered: the messages of
+#: a batch share it (a refusal is not remembered).
+_parse_sent_at = lru_cache(maxsize=64)(parse_timestamp)
 
 
 def occurrence(message: dict[str, Any], envelope: Envelope, now: datetime, fail: Fail) -> datetime:
@@ -486,7 +484,9 @@ def occurrence(message: dict[str, Any], envelope: Envelope, now: datetime, fail:
     if raw_sent is None:
         return client_time
     try:
-        sent_at = parse_timestamp(raw_sent)
+        sent_at = (
+            _parse_sent_at(raw_sent) if isinstance(raw_sent, str) else parse_timestamp(raw_sent)
+        )
     except ValueError as exc:
         fail("sentAt", f"sentAt {exc}")
         return now
