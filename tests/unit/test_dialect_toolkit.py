@@ -20,6 +20,7 @@ from eventyard.dialects.toolkit.records import RecordError, RecordErrors
 from eventyard.dialects.toolkit.timestamps import (
     NotADateTime,
     NoTimeZone,
+    OutOfRange,
     format_utc,
     parse_iso_datetime,
 )
@@ -66,9 +67,11 @@ class TestParseIsoDatetime:
             parse_iso_datetime(text)
         assert issubclass(NotADateTime, ValueError)
 
-    def test_a_moment_that_utc_cannot_hold_is_an_overflow_for_the_dialect_to_word(self) -> None:
-        with pytest.raises(OverflowError):
-            parse_iso_datetime("0001-01-01T00:00:00+01:00")
+    @pytest.mark.parametrize("text", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:00:00-02:00"])
+    def test_a_moment_that_utc_cannot_hold_is_out_of_range(self, text: str) -> None:
+        with pytest.raises(OutOfRange):
+            parse_iso_datetime(text)
+        assert issubclass(OutOfRange, ValueError)
 
 
 class TestFormatUtc:

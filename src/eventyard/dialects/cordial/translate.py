@@ -26,7 +26,12 @@ from eventyard.dialects.cordial.errors import (
 )
 from eventyard.dialects.toolkit.basic_auth import decode_basic, split_authorization
 from eventyard.dialects.toolkit.identifiers import identifier_text
-from eventyard.dialects.toolkit.timestamps import NotADateTime, format_utc, parse_iso_datetime
+from eventyard.dialects.toolkit.timestamps import (
+    NotADateTime,
+    OutOfRange,
+    format_utc,
+    parse_iso_datetime,
+)
 
 DIALECT = "cordial"
 #: "The maximum length of the parameter is 40 characters."
@@ -257,7 +262,7 @@ def parse_moment(text: str) -> tuple[datetime, bool]:
         raise ValueError(
             f"{text!r} is not an ISO 8601 date-time (e.g. 2025-01-09 17:47:43)"
         ) from exc
-    except OverflowError as exc:
+    except OutOfRange as exc:
         raise ValueError(f"{text!r} is out of range") from exc
 
 

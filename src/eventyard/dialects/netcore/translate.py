@@ -186,7 +186,7 @@ def _timestamp(value: Any, fail: Fail) -> datetime | None:
     try:
         # "We currently support the UTC and ISO-8601 time zones": no zone means UTC.
         return parse_iso_datetime(value.strip(), lower_z=True)
-    except (ValueError, OverflowError):
+    except ValueError:
         fail("timestamp", f"timestamp is not a representable date-time: {value!r}")
         return None
 

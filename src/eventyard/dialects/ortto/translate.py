@@ -36,7 +36,12 @@ from eventyard.core.model import (
 )
 from eventyard.core.payload import unstorable_values
 from eventyard.dialects.toolkit.records import RecordError
-from eventyard.dialects.toolkit.timestamps import NotADateTime, parse_iso_datetime
+from eventyard.dialects.toolkit.timestamps import (
+    NotADateTime,
+    NoTimeZone,
+    OutOfRange,
+    parse_iso_datetime,
+)
 
 DIALECT = "ortto"
 SOURCE = "api"
@@ -412,8 +417,10 @@ def parse_iso(text: str) -> datetime:
         return parse_iso_datetime(text, naive="refuse")
     except NotADateTime:
         raise ValueError(f"{text!r} is not an ISO 8601 date-time") from None
-    except ValueError:  # NoTimeZone
+    except NoTimeZone:
         raise ValueError(f"{text!r} needs a time zone (Z or +hh:mm)") from None
+    except OutOfRange:
+        raise ValueError(f"{text!r} is out of range") from None
 
 
 def parse_created(created: Any, now: datetime, retention: timedelta) -> datetime:

@@ -30,7 +30,12 @@ from eventyard.core.payload import unstorable_values
 from eventyard.dialects.segment.errors import segment_error
 from eventyard.dialects.toolkit.identifiers import identifier_text
 from eventyard.dialects.toolkit.records import Fail, RecordError, RecordErrors
-from eventyard.dialects.toolkit.timestamps import NotADateTime, format_utc, parse_iso_datetime
+from eventyard.dialects.toolkit.timestamps import (
+    NotADateTime,
+    OutOfRange,
+    format_utc,
+    parse_iso_datetime,
+)
 
 DIALECT = "segment"
 #: "There is a maximum of 32KB per normal API request. The batch API endpoint
@@ -454,6 +459,8 @@ def parse_timestamp(value: Any) -> datetime:
         return parse_iso_datetime(value.strip(), loose_date=True)
     except NotADateTime as exc:
         raise ValueError(f"{value!r} is not an ISO 8601 date-time") from exc
+    except OutOfRange as exc:
+        raise ValueError(f"{value!r} is out of range") from exc
 
 
 #: :func:`parse_timestamp` of a ``sentAt`` string, remembered: the messages of

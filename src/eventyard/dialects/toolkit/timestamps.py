@@ -11,10 +11,10 @@ differs, so the differences are parameters, each dialect choosing its own:
 - ``naive``: a date-time without a zone is UTC (``"utc"``: Netcore, Cordial,
   Segment) or refused (``"refuse"``: Ortto, "with a time zone").
 
-Every reader refuses with :class:`NotADateTime` or :class:`NoTimeZone`
-(both ``ValueError``) and lets ``OverflowError`` through (a moment that is
-representable with its offset but not in UTC, ``0001-01-01T00:00+01:00``):
-each dialect words its own messages.
+Every refusal is a ``ValueError`` that says which it is, and each dialect
+words its own message: :class:`NotADateTime`, :class:`NoTimeZone`, or
+:class:`OutOfRange` (valid with its offset, but before year 1 or after 9999
+in UTC: ``0001-01-01T00:00:00+01:00``).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Literal
 
 from eventyard.core.timestamps import format_utc
 
-__all__ = ["NoTimeZone", "NotADateTime", "format_utc", "parse_iso_datetime"]
+__all__ = ["NoTimeZone", "NotADateTime", "OutOfRange", "format_utc", "parse_iso_datetime"]
 
 _LOOSE_DATE = re.compile(r"\A(\d{4})-(\d{1,2})-(\d{1,2})(.*)\Z", re.S)
 
@@ -36,6 +36,10 @@ class NotADateTime(ValueError):
 
 class NoTimeZone(ValueError):
     """A date-time without a zone where the dialect requires one."""
+
+
+class OutOfRange(ValueError):
+    """A date-time that UTC cannot hold (before year 1 or after 9999 once its offset is applied)."""
 
 
 def parse_iso_datetime(
@@ -61,4 +65,7 @@ def parse_iso_datetime(
         if naive == "refuse":
             raise NoTimeZone(text)
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError as exc:
+        raise OutOfRange(text) from exc
