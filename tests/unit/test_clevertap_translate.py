@@ -508,6 +508,8 @@ class TestBatchAgreesWithOneRecord:
             {"Price": 59.99, "Items": [{"sku": "a-1", "qty": 2}, {"sku": "b-2", "qty": 1}]},
             {"k" * 120: "at the key limit", "v": "x" * 512, "é": "é" * 256},
             {"k" * 121: "one over the key limit"},
+            {"é" * 61: "122 bytes but 61 characters", "Url": "https://example.com/" + "p" * 300},
+            {"Text": "k" * 121 + '":' + "v"},
             {"v": "x" * 513},
             {"v": "é" * 257},
             {"Nested": {"Deeper": ["$D_1468322268", {"When": "$D_1468322268"}]}},

@@ -186,11 +186,13 @@ def translate_record(
 Fail = Callable[[int, str, str], None]
 
 
-#: A JSON string of more than this many bytes may be a key beyond
-#: ``MAX_KEY_LENGTH`` characters or a value beyond ``MAX_VALUE_BYTES``.
-_LONG_STRING = min(MAX_KEY_LENGTH, MAX_VALUE_BYTES)
-#: A quote and more than ``_LONG_STRING`` bytes without one: a long string.
-_LONG_RUN = re.compile(b'"[^"]{%d}' % (_LONG_STRING + 1))
+#: In a record's JSON without escaped quotes: a key of more than
+#: ``MAX_KEY_LENGTH`` bytes (a key's closing quote is followed by a colon),
+#: which a key beyond ``MAX_KEY_LENGTH`` characters always is, and a run of
+#: more than ``MAX_VALUE_BYTES`` bytes after a quote, which a value beyond
+#: ``MAX_VALUE_BYTES`` always is (escapes only lengthen a string).
+_LONG_KEY = re.compile(b'"[^"]{%d,}":' % (MAX_KEY_LENGTH + 1))
+_LONG_VALUE = re.compile(b'"[^"]{%d}' % (MAX_VALUE_BYTES + 1))
 
 
 def _is_plain(record: dict[str, Any]) -> bool:
@@ -202,15 +204,20 @@ def _is_plain(record: dict[str, Any]) -> bool:
     Every test here errs on the side of ``False``, which sends the record
     down the walk (:func:`_convert`) that decides and words each problem:
     a ``"$D_`` anywhere, an escaped quote (which would hide the length of a
-    string), or any run of more than ``_LONG_STRING`` bytes after a quote.
-    ``False`` too when the record cannot be serialised, so that
-    :func:`unstorable_values` says why.
+    string), a key of more than ``MAX_KEY_LENGTH`` bytes or a run of more
+    than ``MAX_VALUE_BYTES`` bytes after a quote. ``False`` too when the
+    record cannot be serialised, so that :func:`unstorable_values` says why.
     """
     try:
         dumped = orjson.dumps(record)
     except orjson.JSONEncodeError:
         return False
-    return not (b'"$D_' in dumped or b'\\"' in dumped or _LONG_RUN.search(dumped))
+    return not (
+        b'"$D_' in dumped
+        or b'\\"' in dumped
+        or _LONG_KEY.search(dumped)
+        or _LONG_VALUE.search(dumped)
+    )
 
 
 def _translate(
