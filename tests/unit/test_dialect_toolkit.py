@@ -4,9 +4,12 @@ formatter, one Basic-credential reader, one identifier coercion, one error colle
 from __future__ import annotations
 
 import base64
+import re
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from eventyard.core.errors import FieldError
 from eventyard.dialects.toolkit.basic_auth import (
@@ -148,3 +151,39 @@ class TestRecordErrors:
 
     def test_an_empty_collector_is_false(self) -> None:
         assert not RecordErrors()
+
+
+def test_a_loose_month_in_other_digits_is_read_as_before() -> None:
+    """The loose reading takes any Unicode digit of month and day, as it always has."""
+    expected = datetime(2015, 2, 2, tzinfo=UTC)
+    assert parse_iso_datetime("2015-\u0660\u0662-02T00:00:00Z", loose_date=True) == expected
+    assert parse_iso_datetime("2015-02-\u0662T00:00:00Z", loose_date=True) == expected
+
+
+def _loose_reference(text: str) -> datetime | None:
+    """Segment's reading spelled out: rewrite a one-digit month or day, then parse."""
+    found = re.match(r"\A(\d{4})-(\d{1,2})-(\d{1,2})(.*)\Z", text, re.S)
+    if found:
+        year, month, day, rest = found.groups()
+        text = f"{year}-{int(month):02d}-{int(day):02d}{rest}"
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+@given(
+    st.from_regex(r"\A\d{4}-\d{1,3}-\d{1,3}([T ]\d\d:\d\d(:\d\d)?)?(Z|[+-]\d\d:\d\d)?\Z")
+    | st.text(max_size=30)
+)
+def test_the_loose_reading_is_the_rewrite_then_the_parse(text: str) -> None:
+    try:
+        expected = _loose_reference(text)
+    except OverflowError:
+        expected = None
+    try:
+        found: datetime | None = parse_iso_datetime(text, loose_date=True)
+    except ValueError:
+        found = None
+    assert found == expected

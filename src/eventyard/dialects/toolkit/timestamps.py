@@ -28,6 +28,9 @@ from eventyard.core.timestamps import format_utc
 __all__ = ["NoTimeZone", "NotADateTime", "OutOfRange", "format_utc", "parse_iso_datetime"]
 
 _LOOSE_DATE = re.compile(r"\A(\d{4})-(\d{1,2})-(\d{1,2})(.*)\Z", re.S)
+#: Two ASCII digits of month and day: what :data:`_LOOSE_DATE` would write back
+#: unchanged (it also reads other Unicode digits, which it writes in ASCII).
+_STRICT_DATE = re.compile(r"\A[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 class NotADateTime(ValueError):
@@ -50,7 +53,7 @@ def parse_iso_datetime(
     naive: Literal["utc", "refuse"] = "utc",
 ) -> datetime:
     """``text`` (already stripped, if the dialect strips) as an aware datetime in UTC."""
-    if loose_date:
+    if loose_date and not _STRICT_DATE.match(text):
         loose = _LOOSE_DATE.match(text)
         if loose:
             year, month, day, rest = loose.groups()
