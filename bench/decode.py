@@ -18,6 +18,7 @@ directory of another checkout (say, the commit before a change) in a child
 process, round by round alternating with this one, and prints the ratio.
 
     python bench/decode.py --quick
+    python bench/decode.py --smoke      # a few tiny bodies; a test runs this
     git archive <rev> src | tar -x -C /tmp/before
     python bench/decode.py --quick --compare /tmp/before/src
 """
@@ -33,6 +34,7 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -232,7 +234,7 @@ def route_path(dialect: str) -> Callable[[bytes], int]:
     return run_ortto
 
 
-def time_dialect(dialect: str, repeats: int) -> float:
+def time_dialect(dialect: str, repeats: int, events: int | None = None) -> float:
     """Best CPU milliseconds per 1000 records of ``repeats`` runs, each over a body not seen before.
 
     A few other bodies are translated first, warming imports and caches as a
@@ -240,7 +242,7 @@ def time_dialect(dialect: str, repeats: int) -> float:
     cache is only as good as it is for real traffic.
     """
     rng = random.Random(f"{dialect}-decode")
-    size = BATCH[dialect]
+    size = min(BATCH[dialect], events or BATCH[dialect])
     run = route_path(dialect)
     for _ in range(3):
         assert run(BODIES[dialect](size, rng)) == size
@@ -253,8 +255,8 @@ def time_dialect(dialect: str, repeats: int) -> float:
     return best * 1000 * 1000 / size
 
 
-def child_round(dialects: list[str], repeats: int) -> dict[str, float]:
-    return {d: time_dialect(d, repeats) for d in dialects}
+def child_round(dialects: list[str], repeats: int, events: int | None) -> dict[str, float]:
+    return {d: time_dialect(d, repeats, events) for d in dialects}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -262,26 +264,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dialects", default=",".join(DIALECTS))
     parser.add_argument("--rounds", type=int, default=5, help="alternating rounds")
     parser.add_argument("--repeats", type=int, default=20, help="timed bodies per round")
+    parser.add_argument("--events", type=int, help="records per body (default: the batch limit)")
     parser.add_argument("--quick", action="store_true", help="3 rounds of 5 bodies")
+    parser.add_argument("--smoke", action="store_true", help="1 round of 2 bodies of 20 records")
     parser.add_argument("--compare", metavar="SRC", help="another checkout's src directory")
+    parser.add_argument("--output", type=Path, help="also write the figures here as JSON")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.quick:
         args.rounds, args.repeats = 3, 5
+    if args.smoke:
+        args.rounds, args.repeats, args.events = 1, 2, 20
     dialects = [d for d in args.dialects.split(",") if d]
     if args.child:
-        print(json.dumps(child_round(dialects, args.repeats)))
+        print(json.dumps(child_round(dialects, args.repeats, args.events)))
         return 0
     here = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
     sources = {"this": os.environ.get("PYTHONPATH", here)}
     if args.compare:
         sources = {"before": args.compare, "after": sources["this"]}
     best: dict[str, dict[str, float]] = {name: {} for name in sources}
+    child = [sys.executable, __file__, "--child", "--dialects", ",".join(dialects),
+             "--repeats", str(args.repeats)]  # fmt: skip
+    if args.events:
+        child += ["--events", str(args.events)]
     for _ in range(args.rounds):
         for name, src in sources.items():
             out = subprocess.run(
-                [sys.executable, __file__, "--child", "--dialects", ",".join(dialects),
-                 "--repeats", str(args.repeats)],
+                child,
                 env={**os.environ, "PYTHONPATH": src},
                 check=True, capture_output=True, text=True,
             )  # fmt: skip
@@ -294,6 +304,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.compare:
             row += f"{best['after'][dialect] / best['before'][dialect]:12.2f}"
         print(row)
+    if args.output:
+        report: dict[str, Any] = {"ms_per_1000_records": best}
+        if args.compare:
+            report["ratio"] = {d: best["after"][d] / best["before"][d] for d in dialects}
+        args.output.write_text(json.dumps(report, indent=2))
     return 0
 
 
