@@ -11,6 +11,10 @@ differs, so the differences are parameters, each dialect choosing its own:
 - ``naive``: a date-time without a zone is UTC (``"utc"``: Netcore, Cordial,
   Segment) or refused (``"refuse"``: Ortto, "with a time zone").
 
+Rules about the shape of the text stay with their dialect: Netcore first
+checks the text against the forms its page lists, Cordial reads a bare date
+(``2025-01-09``) as that day's midnight, Segment and Ortto refuse non-strings.
+
 Every refusal is a ``ValueError`` that says which it is, and each dialect
 words its own message: :class:`NotADateTime`, :class:`NoTimeZone`, or
 :class:`OutOfRange` (valid with its offset, but before year 1 or after 9999
