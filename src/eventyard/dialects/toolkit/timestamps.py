@@ -13,7 +13,7 @@ differs, so the differences are parameters, each dialect choosing its own:
 
 Rules about the shape of the text stay with their dialect: Netcore first
 checks the text against the forms its page lists, Cordial reads a bare date
-(``2025-01-09``) as that day's midnight, Segment and Ortto refuse non-strings.
+(``2025-01-09``) as that day's midnight, and each refuses a non-string in its own words.
 
 Every refusal is a ``ValueError`` that says which it is, and each dialect
 words its own message: :class:`NotADateTime`, :class:`NoTimeZone`, or
