@@ -1,0 +1,78 @@
+"""Identity resolution of a batch inside the write transaction.
+
+Which contact each entry of a batch belongs to, creating and converting
+contacts as needed. The rules are ``core.identity``'s; this module decides
+how they are applied: set-based in the database when the store can and the
+batch holds only the common cases, through the pure planner otherwise, and
+again after a lost race.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from eventyard.core.errors import ConcurrentUpdate, EventyardError
+from eventyard.core.identifiers import Identifier
+from eventyard.core.identity import ContactRef, plan_resolution
+from eventyard.core.ids import new_id
+from eventyard.core.model import Account
+from eventyard.services.ports import UnitOfWork
+
+#: How often a batch is planned again when a concurrent writer took one of its
+#: new identifiers first. Each retry sees that writer's committed contacts.
+MAX_RESOLUTION_ATTEMPTS = 10
+#: After this many lost races a batch takes its account's identity turn.
+TAKE_TURNS_AFTER = 2
+
+
+def resolve_contacts(
+    uow: UnitOfWork,
+    account: Account,
+    batch: Sequence[Sequence[Identifier]],
+    now: datetime,
+    *,
+    pinned: Sequence[ContactRef | None] | None = None,
+    refresh_pins: Callable[[], Sequence[ContactRef | None]] | None = None,
+    locked: Sequence[int] = (),
+) -> tuple[list[str], set[str]]:
+    """The contact id of each entry of ``batch`` and the ids of the contacts created.
+
+    Contacts are created and converted as needed.
+
+    One lookup for the whole batch, one plan, a handful of set-based writes.
+    When a concurrent transaction claimed one of the new identifiers first,
+    the savepoint is rolled back and the batch planned again against what
+    that transaction committed, so two writers never create two contacts for
+    one identifier. The contacts of the entries at ``locked`` stay locked to
+    the end of the transaction (their attributes are about to change).
+    """
+    if not batch:
+        return [], set()
+    wanted = {ident for idents in batch for ident in idents}
+    for attempt in range(MAX_RESOLUTION_ATTEMPTS):
+        if attempt and refresh_pins is not None:
+            pinned = refresh_pins()
+        if attempt == TAKE_TURNS_AFTER:
+            # Lost twice: queue behind the other writers of this account that
+            # also lost, so that every one of them gets through in turn.
+            uow.contacts.take_identity_turn(account.id)
+        try:
+            with uow.savepoint():
+                owners = uow.contacts.find_owners(account.id, wanted)
+                plan = plan_resolution(batch, owners, account.primary_kinds, new_id, pinned)
+                also_lock = {plan.contact_ids[slot] for slot in locked}
+                uow.contacts.apply_resolution(account.id, plan, now, also_lock)
+                return plan.contact_ids, set(plan.new_contacts)
+        except ConcurrentUpdate:
+            # Another writer is creating the same contacts right now; let it
+            # finish before planning again (jitter keeps retries apart).
+            time.sleep(random.uniform(0, 0.002 * 2**attempt))
+    raise EventyardError(
+        "contention",
+        "Too many concurrent changes to the same contacts; retry the request",
+        503,
+        headers={"Retry-After": "1"},
+    )
