@@ -25,7 +25,7 @@ from tests.integration.helpers import activity, ingest, stored_names
 
 
 class LosingContacts:
-    """The real contact repository, except that the first ``losses`` plans lose."""
+    """The real contact repository, except that the first ``losses`` writes lose."""
 
     def __init__(self, real: Any, race: LosingStore) -> None:
         self.real = real
@@ -38,6 +38,15 @@ class LosingContacts:
             self.race.losses_left -= 1
             raise ConcurrentUpdate()
         self.real.apply_resolution(account_id, plan, now, also_lock)
+
+    def resolve_in_bulk(
+        self, account_id: str, batch: Any, now: datetime, locked: Any = ()
+    ) -> tuple[list[str], set[str]] | None:
+        # The set-based writer (PostgreSQL) loses the same way.
+        if self.race.losses_left:
+            self.race.losses_left -= 1
+            raise ConcurrentUpdate()
+        return self.real.resolve_in_bulk(account_id, batch, now, locked)  # type: ignore[no-any-return]
 
     def take_identity_turn(self, account_id: str) -> None:
         self.race.turns_taken += 1

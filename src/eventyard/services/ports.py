@@ -63,6 +63,13 @@ class ContactRepository(Protocol):
         now: datetime,
         also_lock: Iterable[str] = ...,
     ) -> None: ...
+    def resolve_in_bulk(
+        self,
+        account_id: str,
+        batch: Sequence[Sequence[Identifier]],
+        now: datetime,
+        locked: Sequence[int] = (),
+    ) -> tuple[list[str], set[str]] | None: ...
     def live_contacts(
         self, account_id: str, contact_ids: Iterable[str]
     ) -> dict[str, ContactRef]: ...

@@ -42,16 +42,21 @@ def resolve_contacts(
 
     Contacts are created and converted as needed.
 
-    One lookup for the whole batch, one plan, a handful of set-based writes.
-    When a concurrent transaction claimed one of the new identifiers first,
-    the savepoint is rolled back and the batch planned again against what
-    that transaction committed, so two writers never create two contacts for
-    one identifier. The contacts of the entries at ``locked`` stay locked to
-    the end of the transaction (their attributes are about to change).
+    A batch of common cases without pinned contacts is resolved by the
+    store itself, set-based, when it can (PostgreSQL); it waits for
+    concurrent batches creating the same contacts instead of failing.
+    Otherwise: one lookup for the whole batch, one plan, a handful of
+    set-based writes. When a concurrent transaction claimed one of the new
+    identifiers first, the savepoint is rolled back and the batch resolved
+    again against what that transaction committed, so two writers never
+    create two contacts for one identifier. The contacts of the entries at
+    ``locked`` stay locked to the end of the transaction (their attributes
+    are about to change).
     """
     if not batch:
         return [], set()
-    wanted = {ident for idents in batch for ident in idents}
+    in_bulk = pinned is None or all(pin is None for pin in pinned)
+    wanted: set[Identifier] | None = None
     for attempt in range(MAX_RESOLUTION_ATTEMPTS):
         if attempt and refresh_pins is not None:
             pinned = refresh_pins()
@@ -61,6 +66,14 @@ def resolve_contacts(
             uow.contacts.take_identity_turn(account.id)
         try:
             with uow.savepoint():
+                if in_bulk:
+                    resolved = uow.contacts.resolve_in_bulk(account.id, batch, now, locked)
+                    if resolved is not None:
+                        return resolved
+                    # Rare cases: the planner decides, this time and after a lost race.
+                    in_bulk = False
+                if wanted is None:
+                    wanted = {ident for idents in batch for ident in idents}
                 owners = uow.contacts.find_owners(account.id, wanted)
                 plan = plan_resolution(batch, owners, account.primary_kinds, new_id, pinned)
                 also_lock = {plan.contact_ids[slot] for slot in locked}

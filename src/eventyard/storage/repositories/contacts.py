@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -15,6 +15,7 @@ from eventyard.core.identifiers import Identifier, sort_key
 from eventyard.core.identity import ContactRef, ResolutionPlan
 from eventyard.core.ids import new_id
 from eventyard.core.model import Contact
+from eventyard.storage.set_resolution import lock_new_identifiers, resolve_batch
 from eventyard.storage.sql_dialect import (
     in_values,
     insert_ignoring_conflicts,
@@ -67,6 +68,26 @@ class ContactRepository:
             Identifier(kind, value): ContactRef(contact_id, status)
             for kind, value, contact_id, status in self.conn.execute(query)
         }
+
+    def resolve_in_bulk(
+        self,
+        account_id: str,
+        batch: Sequence[Sequence[Identifier]],
+        now: datetime,
+        locked: Sequence[int] = (),
+    ) -> tuple[list[str], set[str]] | None:
+        """Resolve and write a batch of common cases set-based, or ``None`` for the planner.
+
+        PostgreSQL only (storage/set_resolution.py); SQLite answers ``None``:
+        its planner path is already fast and its writers take turns anyway.
+        ``ConcurrentUpdate`` if a concurrent writer changed an owner meanwhile.
+        """
+        if self.conn.dialect.name != "postgresql":
+            return None
+        raw = self.conn.connection.driver_connection
+        assert raw is not None
+        with raw.cursor() as cursor:
+            return resolve_batch(cursor, account_id, batch, now, locked)
 
     def live_contacts(self, account_id: str, contact_ids: Iterable[str]) -> dict[str, ContactRef]:
         """For each id of this account, the contact that now stands for it (one query).
@@ -132,6 +153,12 @@ class ContactRepository:
         same transaction (attributes), locked together with the plan's own in
         one sorted pass so that writers never lock in different orders.
         """
+        if plan.new_identifiers and self.conn.dialect.name == "postgresql":
+            # Before any row lock, as the set-based path does: same order, no deadlock.
+            raw = self.conn.connection.driver_connection
+            assert raw is not None
+            with raw.cursor() as cursor:
+                lock_new_identifiers(cursor, account_id, sorted(plan.new_identifiers, key=sort_key))
         self._lock_live(
             plan.touched_existing | (set(also_lock) - set(plan.new_contacts)), plan.assumed
         )
