@@ -103,3 +103,28 @@ def test_overlapping_batches_wait_for_each_other_and_make_one_contact_per_person
     for person, ids in contact_of.items():
         assert owner_of["identity", f"person-{person}"] in ids
         assert owner_of["email", f"person-{person}@x.com"] in ids
+
+
+def test_concurrent_batches_of_thousands_of_new_people_are_all_stored(
+    store: Database, database_url: str
+) -> None:
+    """A first import spread over several writers: each batch creates thousands
+    of identifiers at once. Locking each of them would exhaust PostgreSQL's
+    shared lock table (6,400 by default, for every connection together: "out
+    of shared memory"); such batches take none, and are all stored."""
+    acct = new_account(store, "first-import")
+    per_batch = 1500
+
+    def work(database: Database, writer: int) -> list[str]:
+        rng = random.Random(writer)
+        # Each writer its own people, all of them new, created at the same time.
+        people = range(writer * per_batch, (writer + 1) * per_batch)
+        batch = [person_event(f"w{writer}-e{p}", p, rng) for p in people]
+        return contact_ids(ingest(database, acct, batch))
+
+    results = run_together(database_url, WRITERS, work)
+
+    assert len(stored_names(store, acct)) == WRITERS * per_batch
+    rows = contact_rows(store, acct)
+    assert len(rows) == WRITERS * per_batch
+    assert {cid for ids in results for cid in ids} == {row.id for row in rows}

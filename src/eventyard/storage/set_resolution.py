@@ -34,9 +34,10 @@ of failing: the unowned identifiers are locked with transaction-level
 advisory locks on their hashes, in sorted order, then looked up again. A
 batch that waited finds the other batch's committed contacts, classifies
 again (still holding the locks, so nobody else can create them meanwhile)
-and goes on. :func:`lock_new_identifiers` is also taken by the planner's
-writer before its row locks, so both paths lock in the same order:
-identifier hashes, then contact rows. ``ON CONFLICT DO NOTHING`` with a
+and goes on (up to :data:`MAX_IDENTIFIER_LOCKS` new identifiers a batch;
+beyond, a lost race is retried as before). The planner's writer takes
+:func:`lock_new_identifiers` too, before its row locks, so both paths lock
+in the same order: identifier hashes, then contact rows. ``ON CONFLICT DO NOTHING`` with a
 count stays as the last guard; if it ever fires the caller's retry loop
 handles it as before (``ConcurrentUpdate``).
 """
@@ -52,6 +53,15 @@ from psycopg.rows import TupleRow
 from eventyard.core.errors import ConcurrentUpdate
 from eventyard.core.identifiers import ANONYMOUS_KINDS, Identifier
 from eventyard.core.ids import new_id
+
+#: At most this many identifier locks per batch. Every advisory lock takes a
+#: slot of PostgreSQL's shared lock table (max_locks_per_transaction x
+#: max_connections: 6,400 by default), and a batch creating thousands of
+#: contacts (a first import) would exhaust it with a few of its kind. Above
+#: this a batch takes no identifier locks: the unique index and the count
+#: check still keep one contact per identifier, and the loser of a race
+#: tries again, as every batch did before these locks.
+MAX_IDENTIFIER_LOCKS = 512
 
 # Temporary tables live as long as the connection; ON COMMIT DELETE ROWS
 # empties them at every commit, and the DELETE at the start of a batch
@@ -263,7 +273,7 @@ def resolve_batch(
     cursor.execute(_CREATE)
     if not _classify(cursor, staged):
         return None
-    if _fetch_count(cursor, _NEW_IDENTIFIER_COUNT, {}):
+    if 0 < _fetch_count(cursor, _NEW_IDENTIFIER_COUNT, {}) <= MAX_IDENTIFIER_LOCKS:
         _fetch_count(cursor, _LOCK_STAGED, {"account": account_id})
         if _fetch_count(cursor, _TAKEN_MEANWHILE, {"account": account_id}):
             # A concurrent batch created some of them while this one waited:
@@ -311,8 +321,11 @@ def resolve_batch(
 def lock_new_identifiers(
     cursor: Cursor[TupleRow], account_id: str, new: Sequence[Identifier]
 ) -> None:
-    """Wait for, then hold to the end of the transaction, the locks of identifiers to create."""
-    if new:
+    """Wait for, then hold to the end of the transaction, the locks of identifiers to create.
+
+    None beyond :data:`MAX_IDENTIFIER_LOCKS` (see there).
+    """
+    if 0 < len(new) <= MAX_IDENTIFIER_LOCKS:
         cursor.execute(
             _LOCK_GIVEN,
             {
