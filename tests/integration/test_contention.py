@@ -39,14 +39,12 @@ class LosingContacts:
             raise ConcurrentUpdate()
         self.real.apply_resolution(account_id, plan, now, also_lock)
 
-    def resolve_in_bulk(
-        self, account_id: str, batch: Any, now: datetime, locked: Any = ()
-    ) -> tuple[list[str], set[str]] | None:
+    def start_bulk_resolution(self, account_id: str, batch: Any) -> Any:
         # The set-based writer (PostgreSQL) loses the same way.
         if self.race.losses_left:
             self.race.losses_left -= 1
             raise ConcurrentUpdate()
-        return self.real.resolve_in_bulk(account_id, batch, now, locked)  # type: ignore[no-any-return]
+        return self.real.start_bulk_resolution(account_id, batch)
 
     def take_identity_turn(self, account_id: str) -> None:
         self.race.turns_taken += 1

@@ -40,6 +40,7 @@ KINDS = ["identity", "email", "anonid"]
 #: Any identifiers at all: conflicts, merges and conversions are frequent.
 mixed_entries = st.lists(
     st.builds(Identifier, st.sampled_from(KINDS), st.sampled_from(["a", "b", "c", "d", "e"])),
+    min_size=1,
     max_size=3,
 ).map(tuple)
 #: Some of one person's identifiers, as real traffic names them.
@@ -60,7 +61,7 @@ class PlannerOnlyContacts:
     def __init__(self, real: Any) -> None:
         self.real = real
 
-    def resolve_in_bulk(self, *_args: Any, **_kwargs: Any) -> None:
+    def start_bulk_resolution(self, *_args: Any, **_kwargs: Any) -> None:
         return None
 
     def __getattr__(self, name: str) -> Any:
@@ -138,6 +139,11 @@ def stored(store: Database, account: Account) -> tuple[dict[str, frozenset[Ident
 @example(history=[], batch=[(ANON_1,), (ANON_1, IDENTITY_1), (IDENTITY_1, EMAIL_1)])
 # Groups without an identifier common to all their entries go to the planner.
 @example(history=[], batch=[(ANON_1, IDENTITY_1), (IDENTITY_1, EMAIL_1), (EMAIL_1, ANON_2)])
+# An anonymous contact merged by one entry is the survivor for another entry
+# that names it by a different identifier.
+@example(history=[[(ANON_1, ANON_2), (IDENTITY_1,)]], batch=[(ANON_1, IDENTITY_1), (ANON_2,)])
+# An entry without identifiers gets a contact of its own.
+@example(history=[], batch=[(ANON_1,), ()])
 # New identifiers for a known contact, named by several entries.
 @example(history=[[(IDENTITY_1,)]], batch=[(IDENTITY_1, EMAIL_1), (EMAIL_1, IDENTITY_1, ANON_1)])
 def test_set_based_and_planner_paths_store_the_same(

@@ -13,13 +13,14 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import cast
 
 from eventyard.core.errors import ConcurrentUpdate, EventyardError
 from eventyard.core.identifiers import Identifier
 from eventyard.core.identity import ContactRef, plan_resolution
 from eventyard.core.ids import new_id
 from eventyard.core.model import Account
-from eventyard.services.ports import UnitOfWork
+from eventyard.services.ports import BulkResolution, UnitOfWork
 
 #: How often a batch is planned again when a concurrent writer took one of its
 #: new identifiers first. Each retry sees that writer's committed contacts.
@@ -55,6 +56,7 @@ def resolve_contacts(
     """
     if not batch:
         return [], set()
+    # Pinned contacts (named by id) take part in the planner's rules only.
     in_bulk = pinned is None or all(pin is None for pin in pinned)
     wanted: set[Identifier] | None = None
     for attempt in range(MAX_RESOLUTION_ATTEMPTS):
@@ -66,12 +68,9 @@ def resolve_contacts(
             uow.contacts.take_identity_turn(account.id)
         try:
             with uow.savepoint():
-                if in_bulk:
-                    resolved = uow.contacts.resolve_in_bulk(account.id, batch, now, locked)
-                    if resolved is not None:
-                        return resolved
-                    # Rare cases: the planner decides, this time and after a lost race.
-                    in_bulk = False
+                bulk = uow.contacts.start_bulk_resolution(account.id, batch) if in_bulk else None
+                if bulk is not None:
+                    return _finish_in_bulk(uow, account, batch, now, bulk, locked)
                 if wanted is None:
                     wanted = {ident for idents in batch for ident in idents}
                 owners = uow.contacts.find_owners(account.id, wanted)
@@ -89,3 +88,34 @@ def resolve_contacts(
         503,
         headers={"Retry-After": "1"},
     )
+
+
+def _finish_in_bulk(
+    uow: UnitOfWork,
+    account: Account,
+    batch: Sequence[Sequence[Identifier]],
+    now: datetime,
+    bulk: BulkResolution,
+    locked: Sequence[int],
+) -> tuple[list[str], set[str]]:
+    """Plan the rare entries of a staged batch, then write both parts.
+
+    The store locks the contacts the plan changes together with its own, in
+    one sorted pass, before the plan is written: writers never lock in
+    different orders.
+    """
+    if not bulk.rare:
+        contact_of, created = bulk.finish(now, locked)
+        return cast(list[str], contact_of), created
+    rare = [batch[slot] for slot in bulk.rare]
+    owners = uow.contacts.find_owners(account.id, {i for idents in rare for i in idents})
+    plan = plan_resolution(rare, owners, account.primary_kinds, new_id)
+    locked_set = set(locked)
+    also_lock = {
+        plan.contact_ids[j] for j, slot in enumerate(bulk.rare) if slot in locked_set
+    } - set(plan.new_contacts)
+    contact_of, created = bulk.finish(now, locked, plan.touched_existing | also_lock)
+    uow.contacts.apply_resolution(account.id, plan, now, also_lock)
+    for j, slot in enumerate(bulk.rare):
+        contact_of[slot] = plan.contact_ids[j]
+    return cast(list[str], contact_of), created | set(plan.new_contacts)

@@ -21,13 +21,16 @@ The cases done here, which together are nearly all real traffic:
   ties broken by kind and value), and then each group is one new contact,
   known if any of its events names a known kind.
 
-These are exactly the batches for which the planner, applied in input
+These are exactly the entries for which the planner, applied in input
 order, creates one contact per group and attaches without converting,
-merging or recording anything. Anything else (two owners, an anonymous
-owner meeting a known identifier, groups without a common identifier, an
-event without identifiers, pinned contacts) makes :func:`resolve_batch`
-answer ``None`` before it has written anything, and the caller plans the
-batch with the planner.
+merging or recording anything. The other entries (two owners, an anonymous
+owner meeting a known identifier, groups without a common identifier), and
+every entry sharing an identifier or an owner with one of them, are *rare*:
+:func:`start_bulk_resolution` lists them, the caller plans them with the
+planner, and :meth:`BulkResolution.finish` writes the rest. The two parts
+share neither identifiers nor contacts, so the order in which they are
+decided does not change what either decides. A batch with an entry without
+identifiers, or with pinned contacts, goes to the planner whole.
 
 Concurrent batches creating the same contacts wait for each other instead
 of failing: the unowned identifiers are locked with transaction-level
@@ -44,10 +47,10 @@ handles it as before (``ConcurrentUpdate``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from psycopg import Cursor
+from psycopg import Connection, Cursor
 from psycopg.rows import TupleRow
 
 from eventyard.core.errors import ConcurrentUpdate
@@ -74,7 +77,7 @@ CREATE TEMP TABLE IF NOT EXISTS identity_input (
 CREATE TEMP TABLE IF NOT EXISTS identity_slots (
     slot int4 NOT NULL, n_owners int4 NOT NULL, owner text, owner_status text,
     has_known bool NOT NULL, has_new bool NOT NULL,
-    anchor_kind text, anchor_value text
+    anchor_kind text, anchor_value text, rare bool NOT NULL DEFAULT false
 ) ON COMMIT DELETE ROWS;
 DELETE FROM identity_input;
 DELETE FROM identity_slots
@@ -126,28 +129,57 @@ FROM (
 LEFT JOIN anchors AS a USING (slot)
 """
 
-# How many events and unowned identifiers fall outside the common cases.
-_RARE = """
-SELECT
-    (SELECT count(*) FROM identity_slots
-     WHERE n_owners > 1
-        OR (n_owners = 1 AND owner_status = 'anonymous' AND has_known)
-        OR (n_owners = 1 AND owner_status <> ALL('{known,anonymous}'::text[])))
-  + (SELECT count(*) FROM (
-        SELECT 1 FROM identity_input AS i JOIN identity_slots AS s USING (slot)
-        WHERE i.owner IS NULL
-        GROUP BY i.kind, i.value
-        HAVING NOT (
-            (bool_and(s.n_owners = 1) AND count(DISTINCT s.owner) = 1)
-            OR (bool_and(s.n_owners = 0)
-                AND count(DISTINCT (s.anchor_kind, s.anchor_value)) = 1)
-        )
-     ) AS bad)
+# Events outside the common cases, and those naming an unowned identifier
+# that does not fit them (named by events of several owners, or of several
+# groups, or by events with and without owners).
+_MARK_RARE = """
+UPDATE identity_slots SET rare = true
+WHERE n_owners > 1
+   OR (n_owners = 1 AND owner_status = 'anonymous' AND has_known)
+   OR (n_owners = 1 AND owner_status <> ALL('{known,anonymous}'::text[]))
+   OR slot IN (
+        SELECT i.slot FROM identity_input AS i
+        JOIN (
+            SELECT i.kind, i.value
+            FROM identity_input AS i JOIN identity_slots AS s USING (slot)
+            WHERE i.owner IS NULL
+            GROUP BY i.kind, i.value
+            HAVING NOT (
+                (bool_and(s.n_owners = 1) AND count(DISTINCT s.owner) = 1)
+                OR (bool_and(s.n_owners = 0)
+                    AND count(DISTINCT (s.anchor_kind, s.anchor_value)) = 1)
+            )
+        ) AS misfit USING (kind, value)
+   )
 """
+
+# Events that share an identifier or an owner with a rare event go to the
+# planner with it, so that what the planner decides (a merge, a conversion,
+# a new contact) cannot change what the set-based part decided. Repeated
+# until nothing changes (once or twice: rare events are few).
+_SPREAD_RARE_BY_IDENTIFIER = """
+UPDATE identity_slots AS s SET rare = true
+WHERE NOT s.rare AND s.slot IN (
+    SELECT i.slot FROM identity_input AS i
+    JOIN identity_input AS j USING (kind, value)
+    JOIN identity_slots AS r ON r.slot = j.slot AND r.rare
+)
+"""
+
+_SPREAD_RARE_BY_OWNER = """
+UPDATE identity_slots AS s SET rare = true
+WHERE NOT s.rare AND s.slot IN (
+    SELECT i.slot FROM identity_input AS i
+    JOIN identity_input AS j ON j.owner = i.owner
+    JOIN identity_slots AS r ON r.slot = j.slot AND r.rare
+)
+"""
+
+_RARE_SLOTS = "SELECT slot FROM identity_slots WHERE rare ORDER BY slot"
 
 _NEW_GROUPS = """
 SELECT anchor_kind, anchor_value, bool_or(has_known)
-FROM identity_slots WHERE n_owners = 0
+FROM identity_slots WHERE n_owners = 0 AND NOT rare
 GROUP BY anchor_kind, anchor_value
 ORDER BY min(slot)
 """
@@ -183,20 +215,23 @@ CROSS JOIN LATERAL (
 WHERE i.owner IS NULL
 """
 
-# Owners that gain identifiers or whose attributes the caller changes: locked
-# in id order (as the planner's writer does) and still live with the status
-# they were classified with.
+# Owners that gain identifiers or whose attributes the caller changes, and
+# the contacts the planner's part changes (``extra``): locked in one pass in
+# id order (as the planner's writer does); the first still live with the
+# status they were classified with (the planner's writer checks its own).
 _LOCK_OWNERS = """
-SELECT count(*) FILTER (WHERE live), count(*), (
-    SELECT count(DISTINCT owner) FROM identity_slots
-    WHERE n_owners = 1 AND (has_new OR slot = ANY(%(locked)s::int4[]))
-) FROM (
-    SELECT c.merged_into IS NULL AND c.status = w.owner_status AS live
+WITH owners AS (
+    SELECT DISTINCT owner, owner_status FROM identity_slots
+    WHERE n_owners = 1 AND NOT rare AND (has_new OR slot = ANY(%(locked)s::int4[]))
+)
+SELECT count(*) FILTER (WHERE NOT live), count(*) FILTER (WHERE checked),
+       (SELECT count(*) FROM owners)
+FROM (
+    SELECT w.owner IS NOT NULL AS checked,
+           w.owner IS NULL OR (c.merged_into IS NULL AND c.status = w.owner_status) AS live
     FROM contacts AS c
-    JOIN (
-        SELECT DISTINCT owner, owner_status FROM identity_slots
-        WHERE n_owners = 1 AND (has_new OR slot = ANY(%(locked)s::int4[]))
-    ) AS w ON c.id = w.owner
+    LEFT JOIN owners AS w ON c.id = w.owner
+    WHERE c.id IN (SELECT owner FROM owners) OR c.id = ANY(%(extra)s::text[])
     ORDER BY c.id
     FOR UPDATE OF c
 ) AS locked
@@ -217,7 +252,7 @@ JOIN identity_slots AS s USING (slot)
 LEFT JOIN unnest(%(ids)s::text[], %(anchor_kinds)s::text[], %(anchor_values)s::text[])
     AS n(id, anchor_kind, anchor_value)
     ON s.n_owners = 0 AND n.anchor_kind = s.anchor_kind AND n.anchor_value = s.anchor_value
-WHERE i.owner IS NULL
+WHERE i.owner IS NULL AND NOT s.rare
 ORDER BY i.kind, i.value
 ON CONFLICT DO NOTHING
 """
@@ -226,13 +261,20 @@ _NEW_IDENTIFIER_COUNT = """
 SELECT count(*) FROM (SELECT DISTINCT kind, value FROM identity_input WHERE owner IS NULL) AS n
 """
 
+_ATTACH_COUNT = """
+SELECT count(*) FROM (
+    SELECT DISTINCT i.kind, i.value FROM identity_input AS i JOIN identity_slots AS s USING (slot)
+    WHERE i.owner IS NULL AND NOT s.rare
+) AS n
+"""
+
 _TOUCH_OWNERS = """
 UPDATE contacts SET updated_at = %(now)s
-WHERE id IN (SELECT owner FROM identity_slots WHERE n_owners = 1 AND has_new)
+WHERE id IN (SELECT owner FROM identity_slots WHERE n_owners = 1 AND has_new AND NOT rare)
 """
 
 _CONTACT_OF = """
-SELECT coalesce(s.owner, n.id)
+SELECT CASE WHEN NOT s.rare THEN coalesce(s.owner, n.id) END
 FROM identity_slots AS s
 LEFT JOIN unnest(%(ids)s::text[], %(anchor_kinds)s::text[], %(anchor_values)s::text[])
     AS n(id, anchor_kind, anchor_value)
@@ -241,18 +283,69 @@ ORDER BY s.slot
 """
 
 
-def resolve_batch(
-    cursor: Cursor[TupleRow],
-    account_id: str,
-    batch: Sequence[Sequence[Identifier]],
-    now: datetime,
-    locked: Sequence[int] = (),
-) -> tuple[list[str], set[str]] | None:
-    """The contact of each entry and the contacts created, or ``None`` for the planner.
+class BulkResolution:
+    """A batch staged and classified; :meth:`finish` writes its common cases.
 
-    ``None`` comes before anything is written or locked. ``locked``: entries
-    whose contacts stay locked to the end of the transaction.
-    ``ConcurrentUpdate`` when a concurrent writer changed an owner under us.
+    Between the two the caller plans the entries listed in ``rare`` with the
+    planner, and passes the contacts that plan changes to :meth:`finish`,
+    which locks them together with its own, in one sorted pass.
+    """
+
+    def __init__(self, conn: Connection, account_id: str, size: int, rare: list[int]) -> None:
+        self._conn = conn
+        self._account_id = account_id
+        self._size = size
+        #: The entries the planner must resolve, in order.
+        self.rare = rare
+
+    def finish(
+        self, now: datetime, locked: Sequence[int] = (), extra_locks: Iterable[str] = ()
+    ) -> tuple[list[str | None], set[str]]:
+        """Write the common cases; their contact per entry (``None`` for a rare one) and
+        the contacts created. ``ConcurrentUpdate`` if an owner changed meanwhile."""
+        with self._conn.cursor() as cursor:
+            cursor.execute(_LOCK_OWNERS, {"locked": list(locked), "extra": sorted(extra_locks)})
+            row = cursor.fetchone()
+            assert row is not None
+            changed, checked, expected = row
+            if changed or checked != expected:
+                raise ConcurrentUpdate()
+
+            cursor.execute(_NEW_GROUPS)
+            groups = cursor.fetchall()
+            ids = [new_id() for _ in groups]
+            group_ids = {
+                "ids": ids,
+                "anchor_kinds": [g[0] for g in groups],
+                "anchor_values": [g[1] for g in groups],
+            }
+            account = self._account_id
+            if ids:
+                known = [g[2] for g in groups]
+                cursor.execute(
+                    _NEW_CONTACTS, {"account": account, "now": now, "ids": ids, "known": known}
+                )
+            wanted = _fetch_count(cursor, _ATTACH_COUNT, {})
+            if wanted:
+                cursor.execute(_ATTACH, {"account": account, "now": now, **group_ids})
+                if cursor.rowcount != wanted:
+                    raise ConcurrentUpdate()
+                cursor.execute(_TOUCH_OWNERS, {"now": now})
+            cursor.execute(_CONTACT_OF, group_ids)
+            contact_ids: list[str | None] = [cid for (cid,) in cursor.fetchall()]
+        if len(contact_ids) != self._size:
+            raise AssertionError("every entry of the batch has a row")
+        return contact_ids, set(ids)
+
+
+def start_bulk_resolution(
+    conn: Connection, account_id: str, batch: Sequence[Sequence[Identifier]]
+) -> BulkResolution | None:
+    """Stage and classify ``batch``, and lock the identifiers it creates.
+
+    ``None`` (before anything is locked) when the planner should take the
+    whole batch: an entry without identifiers, or rare entries in a batch
+    creating more identifiers than it may lock.
     """
     slots: list[int] = []
     kinds: list[str] = []
@@ -270,52 +363,24 @@ def resolve_batch(
         "kinds": kinds,
         "values": values,
     }
-    cursor.execute(_CREATE)
-    if not _classify(cursor, staged):
-        return None
-    if 0 < _fetch_count(cursor, _NEW_IDENTIFIER_COUNT, {}) <= MAX_IDENTIFIER_LOCKS:
-        _fetch_count(cursor, _LOCK_STAGED, {"account": account_id})
-        if _fetch_count(cursor, _TAKEN_MEANWHILE, {"account": account_id}):
-            # A concurrent batch created some of them while this one waited:
-            # look again. The locks are held, so the new answer stands.
-            cursor.execute("DELETE FROM identity_input; DELETE FROM identity_slots")
-            if not _classify(cursor, staged):
-                raise ConcurrentUpdate()  # now a rare case: the planner, from scratch
+    with conn.cursor() as cursor:
+        cursor.execute(_CREATE)
+        rare = _classify(cursor, staged)
+        new = _fetch_count(cursor, _NEW_IDENTIFIER_COUNT, {})
+        if new > MAX_IDENTIFIER_LOCKS and rare:
+            # The planner's part would lock its own after the rows this part locks.
+            return None
+        if 0 < new <= MAX_IDENTIFIER_LOCKS:
             _fetch_count(cursor, _LOCK_STAGED, {"account": account_id})
             if _fetch_count(cursor, _TAKEN_MEANWHILE, {"account": account_id}):
-                raise ConcurrentUpdate()
-
-    cursor.execute(_LOCK_OWNERS, {"locked": list(locked)})
-    row = cursor.fetchone()
-    assert row is not None
-    live, found, expected = row
-    if live != found or found != expected:
-        raise ConcurrentUpdate()
-
-    cursor.execute(_NEW_GROUPS)
-    groups = cursor.fetchall()
-    ids = [new_id() for _ in groups]
-    group_ids = {
-        "ids": ids,
-        "anchor_kinds": [g[0] for g in groups],
-        "anchor_values": [g[1] for g in groups],
-    }
-    if ids:
-        cursor.execute(
-            _NEW_CONTACTS,
-            {"account": account_id, "now": now, "ids": ids, "known": [g[2] for g in groups]},
-        )
-    wanted = _fetch_count(cursor, _NEW_IDENTIFIER_COUNT, {})
-    if wanted:
-        cursor.execute(_ATTACH, {"account": account_id, "now": now, **group_ids})
-        if cursor.rowcount != wanted:
-            raise ConcurrentUpdate()
-        cursor.execute(_TOUCH_OWNERS, {"now": now})
-    cursor.execute(_CONTACT_OF, group_ids)
-    contact_ids = [contact_id for (contact_id,) in cursor.fetchall()]
-    if len(contact_ids) != len(batch):
-        raise AssertionError("every entry of the batch has a contact")
-    return contact_ids, set(ids)
+                # A concurrent batch created some of them while this one waited:
+                # look again. The locks are held, so the new answer stands.
+                cursor.execute("DELETE FROM identity_input; DELETE FROM identity_slots")
+                rare = _classify(cursor, staged)
+                _fetch_count(cursor, _LOCK_STAGED, {"account": account_id})
+                if _fetch_count(cursor, _TAKEN_MEANWHILE, {"account": account_id}):
+                    raise ConcurrentUpdate()
+    return BulkResolution(conn, account_id, len(batch), rare)
 
 
 def lock_new_identifiers(
@@ -336,11 +401,20 @@ def lock_new_identifiers(
         )
 
 
-def _classify(cursor: Cursor[TupleRow], staged: dict[str, object]) -> bool:
-    """Stage and classify the batch; whether every entry is a common case."""
+def _classify(cursor: Cursor[TupleRow], staged: dict[str, object]) -> list[int]:
+    """Stage and classify the batch; the entries the planner must resolve."""
     cursor.execute(_STAGE, staged)
     cursor.execute(_CLASSIFY, {"anonymous": sorted(ANONYMOUS_KINDS)})
-    return _fetch_count(cursor, _RARE, {}) == 0
+    cursor.execute(_MARK_RARE)
+    if cursor.rowcount:
+        spreading = True
+        while spreading:
+            cursor.execute(_SPREAD_RARE_BY_IDENTIFIER)
+            spreading = cursor.rowcount > 0
+            cursor.execute(_SPREAD_RARE_BY_OWNER)
+            spreading = spreading or cursor.rowcount > 0
+    cursor.execute(_RARE_SLOTS)
+    return [slot for (slot,) in cursor.fetchall()]
 
 
 def _fetch_count(cursor: Cursor[TupleRow], query: str, params: dict[str, object]) -> int:

@@ -15,7 +15,11 @@ from eventyard.core.identifiers import Identifier, sort_key
 from eventyard.core.identity import ContactRef, ResolutionPlan
 from eventyard.core.ids import new_id
 from eventyard.core.model import Contact
-from eventyard.storage.set_resolution import lock_new_identifiers, resolve_batch
+from eventyard.storage.set_resolution import (
+    BulkResolution,
+    lock_new_identifiers,
+    start_bulk_resolution,
+)
 from eventyard.storage.sql_dialect import (
     in_values,
     insert_ignoring_conflicts,
@@ -69,25 +73,19 @@ class ContactRepository:
             for kind, value, contact_id, status in self.conn.execute(query)
         }
 
-    def resolve_in_bulk(
-        self,
-        account_id: str,
-        batch: Sequence[Sequence[Identifier]],
-        now: datetime,
-        locked: Sequence[int] = (),
-    ) -> tuple[list[str], set[str]] | None:
-        """Resolve and write a batch of common cases set-based, or ``None`` for the planner.
+    def start_bulk_resolution(
+        self, account_id: str, batch: Sequence[Sequence[Identifier]]
+    ) -> BulkResolution | None:
+        """Stage and classify a batch for set-based resolution, or ``None`` for the planner.
 
         PostgreSQL only (storage/set_resolution.py); SQLite answers ``None``:
         its planner path is already fast and its writers take turns anyway.
-        ``ConcurrentUpdate`` if a concurrent writer changed an owner meanwhile.
         """
         if self.conn.dialect.name != "postgresql":
             return None
         raw = self.conn.connection.driver_connection
         assert raw is not None
-        with raw.cursor() as cursor:
-            return resolve_batch(cursor, account_id, batch, now, locked)
+        return start_bulk_resolution(raw, account_id, batch)
 
     def live_contacts(self, account_id: str, contact_ids: Iterable[str]) -> dict[str, ContactRef]:
         """For each id of this account, the contact that now stands for it (one query).
