@@ -50,6 +50,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
+import orjson
 from psycopg import Connection, Cursor
 from psycopg.rows import TupleRow
 
@@ -84,6 +85,9 @@ DELETE FROM identity_slots
 """
 
 # One row per distinct (event, identifier), with its owner if it has one.
+# The triples come as one JSON text: psycopg dumps a list into an array
+# parameter element by element in Python (2.75 ms of CPU for a batch's three
+# arrays of 2,340), orjson writes the same in 0.1 ms.
 # Identifiers always name a live contact (a merge moves them to the survivor).
 # OFFSET 0 keeps the lookup a probe of the primary key per staged row: joined
 # instead, the planner may hash every identifier of the account (seen at
@@ -93,8 +97,8 @@ _STAGE = """
 INSERT INTO identity_input (slot, kind, value, owner, owner_status)
 SELECT t.slot, t.kind, t.value, o.contact_id, o.status
 FROM (
-    SELECT DISTINCT u.slot, u.kind, u.value
-    FROM unnest(%(slots)s::int4[], %(kinds)s::text[], %(values)s::text[]) AS u(slot, kind, value)
+    SELECT DISTINCT (e ->> 0)::int4 AS slot, e ->> 1 AS kind, e ->> 2 AS value
+    FROM json_array_elements(%(entries)s::json) AS e
 ) AS t
 LEFT JOIN LATERAL (
     SELECT ci.contact_id, c.status
@@ -273,13 +277,13 @@ UPDATE contacts SET updated_at = %(now)s
 WHERE id IN (SELECT owner FROM identity_slots WHERE n_owners = 1 AND has_new AND NOT rare)
 """
 
+# One JSON array in entry order: decoding it costs less than reading 1000 rows.
 _CONTACT_OF = """
-SELECT CASE WHEN NOT s.rare THEN coalesce(s.owner, n.id) END
+SELECT json_agg(CASE WHEN NOT s.rare THEN coalesce(s.owner, n.id) END ORDER BY s.slot)::text
 FROM identity_slots AS s
 LEFT JOIN unnest(%(ids)s::text[], %(anchor_kinds)s::text[], %(anchor_values)s::text[])
     AS n(id, anchor_kind, anchor_value)
     ON s.n_owners = 0 AND n.anchor_kind = s.anchor_kind AND n.anchor_value = s.anchor_value
-ORDER BY s.slot
 """
 
 
@@ -332,7 +336,9 @@ class BulkResolution:
                     raise ConcurrentUpdate()
                 cursor.execute(_TOUCH_OWNERS, {"now": now})
             cursor.execute(_CONTACT_OF, group_ids)
-            contact_ids: list[str | None] = [cid for (cid,) in cursor.fetchall()]
+            row = cursor.fetchone()
+            assert row is not None
+            contact_ids: list[str | None] = orjson.loads(row[0])
         if len(contact_ids) != self._size:
             raise AssertionError("every entry of the batch has a row")
         return contact_ids, set(ids)
@@ -347,22 +353,14 @@ def start_bulk_resolution(
     whole batch: an entry without identifiers, or rare entries in a batch
     creating more identifiers than it may lock.
     """
-    slots: list[int] = []
-    kinds: list[str] = []
-    values: list[str] = []
-    for slot, identifiers in enumerate(batch):
-        if not identifiers:
-            return None  # a contact of its own, which only the planner makes
-        for identifier in identifiers:
-            slots.append(slot)
-            kinds.append(identifier.kind)
-            values.append(identifier.value)
-    staged: dict[str, object] = {
-        "account": account_id,
-        "slots": slots,
-        "kinds": kinds,
-        "values": values,
-    }
+    if not all(batch):
+        return None  # an entry without identifiers: a contact of its own, the planner's
+    entries = [
+        (slot, identifier.kind, identifier.value)
+        for slot, identifiers in enumerate(batch)
+        for identifier in identifiers
+    ]
+    staged: dict[str, object] = {"account": account_id, "entries": orjson.dumps(entries).decode()}
     with conn.cursor() as cursor:
         cursor.execute(_CREATE)
         rare = _classify(cursor, staged)
