@@ -209,6 +209,16 @@ SELECT count(*) FROM (
 ) AS locks
 """
 
+# After waiting: the owners of the identifiers that had none, one probe each.
+_LOOK_AGAIN = """
+UPDATE identity_input AS i SET (owner, owner_status) = (
+    SELECT ci.contact_id, c.status
+    FROM contact_identifiers AS ci JOIN contacts AS c ON c.id = ci.contact_id
+    WHERE ci.account_id = %(account)s AND ci.kind = i.kind AND ci.value = i.value
+)
+WHERE i.owner IS NULL
+"""
+
 _TAKEN_MEANWHILE = """
 SELECT count(*) FROM identity_input AS i
 CROSS JOIN LATERAL (
@@ -373,8 +383,9 @@ def start_bulk_resolution(
             if _fetch_count(cursor, _TAKEN_MEANWHILE, {"account": account_id}):
                 # A concurrent batch created some of them while this one waited:
                 # look again. The locks are held, so the new answer stands.
-                cursor.execute("DELETE FROM identity_input; DELETE FROM identity_slots")
-                rare = _classify(cursor, staged)
+                cursor.execute(_LOOK_AGAIN, {"account": account_id})
+                cursor.execute("DELETE FROM identity_slots")
+                rare = _classify_staged(cursor)
                 _fetch_count(cursor, _LOCK_STAGED, {"account": account_id})
                 if _fetch_count(cursor, _TAKEN_MEANWHILE, {"account": account_id}):
                     raise ConcurrentUpdate()
@@ -402,6 +413,10 @@ def lock_new_identifiers(
 def _classify(cursor: Cursor[TupleRow], staged: dict[str, object]) -> list[int]:
     """Stage and classify the batch; the entries the planner must resolve."""
     cursor.execute(_STAGE, staged)
+    return _classify_staged(cursor)
+
+
+def _classify_staged(cursor: Cursor[TupleRow]) -> list[int]:
     cursor.execute(_CLASSIFY, {"anonymous": sorted(ANONYMOUS_KINDS)})
     cursor.execute(_MARK_RARE)
     if cursor.rowcount:
