@@ -2,9 +2,9 @@
 
 Which contact each entry of a batch belongs to, creating and converting
 contacts as needed. The rules are ``core.identity``'s; this module decides
-how they are applied: set-based in the database when the store can and the
-batch holds only the common cases, through the pure planner otherwise, and
-again after a lost race.
+how they are applied: the common cases set-based in the database when the
+store can (storage/set_resolution.py), the rare ones and every batch on
+other stores through the pure planner, and again after a lost race.
 """
 
 from __future__ import annotations
@@ -43,10 +43,10 @@ def resolve_contacts(
 
     Contacts are created and converted as needed.
 
-    A batch of common cases without pinned contacts is resolved by the
-    store itself, set-based, when it can (PostgreSQL); it waits for
-    concurrent batches creating the same contacts instead of failing.
-    Otherwise: one lookup for the whole batch, one plan, a handful of
+    A batch without pinned contacts is resolved by the store itself,
+    set-based, when it can (PostgreSQL), but for its rare entries, which the
+    planner decides; it waits for concurrent batches creating the same
+    contacts instead of failing. Otherwise: one lookup for the whole batch, one plan, a handful of
     set-based writes. When a concurrent transaction claimed one of the new
     identifiers first, the savepoint is rolled back and the batch resolved
     again against what that transaction committed, so two writers never
