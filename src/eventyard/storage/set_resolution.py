@@ -233,19 +233,25 @@ WHERE i.owner IS NULL
 # the contacts the planner's part changes (``extra``): locked in one pass in
 # id order (as the planner's writer does); the first still live with the
 # status they were classified with (the planner's writer checks its own).
+# The ids to lock drive the join: with ``id IN (…) OR id = ANY(…)`` the
+# planner scanned the whole contacts table.
 _LOCK_OWNERS = """
 WITH owners AS (
     SELECT DISTINCT owner, owner_status FROM identity_slots
     WHERE n_owners = 1 AND NOT rare AND (has_new OR slot = ANY(%(locked)s::int4[]))
+), wanted AS (
+    SELECT owner AS id, owner_status AS status FROM owners
+    UNION ALL
+    SELECT e.id, NULL FROM unnest(%(extra)s::text[]) AS e(id)
+    WHERE e.id NOT IN (SELECT owner FROM owners)
 )
 SELECT count(*) FILTER (WHERE NOT live), count(*) FILTER (WHERE checked),
        (SELECT count(*) FROM owners)
 FROM (
-    SELECT w.owner IS NOT NULL AS checked,
-           w.owner IS NULL OR (c.merged_into IS NULL AND c.status = w.owner_status) AS live
-    FROM contacts AS c
-    LEFT JOIN owners AS w ON c.id = w.owner
-    WHERE c.id IN (SELECT owner FROM owners) OR c.id = ANY(%(extra)s::text[])
+    SELECT x.status IS NOT NULL AS checked,
+           x.status IS NULL OR (c.merged_into IS NULL AND c.status = x.status) AS live
+    FROM wanted AS x
+    JOIN contacts AS c ON c.id = x.id
     ORDER BY c.id
     FOR UPDATE OF c
 ) AS locked
