@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import random
-import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -17,9 +15,9 @@ from eventyard.core.definitions import (
     check_attributes,
     definition_from_attributes,
 )
-from eventyard.core.errors import ConcurrentUpdate, EventyardError, IdempotencyConflict
+from eventyard.core.errors import EventyardError, IdempotencyConflict
 from eventyard.core.identifiers import ANONID, IDENTITY, Identifier
-from eventyard.core.identity import ContactRef, plan_resolution
+from eventyard.core.identity import ContactRef
 from eventyard.core.ids import new_id
 from eventyard.core.model import (
     JOURNEY_WINDOW,
@@ -38,12 +36,10 @@ from eventyard.core.profiles import apply_update
 from eventyard.core.registry import admit_event_types, mistyped, property_types
 from eventyard.services.jobs import enqueue
 from eventyard.services.ports import Store, UnitOfWork
+from eventyard.services.resolution import MAX_RESOLUTION_ATTEMPTS as MAX_RESOLUTION_ATTEMPTS
+from eventyard.services.resolution import TAKE_TURNS_AFTER as TAKE_TURNS_AFTER
+from eventyard.services.resolution import resolve_contacts
 
-#: How often a batch is planned again when a concurrent writer took one of its
-#: new identifiers first. Each retry sees that writer's committed contacts.
-MAX_RESOLUTION_ATTEMPTS = 10
-#: After this many lost races a batch takes its account's identity turn.
-TAKE_TURNS_AFTER = 2
 #: Expired Idempotency-Keys deleted per transaction by the purge.
 PURGE_BATCH = 10_000
 #: The window of ``IngestRules.daily_limit``.
@@ -635,56 +631,6 @@ def store_activities(
         duplicates=len(activities) - outcome.stored_activities,
         skipped=skipped,
         contact_ids=[c for c in outcome.contact_ids if c is not None],
-    )
-
-
-def resolve_contacts(
-    uow: UnitOfWork,
-    account: Account,
-    batch: Sequence[Sequence[Identifier]],
-    now: datetime,
-    *,
-    pinned: Sequence[ContactRef | None] | None = None,
-    refresh_pins: Callable[[], Sequence[ContactRef | None]] | None = None,
-    locked: Sequence[int] = (),
-) -> tuple[list[str], set[str]]:
-    """The contact id of each entry of ``batch`` and the ids of the contacts created.
-
-    Contacts are created and converted as needed.
-
-    One lookup for the whole batch, one plan, a handful of set-based writes.
-    When a concurrent transaction claimed one of the new identifiers first,
-    the savepoint is rolled back and the batch planned again against what
-    that transaction committed, so two writers never create two contacts for
-    one identifier. The contacts of the entries at ``locked`` stay locked to
-    the end of the transaction (their attributes are about to change).
-    """
-    if not batch:
-        return [], set()
-    wanted = {ident for idents in batch for ident in idents}
-    for attempt in range(MAX_RESOLUTION_ATTEMPTS):
-        if attempt and refresh_pins is not None:
-            pinned = refresh_pins()
-        if attempt == TAKE_TURNS_AFTER:
-            # Lost twice: queue behind the other writers of this account that
-            # also lost, so that every one of them gets through in turn.
-            uow.contacts.take_identity_turn(account.id)
-        try:
-            with uow.savepoint():
-                owners = uow.contacts.find_owners(account.id, wanted)
-                plan = plan_resolution(batch, owners, account.primary_kinds, new_id, pinned)
-                also_lock = {plan.contact_ids[slot] for slot in locked}
-                uow.contacts.apply_resolution(account.id, plan, now, also_lock)
-                return plan.contact_ids, set(plan.new_contacts)
-        except ConcurrentUpdate:
-            # Another writer is creating the same contacts right now; let it
-            # finish before planning again (jitter keeps retries apart).
-            time.sleep(random.uniform(0, 0.002 * 2**attempt))
-    raise EventyardError(
-        "contention",
-        "Too many concurrent changes to the same contacts; retry the request",
-        503,
-        headers={"Retry-After": "1"},
     )
 
 
