@@ -162,13 +162,14 @@ def available_cpus() -> int:
 def choose_workers(asked: int, backend: str, cpus: int) -> tuple[int, str]:
     """How many server processes to start, and why: ``asked`` unless it is 0 (choose).
 
-    Measured on 2 cores (bench/README.md, "How many server processes"):
-    a second process halved single-event requests/s on both databases (each
-    process has its own group commit, so groups are half as large and their
-    commits contend) and did not raise batch ingest. So SQLite, whose writers
-    take turns whatever the process count, gets one process. PostgreSQL gets
-    one per two CPUs, leaving the others to the database and the rest of
-    the machine: one on 2 cores, as measured.
+    Measured on 2 cores (bench/README.md, "How many server processes"): a
+    second process did not raise single-event requests/s (SQLite lower, each
+    process having its own group commit whose groups are smaller and whose
+    writers take turns; PostgreSQL within the noise, with a higher p99) nor
+    Netcore batch ingest. So SQLite, whose writers take turns whatever the
+    process count, gets one process. PostgreSQL gets one per two CPUs,
+    leaving the others to the database and the rest of the machine: one on
+    2 cores, as measured; larger machines are not measured.
     """
     if asked:
         return asked, "as asked (--workers or EVENTYARD_WORKERS)"
