@@ -4,6 +4,7 @@
     .venv/bin/python bench/run.py --quick      # smaller sizes, a few minutes
     .venv/bin/python bench/run.py --smoke      # tiny sizes; a test runs this
     .venv/bin/python bench/run.py --parts limit,ingest --backends postgresql
+    .venv/bin/python bench/run.py --parts limit,ingest --profile /tmp/profiles  # py-spy
 
 Parts, each measured in the same run and on the same machine:
 
@@ -13,11 +14,20 @@ Parts, each measured in the same run and on the same machine:
             connections, SQLite ``executemany``. Every other figure is also a
             ratio to this: PostgreSQL's 2-connection rate, SQLite's rate.
 ``ingest``  batch ingest over HTTP against a real server (one uvicorn process,
-            production settings), per dialect: Netcore, CleverTap and Segment
-            1000-event batches, Ortto 100-activity batches, Cordial single
-            activities; ``--clients`` concurrent clients; each 1000 events
-            name ~600 contacts, 10 % of them new. Events/s, p50/p99, server
-            CPU seconds and peak RSS. Every acknowledged event is checked.
+            production settings), per dialect, in batches shaped like real
+            client traffic (``bench/traffic.py``): Netcore, CleverTap and
+            Segment 1000-record batches, Ortto 100-activity batches, Cordial
+            single activities; ``--clients`` concurrent clients; each 1000
+            events name ~600 people, 10 % of them new. Events/s, p50/p99, every
+            non-2xx, server CPU seconds and CPU ms per 1000 events, peak RSS.
+            Every acknowledged event is looked up: none missing, none doubled.
+``overlap`` Netcore batches whose new people are in another client's batch sent
+            at the same moment (a person active on two channels at once):
+            events/s against the same limit, p50/p99, every status; no retry,
+            a 503 fails the run.
+``workers`` the server with ``--workers 2``: Netcore batch ingest and single
+            events, shown beside the one-process figures of ``ingest`` and
+            ``single``.
 ``single``  single-event latency at fixed arrival rates and the maximum
             (``bench/single_event.py``: open loop, latency from the scheduled
             send time, group commit on).
@@ -31,6 +41,8 @@ Parts, each measured in the same run and on the same machine:
 The load generator runs in this process (or the part's own script), the
 server in its own; both share the machine's cores with PostgreSQL. The JSON
 goes to ``bench/results/suite.json``; ``bench/README.md`` keeps dated tables.
+``--profile DIR`` records the server with py-spy during ``--profile-part``
+(speedscope JSON, summarised in the report, or ``--profile-format flamegraph``).
 """
 
 from __future__ import annotations
@@ -41,15 +53,18 @@ import json
 import os
 import platform
 import random
+import signal
 import sqlite3
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -58,12 +73,13 @@ import orjson
 import psycopg
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.load import percentile
-from tests.reliability.dialects import DIALECTS_BY_NAME, Dialect, stored_markers
+from bench.traffic import TRAFFIC, ContactPool, Request, Traffic, events_of
+from tests.reliability.dialects import DIALECTS_BY_NAME, stored_markers
 from tests.support import (
     create_account_at,
     running_server,
@@ -81,14 +97,27 @@ from eventyard.storage.tables import activities
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results"
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
-PARTS = ("limit", "ingest", "single", "scaling", "import")
+PARTS = ("limit", "ingest", "overlap", "workers", "single", "scaling", "import")
+#: The parts whose server ``--profile`` can record.
+PROFILED_PARTS = ("ingest", "overlap", "workers", "single", "scaling")
 #: The servers run production settings but for the per-key rate limit (100 requests/s
 #: per key by default), which would otherwise cap a capacity measurement at itself.
 BENCH_ENV = {"EVENTYARD_RATE_LIMIT_PER_SECOND": "0"}
 #: Dialects of the ingest part and the events per request of each.
-INGEST = {"netcore": 1000, "clevertap": 1000, "segment": 1000, "ortto": 100, "cordial": 1}
+INGEST = {name: traffic.per_request for name, traffic in TRAFFIC.items()}
+#: People are numbered; each dialect's clients and the overlap part have their own range,
+#: so that 10 % of every dialect's people are new although they share an account.
+PEOPLE_PER_CLIENT = 10_000_000
+PEOPLE_PER_DIALECT = 100_000_000
+OVERLAP_FIRST_PERSON = 600_000_000
+#: py-spy, installed with the test extras beside this Python.
+PY_SPY = Path(sys.executable).parent / "py-spy"
+#: Server worker processes of the ``workers`` part.
+WORKERS = 2
 #: The issue's targets.
 TARGET_INGEST_SHARE = 0.50
+TARGET_CPU_MS_PER_1000 = 15.0
+TARGET_OVERLAP_SHARE = 0.40
 TARGET_SCALING = 0.90
 TARGET_SINGLE_P99_MS = 10.0
 TARGET_SINGLE_MAX = 3000.0
@@ -104,6 +133,8 @@ PROFILES: dict[str, dict[str, Any]] = {
         "clients": 2,
         "single_rates": "50",
         "single_seconds": 1.0,
+        "single_contacts": 20,
+        "single_clients": 4,
         "scale_contacts": 2000,
         "scale_activities": 20000,
         "read_requests": 5,
@@ -116,6 +147,8 @@ PROFILES: dict[str, dict[str, Any]] = {
         "clients": 4,
         "single_rates": "100,1000",
         "single_seconds": 5.0,
+        "single_contacts": 2000,
+        "single_clients": 64,
         "scale_contacts": 100_000,
         "scale_activities": 1_000_000,
         "read_requests": 50,
@@ -128,6 +161,8 @@ PROFILES: dict[str, dict[str, Any]] = {
         "clients": 4,
         "single_rates": "100,1000",
         "single_seconds": 10.0,
+        "single_contacts": 2000,
+        "single_clients": 64,
         "scale_contacts": 1_000_000,
         "scale_activities": 10_000_000,
         "read_requests": 200,
@@ -139,18 +174,130 @@ PROFILES: dict[str, dict[str, Any]] = {
 # --- the server's resources -------------------------------------------------------------
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its living descendants (``--workers 2``: uvicorn's worker processes)."""
+    found = [pid]
+    for each in found:
+        for task in Path(f"/proc/{each}/task").glob("*"):
+            try:
+                found.extend(int(c) for c in (task / "children").read_text().split())
+            except OSError:
+                continue
+    return found
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of ``pid`` so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
     ticks = os.sysconf("SC_CLK_TCK")
     return (int(fields[11]) + int(fields[12])) / ticks
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time of the server so far: the process and every worker process it started."""
+    return sum(cpu_seconds(each) for each in process_tree(pid))
+
+
 def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0.0
+    for line in status.splitlines():
         if line.startswith("VmHWM:"):
             return round(int(line.split()[1]) / 1024, 1)
     return 0.0
+
+
+def tree_peak_rss_mb(pid: int) -> float:
+    """The sum of the peak RSS of the server's processes."""
+    return round(sum(peak_rss_mb(each) for each in process_tree(pid)), 1)
+
+
+class Profiler:
+    """``--profile DIR``: py-spy records the server (all its processes) during one part.
+
+    py-spy attaches to the running process (``--nonblocking``: the server is
+    not paused to sample it, so the figures move little) and writes one file
+    per measured stretch, named after the part, backend and dialect. A
+    summary of the functions that hold the most samples goes into the report.
+    """
+
+    def __init__(self, folder: Path | None, part: str, output_format: str) -> None:
+        self.folder = folder
+        self.part = part
+        self.format = output_format
+        self.summaries: dict[str, Any] = {}
+
+    @contextmanager
+    def record(self, pid: int, label: str, part: str) -> Iterator[None]:
+        if self.folder is None or part != self.part:
+            yield
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        suffix = "speedscope.json" if self.format == "speedscope" else "svg"
+        output = self.folder / f"{label}.{suffix}"
+        command = [
+            str(PY_SPY),
+            "record",
+            "--pid",
+            str(pid),
+            "--subprocesses",
+            "--nonblocking",
+            "--rate",
+            "200",
+            "--format",
+            self.format,
+            "--output",
+            str(output),
+        ]
+        spy = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        time.sleep(1.0)  # py-spy attaches before the measured stretch starts
+        try:
+            yield
+        finally:
+            spy.send_signal(signal.SIGINT)
+            said, _ = spy.communicate(timeout=120)
+        if not output.exists():
+            raise RuntimeError(f"py-spy wrote no profile:\n{said.decode(errors='replace')}")
+        entry: dict[str, Any] = {"file": str(output)}
+        if self.format == "speedscope":
+            entry["top"] = top_functions(output)
+        self.summaries[label] = entry
+
+
+def top_functions(speedscope: Path, count: int = 15) -> list[dict[str, Any]]:
+    """The functions with the most samples in a py-spy speedscope file: the share of
+    all samples in which each is on the stack (inclusive) and at its top (self)."""
+    data = orjson.loads(speedscope.read_bytes())
+    frames = data["shared"]["frames"]
+    inclusive: Counter[str] = Counter()
+    own: Counter[str] = Counter()
+    total = 0.0
+    for profile in data["profiles"]:
+        for stack, weight in zip(profile["samples"], profile["weights"], strict=True):
+            total += weight
+            names = {
+                f"{Path(frames[i].get('file') or '?').name}:{frames[i]['name']}" for i in stack
+            }
+            for name in names:
+                inclusive[name] += weight
+            if stack:
+                leaf = frames[stack[-1]]
+                own[f"{Path(leaf.get('file') or '?').name}:{leaf['name']}"] += weight
+    if not total:
+        return []
+    return [
+        {
+            "function": name,
+            "inclusive": round(inclusive[name] / total, 3),
+            "self": round(weight / total, 3),
+        }
+        for name, weight in own.most_common(count)
+    ]
 
 
 # --- databases ----------------------------------------------------------------------------
@@ -289,146 +436,289 @@ def limit_of(backend: str, limits: dict[str, dict[str, float]]) -> float | None:
 # --- part 2: batch ingest over HTTP -----------------------------------------------------
 
 
-class ContactPool:
-    """Names for ~600 contacts per 1000 events, 10 % of them never seen before."""
-
-    def __init__(self, seed: int) -> None:
-        self.rng = random.Random(seed)
-        self.known: list[str] = []
-        self.serial = 0
-
-    def batch(self, events: int) -> list[str]:
-        contacts = max(1, events * 6 // 10)
-        fresh = max(1, contacts // 10) if self.known else contacts
-        names = [self._new() for _ in range(fresh)]
-        names += self.rng.sample(self.known, min(contacts - fresh, len(self.known)))
-        self.known.extend(names[:fresh])
-        return names
-
-    def _new(self) -> str:
-        self.serial += 1
-        return f"b{self.rng.randrange(1 << 30):x}-{self.serial}"
-
-
 async def drive_ingest(
     base_url: str,
     account: NewAccount,
-    dialect: Dialect,
-    per_request: int,
+    traffic: Traffic,
     total_events: int,
     clients: int,
+    server_cpu: Callable[[], float],
+    first_person: int = 0,
 ) -> dict[str, Any]:
-    """Send ``total_events`` in requests of ``per_request`` from ``clients`` clients."""
+    """Send ``total_events`` in requests of ``traffic.per_request`` from ``clients`` clients.
+
+    Each client sends its share of the requests one after the other and has
+    its own people (``ContactPool``): a batch names people the client's
+    earlier, answered batches created, and new ones, never people a batch
+    still in flight is creating (the ``overlap`` part does that).
+    """
+    per_request = traffic.per_request
     requests = max(1, total_events // per_request)
-    pools = [ContactPool(seed) for seed in range(clients)]
-    queue: asyncio.Queue[int] = asyncio.Queue()
-    for n in range(requests):
-        queue.put_nowait(n)
+    pools = [
+        ContactPool(first_person + number * PEOPLE_PER_CLIENT, seed=number)
+        for number in range(clients)
+    ]
+    rngs = [random.Random(number) for number in range(clients)]
+
+    def next_request(number: int, tag: str) -> Request:
+        people = pools[number].batch(per_request)
+        return traffic.build(account, events_of(people, per_request, tag), rngs[number])
+
+    # Every body is built before the clock starts: building 1000 realistic events
+    # takes the load generator 12-35 ms, as much as the server may spend on them.
+    warmup = [next_request(number, "w") for number in range(clients)]
+    queues = [
+        [next_request(number, str(n)) for n in range(number, requests, clients)]
+        for number in range(clients)
+    ]
     latencies: list[float] = []
     acknowledged: list[str] = []
+    statuses: Counter[int] = Counter()
     failures: list[str] = []
 
-    async def client(number: int, http: httpx.AsyncClient) -> None:
-        pool = pools[number]
-        while not queue.empty():
-            n = queue.get_nowait()
-            names = pool.batch(per_request)
-            marks = [f"{names[i % len(names)]}#{n}-{i}" for i in range(per_request)]
-            request = dialect.batch(account, marks)
+    async def client(mine: list[Request], http: httpx.AsyncClient) -> None:
+        for request in mine:
             started = time.perf_counter()
-            r = await http.request(
-                request.method,
-                request.path,
-                json=request.json,
-                headers=request.headers,
-                auth=request.auth or httpx.USE_CLIENT_DEFAULT,
-            )
+            r = await request.send(http)
             latencies.append((time.perf_counter() - started) * 1000)
-            if dialect.accepted(r):
-                acknowledged.extend(marks)
+            statuses[r.status_code] += 1
+            if traffic.accepted(r):
+                acknowledged.extend(request.marks)
             else:
                 failures.append(f"{r.status_code} {r.text[:200]}")
 
     async with httpx.AsyncClient(base_url=base_url, timeout=120) as http:
-        # Warm-up (not timed): the first contacts of every pool exist before timing.
-        for pool in pools:
-            names = pool.batch(per_request)
-            marks = [f"{names[i % len(names)]}#w-{i}" for i in range(per_request)]
-            request = dialect.batch(account, marks)
-            await http.request(
-                request.method,
-                request.path,
-                json=request.json,
-                headers=request.headers,
-                auth=request.auth or httpx.USE_CLIENT_DEFAULT,
-            )
+        # Warm-up (not timed): the first people of every client exist before timing.
+        for request in warmup:
+            await request.send(http)
+        cpu_before = server_cpu()
         started = time.perf_counter()
-        await asyncio.gather(*(client(i, http) for i in range(clients)))
+        await asyncio.gather(*(client(mine, http) for mine in queues))
         seconds = time.perf_counter() - started
+        cpu = server_cpu() - cpu_before
     return {
         "requests": requests,
         "events": len(acknowledged),
+        "events_sent": sum(len(r.marks) for mine in queues for r in mine),
         "seconds": round(seconds, 2),
         "events_per_s": round(len(acknowledged) / seconds, 1),
         "p50_ms": round(percentile(latencies, 0.50), 1),
         "p99_ms": round(percentile(latencies, 0.99), 1),
+        "statuses": {str(code): count for code, count in sorted(statuses.items())},
+        "server_cpu_s": round(cpu, 2),
+        "server_cpu_ms_per_1000": round(cpu * 1e6 / len(acknowledged), 1) if acknowledged else None,
         "failures": failures[:5],
         "failed": len(failures),
         "acknowledged": acknowledged,
     }
 
 
+async def drive_overlap(
+    base_url: str,
+    account: NewAccount,
+    total_events: int,
+    clients: int,
+    server_cpu: Callable[[], float],
+) -> dict[str, Any]:
+    """Netcore batches whose new people are also in another client's batch sent at once.
+
+    Clients go in pairs and in rounds: in each round every client sends one
+    1000-event batch at the same moment; both clients of a pair name the same
+    new people (10 % of the batch's ~600: a person active on two channels at
+    once), so two transactions create each of them concurrently. The other
+    people are drawn from those every client created in earlier rounds. No
+    request is retried: every non-2xx is counted, and a 503 fails the run.
+    """
+    traffic = TRAFFIC["netcore"]
+    per_request = traffic.per_request
+    rounds = max(1, total_events // (per_request * clients))
+    pairs = max(1, clients // 2)
+    shared = ContactPool(OVERLAP_FIRST_PERSON, seed=99)
+    latencies: list[float] = []
+    acknowledged: list[str] = []
+    statuses: Counter[int] = Counter()
+    failures: list[str] = []
+    rngs = [random.Random(100 + number) for number in range(clients)]
+
+    async def one(http: httpx.AsyncClient, request: Request) -> None:
+        started = time.perf_counter()
+        r = await request.send(http)
+        latencies.append((time.perf_counter() - started) * 1000)
+        statuses[r.status_code] += 1
+        if traffic.accepted(r):
+            acknowledged.extend(request.marks)
+        else:
+            failures.append(f"{r.status_code} {r.text[:200]}")
+
+    def round_requests(tag: str) -> list[Request]:
+        contacts = per_request * 6 // 10
+        new_each = max(1, contacts // 10) if shared.known else contacts
+        news = [shared.fresh(new_each) for _ in range(pairs)]
+        requests = []
+        for number in range(clients):
+            new = news[number % pairs]
+            known = shared.rng.sample(shared.known, min(contacts - len(new), len(shared.known)))
+            events = events_of(new + known, per_request, f"{tag}.{number}")
+            requests.append(traffic.build(account, events, rngs[number]))
+        for new in news:
+            shared.known.extend(new)
+        return requests
+
+    async with httpx.AsyncClient(base_url=base_url, timeout=120) as http:
+        # Warm-up (not timed): every pair's first people, sent by both of its clients at once.
+        await asyncio.gather(*(r.send(http) for r in round_requests("w")))
+        batches = [round_requests(str(n)) for n in range(rounds)]
+        cpu_before = server_cpu()
+        started = time.perf_counter()
+        for requests in batches:
+            await asyncio.gather(*(one(http, r) for r in requests))
+        seconds = time.perf_counter() - started
+        cpu = server_cpu() - cpu_before
+    return {
+        "requests": rounds * clients,
+        "events": len(acknowledged),
+        "seconds": round(seconds, 2),
+        "events_per_s": round(len(acknowledged) / seconds, 1),
+        "p50_ms": round(percentile(latencies, 0.50), 1),
+        "p99_ms": round(percentile(latencies, 0.99), 1),
+        "statuses": {str(code): count for code, count in sorted(statuses.items())},
+        "server_cpu_s": round(cpu, 2),
+        "server_cpu_ms_per_1000": round(cpu * 1e6 / len(acknowledged), 1) if acknowledged else None,
+        "failures": failures[:5],
+        "failed": len(failures),
+        "acknowledged": acknowledged,
+    }
+
+
+def count_missing(url: str, account: NewAccount, results: dict[str, dict[str, Any]]) -> None:
+    """Replace each figure set's acknowledged markers by how many of them are not stored
+    and how many are stored more than once."""
+    store = Database.from_url(url, pool_size=1)
+    try:
+        for name, figures in results.items():
+            traffic = TRAFFIC[figures.get("dialect", name)]
+            stored = Counter(
+                stored_markers(store, account.account.id, DIALECTS_BY_NAME[traffic.name])
+            )
+            acknowledged = figures.pop("acknowledged")
+            figures["missing"] = sum(1 for m in acknowledged if m not in stored)
+            figures["doubled"] = sum(1 for m in acknowledged if stored[m] > 1)
+    finally:
+        store.dispose()
+
+
 def measure_ingest(
-    url: str, account: NewAccount, dialects: Sequence[str], args: argparse.Namespace, log: Path
+    url: str,
+    account: NewAccount,
+    dialects: Sequence[str],
+    args: argparse.Namespace,
+    log: Path,
+    *,
+    part: str = "ingest",
+    workers: int = 1,
 ) -> dict[str, dict[str, Any]]:
     results: dict[str, dict[str, Any]] = {}
     with (
-        running_server(url, log, BENCH_ENV, body_timeout_seconds=None) as server,
+        running_server(url, log, BENCH_ENV, workers=workers, body_timeout_seconds=None) as server,
         httpx.Client(base_url=server.base_url, timeout=30) as http,
     ):
         pid = server.process.pid
         for name in dialects:
-            dialect = DIALECTS_BY_NAME[name]
-            dialect.prepare(http, account)
-            per_request = INGEST[name]
-            total = args.cordial_requests if per_request == 1 else args.ingest_events
-            cpu_before = cpu_seconds(pid)
-            figures = asyncio.run(
-                drive_ingest(server.base_url, account, dialect, per_request, total, args.clients)
-            )
-            figures["server_cpu_s"] = round(cpu_seconds(pid) - cpu_before, 2)
-            figures["server_peak_rss_mb"] = peak_rss_mb(pid)
-            results[name] = figures
-    store = Database.from_url(url, pool_size=1)
-    try:
-        for name, figures in results.items():
-            stored = set(stored_markers(store, account.account.id, DIALECTS_BY_NAME[name]))
-            acknowledged = figures.pop("acknowledged")
-            figures["missing"] = sum(1 for m in acknowledged if m not in stored)
-    finally:
-        store.dispose()
+            traffic = TRAFFIC[name]
+            traffic.prepare(http, account)
+            total = args.cordial_requests if traffic.per_request == 1 else args.ingest_events
+            with args.profiler.record(pid, f"{log.stem}-{name}", part):
+                results[name] = asyncio.run(
+                    drive_ingest(
+                        server.base_url,
+                        account,
+                        traffic,
+                        total,
+                        args.clients,
+                        partial(tree_cpu_seconds, pid),
+                        first_person=list(TRAFFIC).index(name) * PEOPLE_PER_DIALECT,
+                    )
+                )
+            results[name]["server_peak_rss_mb"] = tree_peak_rss_mb(pid)
+    count_missing(url, account, results)
     return results
+
+
+def on_fresh_database(
+    backend: str,
+    args: argparse.Namespace,
+    measure: Callable[[str, NewAccount, Path], Any],
+    log: Path,
+) -> Any:
+    """``measure(url, account, log)`` on a fresh database of ``backend`` with one account."""
+    with fresh_database(backend, args.postgres_url) as url:
+        return measure(url, create_account_at(url, log.stem), log)
+
+
+def measure_overlap(
+    url: str, account: NewAccount, args: argparse.Namespace, log: Path
+) -> dict[str, Any]:
+    with running_server(url, log, BENCH_ENV, body_timeout_seconds=None) as server:
+        pid = server.process.pid
+        with args.profiler.record(pid, log.stem, "overlap"):
+            figures = asyncio.run(
+                drive_overlap(
+                    server.base_url,
+                    account,
+                    args.ingest_events,
+                    args.clients,
+                    partial(tree_cpu_seconds, pid),
+                )
+            )
+        figures["server_peak_rss_mb"] = tree_peak_rss_mb(pid)
+    figures["dialect"] = "netcore"
+    results = {"netcore": figures}
+    count_missing(url, account, results)
+    return figures
 
 
 # --- part 3: single events ----------------------------------------------------------------
 
 
-def run_script(script: str, arguments: list[str], output: Path) -> dict[str, Any]:
-    """``bench/<script>`` in its own process; its JSON report."""
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / script), *arguments, "--output", str(output)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"{script} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+def run_script(
+    script: str,
+    arguments: list[str],
+    output: Path,
+    profile: tuple[Profiler, str, str] | None = None,
+) -> dict[str, Any]:
+    """``bench/<script>`` in its own process; its JSON report.
+
+    ``profile`` (profiler, label, part): py-spy records the script and every
+    process it starts (its servers and its load generator) while it runs.
+    """
+    with tempfile.TemporaryFile() as said:
+        process = subprocess.Popen(
+            [sys.executable, str(ROOT / "bench" / script), *arguments, "--output", str(output)],
+            cwd=ROOT,
+            stdout=said,
+            stderr=subprocess.STDOUT,
+        )
+        if profile is None:
+            process.wait()
+        else:
+            profiler, label, part = profile
+            with profiler.record(process.pid, label, part):
+                process.wait()
+        if process.returncode != 0:
+            said.seek(0)
+            raise RuntimeError(f"{script} failed:\n{said.read()[-6000:].decode(errors='replace')}")
     report: dict[str, Any] = json.loads(output.read_text())
     return report
 
 
-def measure_single(backends: Sequence[str], args: argparse.Namespace, folder: Path) -> Any:
+def measure_single(
+    backends: Sequence[str],
+    args: argparse.Namespace,
+    folder: Path,
+    *,
+    part: str = "single",
+    workers: int = 1,
+) -> Any:
     report = run_script(
         "single_event.py",
         [
@@ -444,10 +734,107 @@ def measure_single(backends: Sequence[str], args: argparse.Namespace, folder: Pa
             args.single_rates,
             "--seconds",
             str(args.single_seconds),
+            "--contacts",
+            str(args.single_contacts),
+            "--clients",
+            str(args.single_clients),
+            "--server-workers",
+            str(workers),
         ],
-        folder / "single.json",
+        folder / f"{part}.json",
+        (args.profiler, part, part),
     )
     return report["results"]
+
+
+def drive_single_events(
+    server_url: str, account: NewAccount, args: argparse.Namespace, seed: int
+) -> dict[str, Any]:
+    """Single Cordial activities against a running server, from ``single_event.py``'s load
+    generator in its own process: fixed rates, then the maximum (its module says how)."""
+    host, port = server_url.removeprefix("http://").split(":")
+    spec = {
+        "host": host,
+        "port": int(port),
+        "key": account.cordial_api_key,
+        "rates": [float(r) for r in args.single_rates.split(",")],
+        "seconds": args.single_seconds,
+        "clients": args.single_clients,
+        "contacts": args.single_contacts,
+        "seed": seed,
+    }
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "single_event.py"), "--generate", json.dumps(spec)],
+        capture_output=True,
+        check=False,
+    )
+    if done.returncode:
+        raise RuntimeError(f"the single-event load generator failed:\n{done.stderr.decode()}")
+    load: dict[str, Any] = json.loads(done.stdout)
+    return load
+
+
+def count_stored(url: str, account: NewAccount, dialect: str) -> int:
+    store = Database.from_url(url, pool_size=1)
+    try:
+        with store.engine.connect() as conn:
+            query = select(func.count()).where(
+                activities.c.account_id == account.account.id, activities.c.dialect == dialect
+            )
+            return int(conn.execute(query).scalar_one())
+    finally:
+        store.dispose()
+
+
+def measure_workers(
+    backends: Sequence[str], args: argparse.Namespace, folder: Path
+) -> dict[str, Any]:
+    """Netcore batch ingest, then single events, with the server in ``WORKERS`` processes
+    (one server and database per backend for both)."""
+    ingest: dict[str, Any] = {}
+    single: list[dict[str, Any]] = []
+    for backend in backends:
+        with fresh_database(backend, args.postgres_url) as url:
+            account = create_account_at(url, "workers")
+            log = folder / f"workers-{backend}.log"
+            figures: dict[str, Any] = {}
+            with running_server(
+                url, log, BENCH_ENV, workers=WORKERS, body_timeout_seconds=None
+            ) as server:
+                pid = server.process.pid
+                with args.profiler.record(pid, f"{log.stem}-netcore", "workers"):
+                    figures = asyncio.run(
+                        drive_ingest(
+                            server.base_url,
+                            account,
+                            TRAFFIC["netcore"],
+                            args.ingest_events,
+                            args.clients,
+                            partial(tree_cpu_seconds, pid),
+                        )
+                    )
+                with args.profiler.record(pid, f"{log.stem}-single", "workers"):
+                    load = drive_single_events(server.base_url, account, args, seed=1)
+                figures["server_peak_rss_mb"] = tree_peak_rss_mb(pid)
+            results = {"netcore": figures}
+            count_missing(url, account, results)
+            ingest[backend] = figures
+            runs = [*load["rates"].values(), load["max"]]
+            acknowledged = sum(run["statuses"].get("200", 0) for run in runs)
+            failed = sum(n for run in runs for code, n in run["statuses"].items() if code != "200")
+            # Every 200, and the generator's warm-up (one request per contact), stored once.
+            stored = count_stored(url, account, "cordial")
+            single.append(
+                {
+                    "backend": backend,
+                    "rates": load["rates"],
+                    "max": load["max"],
+                    "acknowledged": acknowledged,
+                    "failed": failed,
+                    "missing": args.single_contacts + acknowledged - stored,
+                }
+            )
+    return {"workers": WORKERS, "ingest": ingest, "single": single}
 
 
 # --- part 4: scaling ----------------------------------------------------------------------
@@ -577,7 +964,9 @@ def measure_scaling(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
         with fresh_database("postgresql", args.postgres_url) as url:
             account = create_account_at(url, f"scaling {label}")
             seconds = seed_scale(url, account.account.id, contacts, count) if contacts else 0.0
-            ingest = measure_ingest(url, account, ["netcore"], args, folder / f"scale-{label}.log")
+            ingest = measure_ingest(
+                url, account, ["netcore"], args, folder / f"scale-{label}.log", part="scaling"
+            )
             with running_server(url, folder / f"reads-{label}.log", BENCH_ENV) as server:
                 if not contacts:
                     give_seed_contact_activities(server.base_url, account)
@@ -618,6 +1007,14 @@ def verdict(met: bool) -> str:
     return "[green]met[/green]" if met else "[red]not met[/red]"
 
 
+def cpu_cell(figures: dict[str, Any], *, target: bool) -> str:
+    """The server's CPU per 1000 events, with the <= 15 ms verdict where it is the target."""
+    cpu = figures.get("server_cpu_ms_per_1000")
+    if cpu is None:
+        return ""
+    return f"{cpu} {verdict(cpu <= TARGET_CPU_MS_PER_1000)}" if target else str(cpu)
+
+
 def show(result: dict[str, Any]) -> None:
     console = Console(width=140)
     limits: dict[str, dict[str, float]] = result.get("limit", {})
@@ -641,8 +1038,10 @@ def show(result: dict[str, Any]) -> None:
             "p50 ms",
             "p99 ms",
             "CPU s",
+            "CPU ms / 1000 ev",
             "peak RSS MB",
-            "missing",
+            "non-2xx",
+            "missing/doubled",
         ):
             table.add_column(column, justify="right")
         for name, f in per_dialect.items():
@@ -656,8 +1055,77 @@ def show(result: dict[str, Any]) -> None:
                 str(f["p50_ms"]),
                 str(f["p99_ms"]),
                 str(f["server_cpu_s"]),
+                cpu_cell(f, target=name == "netcore"),
                 str(f["server_peak_rss_mb"]),
-                str(f["missing"] + f["failed"]),
+                str(f["failed"]),
+                f"{f['missing']}/{f['doubled']}",
+            )
+        console.print(table)
+    if result.get("overlap"):
+        table = Table(
+            title="2b. Overlap: Netcore batches naming people that concurrent batches create"
+        )
+        for column in (
+            "backend",
+            "events/s",
+            "of limit",
+            "target 40 %",
+            "p50 ms",
+            "p99 ms",
+            "CPU ms / 1000 ev",
+            "statuses",
+            "missing/doubled",
+        ):
+            table.add_column(column, justify="right")
+        for backend, f in result["overlap"].items():
+            limit = limit_of(backend, limits)
+            share = f["events_per_s"] / limit if limit else None
+            no_503 = "503" not in f["statuses"]
+            table.add_row(
+                backend,
+                f"{f['events_per_s']:,.0f}",
+                "" if share is None else f"{share:.0%}",
+                "" if share is None else verdict(share >= TARGET_OVERLAP_SHARE and no_503),
+                str(f["p50_ms"]),
+                str(f["p99_ms"]),
+                cpu_cell(f, target=False),
+                " ".join(f"{code}: {count}" for code, count in f["statuses"].items()),
+                f"{f['missing']}/{f['doubled']}",
+            )
+        console.print(table)
+    workers = result.get("workers")
+    if workers:
+        table = Table(title=f"2c. The server in {workers['workers']} worker processes vs one")
+        for column in ("backend", "figure", "1 process", f"{workers['workers']} workers"):
+            table.add_column(column, justify="right")
+        for backend, f in workers["ingest"].items():
+            one = result.get("ingest", {}).get(backend, {}).get("netcore")
+            table.add_row(
+                backend,
+                "Netcore events/s",
+                f"{one['events_per_s']:,.0f}" if one else "",
+                f"{f['events_per_s']:,.0f}",
+            )
+            table.add_row(
+                backend,
+                "Netcore p50/p99 ms",
+                f"{one['p50_ms']}/{one['p99_ms']}" if one else "",
+                f"{f['p50_ms']}/{f['p99_ms']}",
+            )
+            table.add_row(
+                backend,
+                "Netcore CPU ms / 1000 ev",
+                cpu_cell(one, target=False) if one else "",
+                cpu_cell(f, target=False),
+            )
+        singles = {run["backend"]: run for run in result.get("single", [])}
+        for run in workers["single"]:
+            one = singles.get(run["backend"])
+            table.add_row(
+                run["backend"],
+                "single events, max requests/s",
+                f"{one['max']['requests_per_s']:,.0f}" if one else "",
+                f"{run['max']['requests_per_s']:,.0f}",
             )
         console.print(table)
     if result.get("single"):
@@ -710,6 +1178,8 @@ def show(result: dict[str, Any]) -> None:
                 verdict(f["p99_ms"] < TARGET_READ_P99_MS),
             )
         console.print(table)
+    if result.get("py_spy"):
+        show_profiles(console, result["py_spy"])
     if result.get("import"):
         table = Table(title="5. Bulk CSV import")
         for column in ("backend", "rows", "seconds", "rows/s", "peak RSS MB", "target"):
@@ -729,6 +1199,19 @@ def show(result: dict[str, Any]) -> None:
         console.print(table)
 
 
+def show_profiles(console: Console, profiles: dict[str, Any]) -> None:
+    for label, entry in profiles["stretches"].items():
+        if not entry.get("top"):
+            console.print(f"py-spy profile of {label}: {entry['file']}")
+            continue
+        table = Table(title=f"py-spy, {label} (share of samples): {entry['file']}")
+        for column in ("function", "self", "on the stack"):
+            table.add_column(column, justify="right")
+        for row in entry["top"]:
+            table.add_row(row["function"], f"{row['self']:.1%}", f"{row['inclusive']:.1%}")
+        console.print(table)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--parts", default=",".join(PARTS))
@@ -742,7 +1225,24 @@ def main(argv: list[str] | None = None) -> int:
     for name, default in PROFILES["full"].items():
         parser.add_argument(f"--{name.replace('_', '-')}", type=type(default), default=None)
     parser.add_argument("--output", type=Path, default=RESULTS / "suite.json")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="record the server with py-spy during --profile-part, one file per stretch in DIR",
+    )
+    parser.add_argument("--profile-part", choices=PROFILED_PARTS, default="ingest")
+    parser.add_argument(
+        "--profile-format",
+        choices=("speedscope", "flamegraph"),
+        default="speedscope",
+        help="speedscope JSON (summarised in the report) or a flame graph SVG",
+    )
     args = parser.parse_args(argv)
+    if args.profile is not None and not PY_SPY.exists():
+        parser.error(f"--profile needs py-spy at {PY_SPY}: pip install -e '.[test]'")
+    args.profiler = Profiler(args.profile, args.profile_part, args.profile_format)
     profile = "smoke" if args.smoke else "quick" if args.quick else "full"
     for name, default in PROFILES[profile].items():
         if getattr(args, name) is None:
@@ -765,38 +1265,66 @@ def main(argv: list[str] | None = None) -> int:
             "python": platform.python_version(),
             "platform": platform.platform(),
             "load_average_1m_before": round(load_before, 2),
-            "sharing": "server (1 process), PostgreSQL and the load generator share all cores",
+            "sharing": "server (1 process; the workers part: 2), PostgreSQL and the load"
+            " generator share all cores",
         },
         "parameters": {name: getattr(args, name) for name in PROFILES["full"]},
+        "part_seconds": {},
     }
     with tempfile.TemporaryDirectory(prefix="eventyard-suite-logs-") as logs:
         folder = Path(logs)
-        if "limit" in parts:
-            result["limit"] = {b: measure_limit(b, args) for b in backends}
-        if "ingest" in parts:
-            result["ingest"] = {}
-            for backend in backends:
-                with fresh_database(backend, args.postgres_url) as url:
-                    account = create_account_at(url, "ingest")
-                    result["ingest"][backend] = measure_ingest(
-                        url, account, dialects, args, folder / f"ingest-{backend}.log"
-                    )
-        if "single" in parts:
-            result["single"] = measure_single(backends, args, folder)
-        if "scaling" in parts and "postgresql" in backends:
-            result["scaling"] = measure_scaling(args, folder)
-        if "import" in parts:
-            result["import"] = measure_import(backends, args, folder)
+        measures: dict[str, Callable[[], Any]] = {
+            "limit": lambda: {b: measure_limit(b, args) for b in backends},
+            "ingest": lambda: {
+                b: on_fresh_database(
+                    b,
+                    args,
+                    lambda url, account, log: measure_ingest(url, account, dialects, args, log),
+                    folder / f"ingest-{b}.log",
+                )
+                for b in backends
+            },
+            "overlap": lambda: {
+                b: on_fresh_database(
+                    b,
+                    args,
+                    lambda url, account, log: measure_overlap(url, account, args, log),
+                    folder / f"overlap-{b}.log",
+                )
+                for b in backends
+            },
+            "workers": lambda: measure_workers(backends, args, folder),
+            "single": lambda: measure_single(backends, args, folder),
+            "scaling": lambda: measure_scaling(args, folder),
+            "import": lambda: measure_import(backends, args, folder),
+        }
+        for part in PARTS:
+            if part not in parts or (part == "scaling" and "postgresql" not in backends):
+                continue
+            started = time.perf_counter()
+            result[part] = measures[part]()
+            result["part_seconds"][part] = round(time.perf_counter() - started, 1)
     result["machine"]["load_average_1m_after"] = round(os.getloadavg()[0], 2)
+    if args.profile is not None:
+        result["py_spy"] = {"part": args.profile_part, "stretches": args.profiler.summaries}
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
     show(result)
-    lost = sum(
-        f["missing"] + f["failed"]
-        for per_dialect in result.get("ingest", {}).values()
-        for f in per_dialect.values()
+    return 1 if lost_events(result) else 0
+
+
+def lost_events(result: dict[str, Any]) -> int:
+    """Acknowledged events missing or stored twice, and failed requests, over every part."""
+    checked = [f for per_dialect in result.get("ingest", {}).values() for f in per_dialect.values()]
+    checked += list(result.get("overlap", {}).values())
+    checked += list(result.get("workers", {}).get("ingest", {}).values())
+    # Single events: every request the load generator sent was answered 200 and stored.
+    unstored = sum(
+        run["failed"] + abs(run["missing"]) for run in result.get("workers", {}).get("single", [])
     )
-    return 1 if lost else 0
+    scaling = result.get("scaling", {})
+    checked += [scaling[label]["netcore"] for label in ("empty", "seeded") if label in scaling]
+    return unstored + sum(f["missing"] + f["doubled"] + f["failed"] for f in checked)
 
 
 if __name__ == "__main__":

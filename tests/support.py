@@ -19,7 +19,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from eventyard.core.model import NewAccount
-from eventyard.services.accounts import create_account
+from eventyard.dialects.registry import create_account
 from eventyard.storage.database import Database
 from eventyard.storage.engine import normalize_database_url
 

@@ -40,6 +40,7 @@ from eventyard.core.errors import EventyardError
 from eventyard.core.identifiers import parse_identifier_query
 from eventyard.core.ids import is_id
 from eventyard.core.model import Account, ActivityDefinition, Job
+from eventyard.dialects.registry import create_account
 from eventyard.jobs.periodic import periodic_jobs
 from eventyard.jobs.registry import HANDLERS
 from eventyard.jobs.worker import Worker, WorkerThread
@@ -49,7 +50,6 @@ from eventyard.services import erasure as erasure_service
 from eventyard.services import lists as list_service
 from eventyard.services.accounts import (
     count_accounts,
-    create_account,
     get_account,
     list_accounts,
     update_account_settings,
@@ -212,13 +212,7 @@ def accounts_create(
         store.dispose()
     values = {
         "account_id": created.account.id,
-        "admin_token": created.admin_token,
-        "netcore_api_key": created.netcore_api_key,
-        "cordial_api_key": created.cordial_api_key,
-        "ortto_api_key": created.ortto_api_key,
-        "clevertap_account_id": created.clevertap_account_id,
-        "clevertap_passcode": created.clevertap_passcode,
-        "segment_write_key": created.segment_write_key,
+        **created.secrets,
         # Signs the account's callbacks; also shown by GET /api/v1/account.
         "signing_secret": created.account.signing_secret or "",
     }

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import zlib
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import orjson
@@ -15,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from eventyard.core.errors import EventyardError, FieldError
 from eventyard.core.model import StoredResponse
 from eventyard.core.payload import JsonBody, decode_json
+from eventyard.core.timestamps import format_utc
 
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
 _GZIP = {"gzip", "x-gzip"}
@@ -31,6 +31,10 @@ async def parse_off_loop(body: bytes, parse: Callable[..., T], *args: Any) -> T:
     if len(body) <= INLINE_PARSE_BYTES:
         return parse(body, *args)
     return await run_in_threadpool(parse, body, *args)
+
+
+#: ISO 8601 in UTC with a ``Z``, as every eventyard API prints timestamps.
+iso_utc = format_utc
 
 
 def json_response(
@@ -56,11 +60,6 @@ def send_stored(stored: StoredResponse) -> Response:
         media_type=stored.media_type,
         headers=headers,
     )
-
-
-def iso_utc(moment: datetime) -> str:
-    """ISO 8601 in UTC with a ``Z``, as every eventyard API prints timestamps."""
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 async def read_body(request: Request, *, max_bytes: int, timeout_seconds: float) -> bytes:

@@ -25,7 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
 from eventyard.core.model import NewAccount
-from eventyard.services.accounts import create_account
+from eventyard.dialects.registry import create_account
 from eventyard.storage.database import Database
 from eventyard.storage.tables import activities, contacts
 from tests.support import Server, admin, find_contact, running_server

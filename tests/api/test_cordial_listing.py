@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from eventyard.core.model import NewAccount
-from eventyard.services.accounts import create_account
+from eventyard.dialects.registry import create_account
 from eventyard.storage.database import Database
 from tests.api.cordial_seed import (
     LIST,

@@ -21,7 +21,7 @@ import pytest
 from sqlalchemy import func, select
 
 from eventyard.core.model import NewAccount
-from eventyard.services.accounts import create_account
+from eventyard.dialects.registry import create_account
 from eventyard.storage.database import Database
 from eventyard.storage.tables import activities, contacts
 from tests.support import PAYLOADS, Server, admin, find_contact, netcore_event, running_server

@@ -509,6 +509,17 @@ class TestBackdatingAndDedup:
         assert r.status_code == 400
         assert "activities[0].created" in r.json()["activities"][0]["error"]
 
+    def test_created_that_utc_cannot_hold_is_refused(
+        self, http: httpx.Client, account: NewAccount
+    ) -> None:
+        """A valid ISO 8601 date-time before year 1 in UTC is the activity's error, not a 500."""
+        define_purchase(http, account)
+        r = send(http, account, activity(created="0001-01-01T00:00:00+01:00"))
+        assert r.status_code == 400, r.text
+        assert r.json()["activities"][0]["error"] == (
+            "activities[0].created: '0001-01-01T00:00:00+01:00' is out of range"
+        )
+
     def test_same_key_and_created_is_stored_once(
         self, http: httpx.Client, account: NewAccount
     ) -> None:

@@ -17,7 +17,7 @@ import orjson
 import pytest
 
 from eventyard.core.model import NewAccount
-from eventyard.services.accounts import create_account
+from eventyard.dialects.registry import create_account
 from eventyard.storage.database import Database
 from tests.support import netcore_event
 

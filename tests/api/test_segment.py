@@ -22,7 +22,7 @@ import pytest
 from eventyard.app import create_app
 from eventyard.core.errors import StoreUnavailable
 from eventyard.core.model import NewAccount
-from eventyard.services.accounts import create_account
+from eventyard.dialects.registry import create_account
 from eventyard.services.ingest_stats import latest_rejections
 from eventyard.settings import Settings
 from eventyard.storage.database import Database
@@ -482,6 +482,35 @@ class TestInvalidMessages:
             (4, "type"),
             (5, "message"),
         ]
+
+    def test_a_timestamp_utc_cannot_hold_drops_only_its_message(
+        self, http: httpx.Client, account: NewAccount
+    ) -> None:
+        """``0001-01-01T00:00:00+01:00`` is a valid ISO 8601 date-time that falls
+        before year 1 in UTC: a problem of that message, not a server error."""
+        user = uid()
+        early = "0001-01-01T00:00:00+01:00"
+        r = send(
+            http,
+            account,
+            BATCH,
+            {
+                "batch": [
+                    {"type": "track", "userId": user, "event": "Early", "timestamp": early},
+                    {
+                        "type": "track",
+                        "userId": user,
+                        "event": "Skewed",
+                        "timestamp": "2020-01-01T00:00:00Z",
+                        "sentAt": early,
+                    },
+                    {"type": "track", "userId": user, "event": "Good"},
+                ]
+            },
+        )
+        assert r.status_code == 200, r.text
+        assert r.headers["X-Eventyard-Rejected-Messages"] == "2"
+        assert [a["name"] for a in activities(http, account, f"identity:{user}")] == ["Good"]
 
     def test_a_single_call_without_ids_answers_200_and_stores_nothing(
         self, http: httpx.Client, account: NewAccount

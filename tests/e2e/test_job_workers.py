@@ -24,8 +24,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from eventyard.core.model import Job, NewAccount
+from eventyard.dialects.registry import create_account
 from eventyard.jobs.maintenance import PURGE_IDEMPOTENCY_KEYS
-from eventyard.services.accounts import create_account
 from eventyard.services.jobs import enqueue_job, get_job
 from eventyard.storage.database import Database
 from eventyard.storage.migrate import upgrade_database

@@ -26,7 +26,7 @@ from sqlalchemy import func, select
 
 from eventyard.core.model import NewAccount
 from eventyard.core.signatures import SIGNATURE_HEADER, signature_matches
-from eventyard.services.accounts import create_account
+from eventyard.dialects.registry import create_account
 from eventyard.storage.database import Database
 from eventyard.storage.migrate import upgrade_database
 from eventyard.storage.tables import contacts

@@ -18,7 +18,7 @@ from sqlalchemy import Column, Engine, Table, event, func, select
 
 from eventyard.core.identifiers import normalize_identifier
 from eventyard.core.model import Account, IngestOutcome, NewActivity, StoredResponse
-from eventyard.services.accounts import create_account
+from eventyard.dialects.registry import create_account
 from eventyard.services.ingest import IdempotencyRequest, ingest_activities
 from eventyard.storage.database import Database
 from eventyard.storage.tables import activities, contacts, identity_events

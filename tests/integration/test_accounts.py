@@ -15,10 +15,15 @@ import pytest
 from sqlalchemy import LargeBinary, select
 
 from eventyard.core.errors import Unauthorized
-from eventyard.core.model import CREDENTIAL_KINDS, NewAccount
-from eventyard.services.accounts import authenticate, create_account, list_accounts
+from eventyard.core.model import NewAccount
+from eventyard.dialects.registry import CREDENTIAL_KINDS as KINDS
+from eventyard.dialects.registry import create_account
+from eventyard.services.accounts import authenticate, list_accounts
 from eventyard.storage.database import Database
 from eventyard.storage.tables import credentials, metadata
+
+#: Every credential kind an account holds: admin and each dialect's.
+CREDENTIAL_KINDS = tuple(kind.kind for kind in KINDS)
 
 
 def secrets_of(created: NewAccount) -> dict[str, str]:

@@ -18,13 +18,14 @@ from eventyard.core.errors import ConcurrentUpdate, EventyardError
 from eventyard.core.identity import ResolutionPlan
 from eventyard.core.model import NewAccount
 from eventyard.services import ingest as ingest_service
+from eventyard.services import resolution
 from eventyard.services.ports import UnitOfWork
 from eventyard.storage.database import Database
 from tests.integration.helpers import activity, ingest, stored_names
 
 
 class LosingContacts:
-    """The real contact repository, except that the first ``losses`` plans lose."""
+    """The real contact repository, except that the first ``losses`` writes lose."""
 
     def __init__(self, real: Any, race: LosingStore) -> None:
         self.real = real
@@ -37,6 +38,13 @@ class LosingContacts:
             self.race.losses_left -= 1
             raise ConcurrentUpdate()
         self.real.apply_resolution(account_id, plan, now, also_lock)
+
+    def start_bulk_resolution(self, account_id: str, batch: Any) -> Any:
+        # The set-based writer (PostgreSQL) loses the same way.
+        if self.race.losses_left:
+            self.race.losses_left -= 1
+            raise ConcurrentUpdate()
+        return self.real.start_bulk_resolution(account_id, batch)
 
     def take_identity_turn(self, account_id: str) -> None:
         self.race.turns_taken += 1
@@ -73,7 +81,7 @@ class LosingStore:
 def test_after_two_losses_the_batch_takes_its_turn_and_is_stored(
     store: Database, account: NewAccount, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(ingest_service.time, "sleep", lambda _seconds: None)
+    monkeypatch.setattr(resolution.time, "sleep", lambda _seconds: None)
     losing = LosingStore(store, losses=5)
     ingest(losing, account.account, [activity("Signup", email="race@x.com")])
     assert losing.turns_taken == 1
@@ -83,7 +91,7 @@ def test_after_two_losses_the_batch_takes_its_turn_and_is_stored(
 def test_a_batch_that_never_wins_is_a_503_and_stores_nothing(
     store: Database, account: NewAccount, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(ingest_service.time, "sleep", lambda _seconds: None)
+    monkeypatch.setattr(resolution.time, "sleep", lambda _seconds: None)
     losing = LosingStore(store, losses=ingest_service.MAX_RESOLUTION_ATTEMPTS)
     with pytest.raises(EventyardError) as caught:
         ingest(losing, account.account, [activity("Signup", email="never@x.com")])

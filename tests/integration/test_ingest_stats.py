@@ -26,7 +26,8 @@ from eventyard.core.model import (
     RecordsOutcome,
     StoredResponse,
 )
-from eventyard.services.accounts import create_account, update_account_settings
+from eventyard.dialects.registry import create_account
+from eventyard.services.accounts import update_account_settings
 from eventyard.services.ingest import ingest_records
 from eventyard.services.ingest_stats import (
     RejectionError,

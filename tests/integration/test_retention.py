@@ -26,7 +26,7 @@ from sqlalchemy import func, select, text
 from eventyard.core.errors import NotFound
 from eventyard.core.identifiers import normalize_identifier
 from eventyard.core.model import Account, IngestOutcome, NewActivity, StoredResponse
-from eventyard.services.accounts import create_account
+from eventyard.dialects.registry import create_account
 from eventyard.services.ingest import ingest_activities
 from eventyard.services.jobs import get_job
 from eventyard.services.retention import PURGE_ACTIVITIES, purge_activities, schedule_purge

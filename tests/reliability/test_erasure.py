@@ -26,7 +26,7 @@ import pytest
 from sqlalchemy import create_engine, inspect, text
 
 from eventyard.core.model import NewAccount
-from eventyard.services.accounts import create_account
+from eventyard.dialects.registry import create_account
 from eventyard.storage.database import Database
 from eventyard.storage.engine import normalize_database_url
 from eventyard.storage.migrate import upgrade_database

@@ -41,7 +41,7 @@ from schemathesis.checks import negative_data_rejection, positive_data_acceptanc
 
 from eventyard.app import create_app
 from eventyard.core.model import NewAccount
-from eventyard.services.accounts import create_account
+from eventyard.dialects.registry import create_account
 from eventyard.settings import Settings
 from eventyard.storage.database import Database
 from tests.reliability.test_tenant_isolation import CASES, credentials

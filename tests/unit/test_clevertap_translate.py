@@ -490,3 +490,72 @@ class TestGzip:
         with pytest.raises(EventyardError) as caught:
             gunzip_body(body, 10_000)
         assert caught.value.status == 400
+
+
+def _alone(record: dict[str, Any]) -> tuple[Any, list[RecordError]]:
+    """``record`` translated as one record of a batch."""
+    translation = translate_records([record], now=NOW)
+    return (translation.commands[0] if translation.commands else None), translation.errors
+
+
+class TestBatchAgreesWithOneRecord:
+    """A batch takes the values of most records as they are; what it keeps and
+    every problem it finds are those of the record translated on its own."""
+
+    @pytest.mark.parametrize(
+        "data",
+        [
+            {"Price": 59.99, "Items": [{"sku": "a-1", "qty": 2}, {"sku": "b-2", "qty": 1}]},
+            {"k" * 120: "at the key limit", "v": "x" * 512, "é": "é" * 256},
+            {"k" * 121: "one over the key limit"},
+            {"é" * 61: "122 bytes but 61 characters", "Url": "https://example.com/" + "p" * 300},
+            {"Text": "k" * 121 + '":' + "v"},
+            {"v": "x" * 513},
+            {"v": "é" * 257},
+            {"Nested": {"Deeper": ["$D_1468322268", {"When": "$D_1468322268"}]}},
+            {"Bad date": "$D_soon"},
+            {"Quote": 'a "quoted" ' + "x" * 200 + " word"},
+            {'k"' + "y" * 119: "a long key with a quote"},
+            {"Controls": "\n\t\u0001" * 100},
+            {"Mixed": [1, -0.0, 1e300, None, True, "s", [], {}], "Big": 2**63 - 1},
+        ],
+    )
+    def test_event_data(self, data: dict[str, Any]) -> None:
+        record = event(evtData=data)
+        assert _alone(record) == translate_record(0, record, now=NOW)
+
+    def test_profile_data(self) -> None:
+        record = profile(profileData={"Name": "Ann", "Born": "$D_1468322268", "k" * 121: 1})
+        assert _alone(record) == translate_record(0, record, now=NOW)
+        plain = profile(profileData={"Name": "Ann", "Tags": ["a", "b"]})
+        assert _alone(plain) == translate_record(0, plain, now=NOW)
+
+    def test_dates_are_converted_in_a_copy_leaving_the_request_as_sent(self) -> None:
+        """The ``unprocessed`` entries echo each record "as sent"."""
+        record = event(evtData={"Items": [{"sku": "a-1", "When": "$D_1468322268"}]})
+        command, _ = _alone(record)
+        assert command.properties == {"Items": [{"sku": "a-1", "When": "2016-07-12T11:17:48Z"}]}
+        assert record["evtData"]["Items"][0]["When"] == "$D_1468322268"
+
+    @given(
+        st.dictionaries(
+            st.text(max_size=130),
+            st.recursive(
+                st.none()
+                | st.booleans()
+                | st.integers(-(2**63), 2**63 - 1)
+                | st.floats(allow_nan=False, allow_infinity=False)
+                | st.text(max_size=600)
+                | st.just("$D_1468322268"),
+                lambda children: (
+                    st.lists(children, max_size=3)
+                    | st.dictionaries(st.text(max_size=130), children, max_size=3)
+                ),
+                max_leaves=8,
+            ),
+            max_size=4,
+        )
+    )
+    def test_any_event_data(self, data: dict[str, Any]) -> None:
+        record = event(evtData=data)
+        assert _alone(record) == translate_record(0, record, now=NOW)

@@ -62,6 +62,7 @@ def record_to_json(record: Record) -> dict[str, Any]:
             **common,
             "attributes": record.attributes,
             "strategy": record.strategy,
+            "alias_of": record.alias_of,
         }
     if isinstance(record, GroupMembership):
         return {"type": "group", **common, "group_id": record.group_id, "traits": record.traits}
@@ -92,6 +93,7 @@ def record_from_json(doc: dict[str, Any]) -> Record:
             contact_hint=hint,
             strategy=cast(MergeStrategy, doc.get("strategy", "overwrite")),
             message_id=doc.get("message_id"),
+            alias_of=doc.get("alias_of"),
         )
     if doc["type"] == "group":
         return GroupMembership(

@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import string
+from collections.abc import Callable
+from dataclasses import dataclass
 
 
 def hash_secret(secret: str) -> str:
@@ -23,8 +24,23 @@ def new_secret(prefix: str) -> str:
     return f"{prefix}_{secrets.token_urlsafe(32)}"
 
 
-def new_clevertap_account_id() -> str:
-    """An id shaped like CleverTap's (``XXX-XXX-XXXX``); it is public, not secret."""
-    alphabet = string.ascii_uppercase + string.digits
-    part = "".join(secrets.choice(alphabet) for _ in range(10))
-    return f"{part[:3]}-{part[3:6]}-{part[6:]}"
+@dataclass(frozen=True, slots=True)
+class CredentialKind:
+    """A kind of credential every account holds, declared by whoever checks it.
+
+    ``kind`` is what the store keeps (``admin``, or a dialect's name);
+    ``secret_name`` is how ``accounts create --json`` prints the secret, made
+    with :func:`new_secret` and ``prefix``. A kind with a public id beside
+    its secret (a pair of headers) names it ``public_id_name`` and makes it
+    with ``new_public_id``.
+    """
+
+    kind: str
+    secret_name: str
+    prefix: str
+    public_id_name: str | None = None
+    new_public_id: Callable[[], str] | None = None
+
+
+#: The account's own API and console.
+ADMIN = CredentialKind("admin", "admin_token", "eya")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -25,9 +26,6 @@ JobStatus = Literal["queued", "running", "completed", "failed"]
 #: Activities older than this when received do not trigger journeys (Netcore:
 #: "If timestamp passed ... is more than 24hrs old, it wont trigger a journey").
 JOURNEY_WINDOW = timedelta(hours=24)
-
-#: The credential kinds an account holds, one per dialect plus the admin token.
-CREDENTIAL_KINDS = ("admin", "netcore", "cordial", "ortto", "clevertap", "segment")
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +83,11 @@ class ProfileUpdate:
     strategy: MergeStrategy = "overwrite"
     #: As :attr:`NewActivity.message_id`.
     message_id: str | None = None
+    #: An alias's earlier id (Segment ``previousId``), among ``identifiers`` as
+    #: an anonymous id: stored as a user id (``identity``) instead when a
+    #: contact already has that user id, or an earlier record of the batch
+    #: names it. Settled inside the write transaction.
+    alias_of: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,14 +332,22 @@ class StoredResponse:
 
 @dataclass(frozen=True, slots=True)
 class NewAccount:
-    """An account and its credentials in clear text, shown once at creation."""
+    """An account and its credentials in clear text, shown once at creation.
+
+    ``secrets`` names each one as ``accounts create --json`` prints it
+    (``admin_token``, and each dialect's, such as ``netcore_api_key``); they
+    read as attributes too (``created.netcore_api_key``).
+    """
 
     account: Account
-    admin_token: str
-    netcore_api_key: str
-    cordial_api_key: str
-    ortto_api_key: str
-    clevertap_account_id: str
-    clevertap_passcode: str
-    #: The Segment source's write key (HTTP Basic user name, or ``writeKey``).
-    segment_write_key: str
+    secrets: Mapping[str, str]
+
+    @property
+    def admin_token(self) -> str:
+        return self.secrets["admin_token"]
+
+    def __getattr__(self, name: str) -> str:
+        try:
+            return self.secrets[name]
+        except KeyError:
+            raise AttributeError(name) from None

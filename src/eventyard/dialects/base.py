@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 
+from eventyard.core.credentials import CredentialKind
 from eventyard.core.errors import EventyardError
 
 
@@ -22,3 +23,5 @@ class Dialect:
     render_error: Callable[[EventyardError], Response]
     #: The JSON schema of ``render_error``'s body, documented for every error status.
     error_schema: dict[str, Any]
+    #: The credentials an account holds for this dialect, made at account creation.
+    credentials: tuple[CredentialKind, ...] = ()

@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from eventyard.core.credentials import ADMIN, CredentialKind
+from eventyard.core.model import NewAccount
 from eventyard.dialects.base import Dialect
 from eventyard.dialects.clevertap import DIALECT as CLEVERTAP
 from eventyard.dialects.cordial import DIALECT as CORDIAL
 from eventyard.dialects.netcore import DIALECT as NETCORE
 from eventyard.dialects.ortto import DIALECT as ORTTO
 from eventyard.dialects.segment import DIALECT as SEGMENT
+from eventyard.services import accounts
+from eventyard.services.ports import Store
 
 BUILTIN_DIALECTS: tuple[Dialect, ...] = (NETCORE, CLEVERTAP, ORTTO, CORDIAL, SEGMENT)
+
+#: Every credential an account holds: the admin token and each dialect's.
+CREDENTIAL_KINDS: tuple[CredentialKind, ...] = (
+    ADMIN,
+    *(kind for dialect in BUILTIN_DIALECTS for kind in dialect.credentials),
+)
+
+
+def create_account(store: Store, name: str, settings: dict[str, Any] | None = None) -> NewAccount:
+    """An account with the credentials of every built-in dialect (shown this once)."""
+    return accounts.create_account(store, name, settings, credential_kinds=CREDENTIAL_KINDS)

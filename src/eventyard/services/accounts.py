@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 from eventyard.core.account_settings import apply_settings_patch
 from eventyard.core.credentials import (
+    ADMIN,
+    CredentialKind,
     digests_match,
     hash_secret,
-    new_clevertap_account_id,
     new_secret,
 )
 from eventyard.core.errors import NotFound, Unauthorized
@@ -23,8 +24,18 @@ from eventyard.core.signatures import new_signing_secret
 from eventyard.services.ports import Store
 
 
-def create_account(store: Store, name: str, settings: dict[str, Any] | None = None) -> NewAccount:
-    """Create an account; its secrets are returned in clear text this once only."""
+def create_account(
+    store: Store,
+    name: str,
+    settings: dict[str, Any] | None = None,
+    *,
+    credential_kinds: Sequence[CredentialKind],
+) -> NewAccount:
+    """Create an account with a credential of each kind (and the admin token).
+
+    The secrets are returned in clear text this once only; the store keeps
+    their digests.
+    """
     name = name.strip()
     if not name:
         raise ValueError("an account needs a name")
@@ -36,28 +47,20 @@ def create_account(store: Store, name: str, settings: dict[str, Any] | None = No
         created_at=datetime.now(UTC),
         signing_secret=new_signing_secret(),
     )
-    created = NewAccount(
-        account=account,
-        admin_token=new_secret("eya"),
-        netcore_api_key=new_secret("eyn"),
-        cordial_api_key=new_secret("eyc"),
-        ortto_api_key=new_secret("eyo"),
-        clevertap_account_id=new_clevertap_account_id(),
-        clevertap_passcode=new_secret("eyt"),
-        segment_write_key=new_secret("eys"),
-    )
-    credentials: list[tuple[str, str | None, str]] = [
-        ("admin", None, hash_secret(created.admin_token)),
-        ("netcore", None, hash_secret(created.netcore_api_key)),
-        ("cordial", None, hash_secret(created.cordial_api_key)),
-        ("ortto", None, hash_secret(created.ortto_api_key)),
-        ("clevertap", created.clevertap_account_id, hash_secret(created.clevertap_passcode)),
-        ("segment", None, hash_secret(created.segment_write_key)),
-    ]
+    shown: dict[str, str] = {}
+    credentials: list[tuple[str, str | None, str]] = []
+    for kind in (ADMIN, *(k for k in credential_kinds if k.kind != ADMIN.kind)):
+        secret = new_secret(kind.prefix)
+        public_id = None
+        if kind.public_id_name is not None and kind.new_public_id is not None:
+            public_id = kind.new_public_id()
+            shown[kind.public_id_name] = public_id
+        shown[kind.secret_name] = secret
+        credentials.append((kind.kind, public_id, hash_secret(secret)))
     with store.unit_of_work() as uow:
         uow.accounts.add(account, credentials)
         uow.commit()
-    return created
+    return NewAccount(account=account, secrets=shown)
 
 
 class CredentialCache:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import random
-import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -16,9 +14,9 @@ from eventyard.core.definitions import (
     check_attributes,
     definition_from_attributes,
 )
-from eventyard.core.errors import ConcurrentUpdate, EventyardError
-from eventyard.core.identifiers import Identifier
-from eventyard.core.identity import ContactRef, plan_resolution
+from eventyard.core.errors import EventyardError
+from eventyard.core.identifiers import ANONID, IDENTITY, Identifier
+from eventyard.core.identity import ContactRef
 from eventyard.core.ids import new_id
 from eventyard.core.model import (
     JOURNEY_WINDOW,
@@ -41,12 +39,10 @@ from eventyard.services.idempotency import (  # IdempotencyRequest: the dialects
 from eventyard.services.idempotency import claim_key, complete_key
 from eventyard.services.jobs import enqueue
 from eventyard.services.ports import Store, UnitOfWork
+from eventyard.services.resolution import MAX_RESOLUTION_ATTEMPTS as MAX_RESOLUTION_ATTEMPTS
+from eventyard.services.resolution import TAKE_TURNS_AFTER as TAKE_TURNS_AFTER
+from eventyard.services.resolution import resolve_contacts
 
-#: How often a batch is planned again when a concurrent writer took one of its
-#: new identifiers first. Each retry sees that writer's committed contacts.
-MAX_RESOLUTION_ATTEMPTS = 10
-#: After this many lost races a batch takes its account's identity turn.
-TAKE_TURNS_AFTER = 2
 #: Expired Idempotency-Keys deleted per transaction by the purge.
 PURGE_BATCH = 10_000
 #: The window of ``IngestRules.daily_limit``.
@@ -249,6 +245,7 @@ def store_records(
     if groups is not None:
         spread_to_groups(rejected, groups)
     repeated = drop_repeated_messages(uow, account, records, rejected, now)
+    records = settle_aliases(uow, account, records)
 
     positions: list[int] = []
     batch: list[tuple[Identifier, ...]] = []
@@ -316,6 +313,40 @@ def store_records(
         contact_ids=contact_ids,
         created_contacts=frozenset(created),
     )
+
+
+def settle_aliases(
+    uow: UnitOfWork, account: Account, records: Sequence[Record]
+) -> Sequence[Record]:
+    """Give each alias's earlier id the kind that already names a contact (one lookup).
+
+    Segment: ``previousId`` "may be an earlier anonymousId or an earlier
+    userId": a user id (``identity``) when a contact has it, or an earlier
+    record of the same batch names it; otherwise an anonymous id (``anonid``).
+    """
+    aliased = [
+        index
+        for index, record in enumerate(records)
+        if isinstance(record, ProfileUpdate) and record.alias_of is not None
+    ]
+    if not aliased:
+        return records
+    as_user = {
+        index: Identifier(IDENTITY, cast(ProfileUpdate, records[index]).alias_of or "")
+        for index in aliased
+    }
+    owned = uow.contacts.find_owners(account.id, as_user.values())
+    settled = list(records)
+    for index in aliased:
+        record = cast(ProfileUpdate, settled[index])
+        user = as_user[index]
+        earlier = any(user in r.identifiers for r in settled[:index])
+        if not earlier and user not in owned:
+            continue
+        anonymous = Identifier(ANONID, user.value)
+        identifiers = (user if i == anonymous else i for i in record.identifiers)
+        settled[index] = replace(record, identifiers=tuple(dict.fromkeys(identifiers)))
+    return settled
 
 
 def drop_repeated_messages(
@@ -585,56 +616,6 @@ def store_activities(
         duplicates=len(activities) - outcome.stored_activities,
         skipped=skipped,
         contact_ids=[c for c in outcome.contact_ids if c is not None],
-    )
-
-
-def resolve_contacts(
-    uow: UnitOfWork,
-    account: Account,
-    batch: Sequence[Sequence[Identifier]],
-    now: datetime,
-    *,
-    pinned: Sequence[ContactRef | None] | None = None,
-    refresh_pins: Callable[[], Sequence[ContactRef | None]] | None = None,
-    locked: Sequence[int] = (),
-) -> tuple[list[str], set[str]]:
-    """The contact id of each entry of ``batch`` and the ids of the contacts created.
-
-    Contacts are created and converted as needed.
-
-    One lookup for the whole batch, one plan, a handful of set-based writes.
-    When a concurrent transaction claimed one of the new identifiers first,
-    the savepoint is rolled back and the batch planned again against what
-    that transaction committed, so two writers never create two contacts for
-    one identifier. The contacts of the entries at ``locked`` stay locked to
-    the end of the transaction (their attributes are about to change).
-    """
-    if not batch:
-        return [], set()
-    wanted = {ident for idents in batch for ident in idents}
-    for attempt in range(MAX_RESOLUTION_ATTEMPTS):
-        if attempt and refresh_pins is not None:
-            pinned = refresh_pins()
-        if attempt == TAKE_TURNS_AFTER:
-            # Lost twice: queue behind the other writers of this account that
-            # also lost, so that every one of them gets through in turn.
-            uow.contacts.take_identity_turn(account.id)
-        try:
-            with uow.savepoint():
-                owners = uow.contacts.find_owners(account.id, wanted)
-                plan = plan_resolution(batch, owners, account.primary_kinds, new_id, pinned)
-                also_lock = {plan.contact_ids[slot] for slot in locked}
-                uow.contacts.apply_resolution(account.id, plan, now, also_lock)
-                return plan.contact_ids, set(plan.new_contacts)
-        except ConcurrentUpdate:
-            # Another writer is creating the same contacts right now; let it
-            # finish before planning again (jitter keeps retries apart).
-            time.sleep(random.uniform(0, 0.002 * 2**attempt))
-    raise EventyardError(
-        "contention",
-        "Too many concurrent changes to the same contacts; retry the request",
-        503,
-        headers={"Retry-After": "1"},
     )
 
 

@@ -52,6 +52,17 @@ class DefinitionRepository(Protocol):
     def delete(self, account_id: str, activity_id: str) -> bool: ...
 
 
+class BulkResolution(Protocol):
+    """A batch the store resolves set-based, but for its ``rare`` entries."""
+
+    #: The entries the planner must resolve, in order.
+    rare: list[int]
+
+    def finish(
+        self, now: datetime, locked: Sequence[int] = (), extra_locks: Iterable[str] = ()
+    ) -> tuple[list[str | None], set[str]]: ...
+
+
 class ContactRepository(Protocol):
     def find_owners(
         self, account_id: str, identifiers: Iterable[Identifier]
@@ -63,6 +74,9 @@ class ContactRepository(Protocol):
         now: datetime,
         also_lock: Iterable[str] = ...,
     ) -> None: ...
+    def start_bulk_resolution(
+        self, account_id: str, batch: Sequence[Sequence[Identifier]]
+    ) -> BulkResolution | None: ...
     def live_contacts(
         self, account_id: str, contact_ids: Iterable[str]
     ) -> dict[str, ContactRef]: ...

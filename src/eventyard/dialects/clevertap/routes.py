@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, Depends, Request, Response
-from starlette.concurrency import run_in_threadpool
 
 from eventyard.context import AppContext, get_context
-from eventyard.core.errors import EventyardError, Unauthorized
+from eventyard.core.errors import EventyardError
 from eventyard.core.model import RecordsOutcome, StoredResponse
+from eventyard.core.payload import JsonBody
 from eventyard.dialects.clevertap.translate import (
     DIALECT,
     EVENT_TYPE_LIMITS,
@@ -22,15 +23,15 @@ from eventyard.dialects.clevertap.translate import (
     translate_records,
     upload_result,
 )
-from eventyard.http import (
-    decode_content,
-    idempotency_key,
-    parse_json_body,
-    read_body,
-    send_stored,
+from eventyard.dialects.pipeline import (
+    Arrival,
+    Credential,
+    IngestEndpoint,
+    Report,
+    Submission,
+    receive,
 )
-from eventyard.services.accounts import authenticate
-from eventyard.services.ingest import IdempotencyRequest
+from eventyard.http import parse_json_body
 from eventyard.services.ingest_stats import RejectionError
 
 PATH = "/1/upload"
@@ -110,80 +111,71 @@ _FALSE = {"0", "false", ""}
     },
 )
 async def upload_records(request: Request, ctx: AppContext = Depends(get_context)) -> Response:
+    return await receive(request, ctx, ENDPOINT)
+
+
+@dataclass(eq=False)
+class Upload(Submission):
+    """A batch of records: answered with every record's result, stored or not."""
+
+    sent: Sequence[Any] = ()
+    translation: Translation = field(default_factory=Translation)
+    result: dict[str, Any] = field(default_factory=dict)
+
+    def respond(self, outcome: RecordsOutcome | None) -> StoredResponse:
+        rejected = outcome.rejected if outcome is not None else ()
+        self.result = upload_result(self.sent, self.translation, rejected)
+        return StoredResponse(status_code=200, body=dump_json(self.result))
+
+    def report(self) -> Report:
+        unprocessed = self.result["unprocessed"]
+        errors = [RejectionError(e.index, e.field, e.message) for e in self.translation.errors]
+        return Report(
+            {"accepted": self.result["processed"], "rejected": len(unprocessed)},
+            errors or [RejectionError(None, "d", e["error"]) for e in unprocessed],
+        )
+
+    def headers(self, stored: StoredResponse) -> dict[str, str]:
+        return {"X-Eventyard-Dry-Run": "true"} if self.dry_run else {}
+
+
+def read_credential(request: Request) -> Credential:
     account_id = request.headers.get("x-clevertap-account-id")
     passcode = request.headers.get("x-clevertap-passcode")
     if not account_id or not passcode:
         raise EventyardError(
             "unauthorized", "Missing X-CleverTap-Account-Id or X-CleverTap-Passcode header", 401
         )
-    try:
-        account = await run_in_threadpool(
-            authenticate, ctx.store, DIALECT, passcode, account_id, ctx.credentials
-        )
-    except Unauthorized as exc:
-        raise EventyardError("unauthorized", "Invalid Account Id or Passcode", 401) from exc
-    ctx.limit_rate(DIALECT, account.id)
-    ctx.note_ingest(request, DIALECT, account.id)
-    body = await read_body(
-        request,
-        max_bytes=ctx.settings.max_body_bytes,
-        timeout_seconds=ctx.settings.body_timeout_seconds,
-    )
-    body = await decode_content(request, body, ctx.settings.max_body_bytes)
-    key = idempotency_key(request)
-    dry_run = dry_run_requested(request)
-    now = ctx.now()
-    # Parsing and validating a large body takes CPU time: off the event loop,
-    # so that other requests (and health probes) are not held up meanwhile.
-    records, translation = await run_in_threadpool(translate_body, body, now)
-    result: dict[str, Any] = {}
-
-    def respond(outcome: RecordsOutcome) -> StoredResponse:
-        result.update(upload_result(records, translation, outcome.rejected))
-        return StoredResponse(status_code=200, body=dump_json(result))
-
-    if not translation.commands:
-        # Nothing valid: nothing to store, look up or remember.
-        result.update(upload_result(records, translation))
-        stored = StoredResponse(status_code=200, body=dump_json(result))
-    else:
-        idempotency = (
-            IdempotencyRequest.for_request(key, PATH, body, ctx.settings.idempotency_ttl_seconds)
-            if key and not dry_run
-            else None
-        )
-        stored = await ctx.ingest_records(
-            account,
-            translation.commands,
-            now=now,
-            respond=respond,
-            idempotency=idempotency,
-            dry_run=dry_run,
-            event_limits=EVENT_TYPE_LIMITS,
-        )
-    if not stored.replayed and not dry_run:
-        ctx.metrics.count_events(DIALECT, "accepted", result["processed"])
-        ctx.metrics.count_events(DIALECT, "rejected", len(result["unprocessed"]))
-        await ctx.remember_rejection(
-            request,
-            status_code=200,
-            rejected_records=len(result["unprocessed"]),
-            errors=[RejectionError(e.index, e.field, e.message) for e in translation.errors]
-            or [RejectionError(None, "d", e["error"]) for e in result["unprocessed"]],
-        )
-    response = send_stored(stored)
-    if dry_run:
-        response.headers["X-Eventyard-Dry-Run"] = "true"
-    return response
+    return Credential(DIALECT, passcode, account_id)
 
 
-def translate_body(body: bytes, now: datetime) -> tuple[list[Any], Translation]:
+def invalid_credential() -> EventyardError:
+    return EventyardError("unauthorized", "Invalid Account Id or Passcode", 401)
+
+
+def translate_body(payload: JsonBody, arrival: Arrival) -> Upload:
     """The records of the body and their translation; 400 when the body is not a batch."""
-    payload = parse_json_body(body)
+    dry_run = dry_run_requested(arrival.request)
     records, problem = records_of(payload.value)
     if problem:
         raise EventyardError("bad_request", problem, 400)
-    return records, translate_records(records, now=now, check_unstorable=payload.suspicious)
+    translation = translate_records(records, now=arrival.now, check_unstorable=payload.suspicious)
+    return Upload(
+        translation.commands,
+        dry_run=dry_run,
+        event_limits=EVENT_TYPE_LIMITS,
+        sent=records,
+        translation=translation,
+    )
+
+
+ENDPOINT = IngestEndpoint(
+    dialect=DIALECT,
+    read_credential=read_credential,
+    invalid_credential=invalid_credential,
+    parse=parse_json_body,
+    translate=translate_body,
+)
 
 
 def dry_run_requested(request: Request) -> bool:

@@ -8,10 +8,12 @@ I/O: the route hands the parsed body in and renders what comes out.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+import orjson
 
 from eventyard.core.identifiers import (
     EMAIL,
@@ -29,6 +31,9 @@ from eventyard.core.model import (
     RecordRejection,
 )
 from eventyard.core.payload import unstorable_values
+from eventyard.dialects.toolkit.identifiers import identifier_text
+from eventyard.dialects.toolkit.records import RecordError, RecordErrors
+from eventyard.dialects.toolkit.timestamps import format_utc
 
 DIALECT = "clevertap"
 #: Activities from this API are server-to-server uploads.
@@ -113,16 +118,6 @@ Command = NewActivity | ProfileUpdate
 
 
 @dataclass(frozen=True, slots=True)
-class RecordError:
-    """One problem with one record: its index in ``d``, our code, a field path, why."""
-
-    index: int
-    code: int
-    field: str
-    message: str
-
-
-@dataclass(frozen=True, slots=True)
 class Translation:
     """The valid records as canonical commands, and the problems of the others."""
 
@@ -159,19 +154,19 @@ def translate_records(
     integers beyond 64 bits).
     """
     translation = Translation()
+    errors = RecordErrors(translation.errors)
     for index, record in enumerate(records):
+        plain = False
         if isinstance(record, dict):
-            problems = unstorable_values(record, thorough=check_unstorable)
+            plain = not check_unstorable and _is_plain(record)
+            problems = [] if plain else unstorable_values(record, thorough=check_unstorable)
             if problems:
-                translation.errors.extend(
-                    RecordError(index, Code.UNSTORABLE_VALUE, path, f"{path} {reason}")
-                    for path, reason in problems
-                )
+                for path, reason in problems:
+                    errors.add(index, path, f"{path} {reason}", Code.UNSTORABLE_VALUE)
                 continue
-        command, errors = translate_record(index, record, now=now)
-        if errors:
-            translation.errors.extend(errors)
-        else:
+        before = len(errors)
+        command = _translate(index, record, now, errors, plain=plain)
+        if len(errors) == before:
             assert command is not None
             translation.commands.append(command)
             translation.positions.append(index)
@@ -182,14 +177,64 @@ def translate_record(
     index: int, record: Any, *, now: datetime
 ) -> tuple[Command | None, list[RecordError]]:
     """One record of ``d`` -> an activity or a profile update, or its errors."""
+    errors = RecordErrors()
+    command = _translate(index, record, now, errors, plain=False)
+    return (None if errors else command), errors.items
+
+
+#: ``fail(code, field, message)``: a problem of the record being translated.
+Fail = Callable[[int, str, str], None]
+
+
+#: In a record's JSON without escaped quotes: a key of more than
+#: ``MAX_KEY_LENGTH`` bytes (a key's closing quote is followed by a colon),
+#: which a key beyond ``MAX_KEY_LENGTH`` characters always is, and a run of
+#: more than ``MAX_VALUE_BYTES`` bytes after a quote, which a value beyond
+#: ``MAX_VALUE_BYTES`` always is (escapes only lengthen a string).
+_LONG_KEY = re.compile(b'"[^"]{%d,}":' % (MAX_KEY_LENGTH + 1))
+_LONG_VALUE = re.compile(b'"[^"]{%d}' % (MAX_VALUE_BYTES + 1))
+
+
+def _is_plain(record: dict[str, Any]) -> bool:
+    """Whether none of ``record``'s values needs a look: its data can be kept as sent.
+
+    Most records hold no ``$D_`` date, no key or string longer than
+    ``MAX_KEY_LENGTH`` and nothing that cannot be stored: for them one
+    serialisation in C and a scan of its bytes replace a walk in Python.
+    Every test here errs on the side of ``False``, which sends the record
+    down the walk (:func:`_convert`) that decides and words each problem:
+    a ``"$D_`` anywhere, an escaped quote (which would hide the length of a
+    string), a key of more than ``MAX_KEY_LENGTH`` bytes or a run of more
+    than ``MAX_VALUE_BYTES`` bytes after a quote. ``False`` too when the
+    record cannot be serialised, so that :func:`unstorable_values` says why.
+    """
+    try:
+        dumped = orjson.dumps(record)
+    except orjson.JSONEncodeError:
+        return False
+    return not (
+        b'"$D_' in dumped
+        or b'\\"' in dumped
+        or _LONG_KEY.search(dumped)
+        or _LONG_VALUE.search(dumped)
+    )
+
+
+def _translate(
+    index: int, record: Any, now: datetime, found: RecordErrors, *, plain: bool
+) -> Command | None:
+    """One record -> its command, or ``None`` with its problems added to ``found``.
+
+    ``plain``: :func:`_is_plain` said so, and ``evtData`` or ``profileData``
+    is kept as sent (as Netcore's and Segment's properties are), without a walk.
+    """
     if not isinstance(record, dict):
-        return None, [
-            RecordError(index, Code.RECORD_NOT_OBJECT, "record", "record must be a JSON object")
-        ]
+        found.add(index, "record", "record must be a JSON object", Code.RECORD_NOT_OBJECT)
+        return None
     errors: list[RecordError] = []
 
     def fail(code: int, path: str, message: str) -> None:
-        errors.append(RecordError(index, code, path, message))
+        errors.append(RecordError(index, path, message, code))
 
     kind = record.get("type")
     identifiers, hint = _user_identity(record, fail)
@@ -197,45 +242,43 @@ def translate_record(
     if kind == "event":
         name = _event_name(record.get("evtName"), fail)
         data = _object(record, "evtData", Code.BAD_EVENT_DATA, fail)
-        properties = _convert_values(data, "evtData", fail) if data is not None else None
+        properties = _values(data, "evtData", plain, fail)
         if errors:
-            return None, errors
+            found.items.extend(errors)
+            return None
         assert name is not None
         assert properties is not None
-        return (
-            NewActivity(
-                identifiers=identifiers,
-                name=name,
-                occurred_at=occurred_at,
-                source=SOURCE,
-                dialect=DIALECT,
-                properties=properties,
-                contact_hint=hint,
-            ),
-            [],
+        return NewActivity(
+            identifiers=identifiers,
+            name=name,
+            occurred_at=occurred_at,
+            source=SOURCE,
+            dialect=DIALECT,
+            properties=properties,
+            contact_hint=hint,
         )
     if kind == "profile":
         data = _object(record, "profileData", Code.BAD_PROFILE_DATA, fail)
-        attributes = _convert_values(data, "profileData", fail) if data is not None else None
+        attributes = _values(data, "profileData", plain, fail)
         extra = _profile_identifiers(data or {}, identifiers, fail)
         if errors:
-            return None, errors
+            found.items.extend(errors)
+            return None
         assert attributes is not None
-        return (
-            ProfileUpdate(
-                identifiers=_unique((*identifiers, *extra)),
-                attributes=attributes,
-                dialect=DIALECT,
-                contact_hint=hint,
-            ),
-            [],
+        return ProfileUpdate(
+            identifiers=_unique((*identifiers, *extra)),
+            attributes=attributes,
+            dialect=DIALECT,
+            contact_hint=hint,
         )
     if kind is None:
         message = 'type is required: "event" or "profile"'
     else:
         message = f'type must be "event" or "profile", got {_show(kind)}'
     # Report the type first: it decides what the rest of the record means.
-    return None, [RecordError(index, Code.BAD_TYPE, "type", message), *errors]
+    found.add(index, "type", message, Code.BAD_TYPE)
+    found.items.extend(errors)
+    return None
 
 
 def upload_result(
@@ -252,6 +295,7 @@ def upload_result(
     """
     problems: dict[int, list[tuple[int, str]]] = {}
     for error in translation.errors:
+        assert error.code is not None  # every CleverTap problem has its code
         problems.setdefault(error.index, []).append((error.code, error.message))
     for rejection in rejected:
         index = translation.positions[rejection.index]
@@ -276,7 +320,7 @@ def parse_date_value(value: str) -> str:
     digits = value[len(DATE_PREFIX) :]
     if not _EPOCH_RE.match(digits):
         raise ValueError(f"must be {DATE_PREFIX} followed by UNIX epoch seconds, got {value!r}")
-    return _iso(_epoch_moment(int(digits)))
+    return format_utc(_epoch_moment(int(digits)))
 
 
 def _epoch_moment(seconds: int) -> datetime:
@@ -286,17 +330,13 @@ def _epoch_moment(seconds: int) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
 
 
-def _iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
-
-
 def _show(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _user_identity(
-    record: dict[str, Any], fail: Any
+    record: dict[str, Any], fail: Fail
 ) -> tuple[tuple[Identifier, ...], ContactHint | None]:
     found: list[Identifier] = []
     hint: ContactHint | None = None
@@ -306,16 +346,15 @@ def _user_identity(
         if raw is None or raw == "":
             continue
         # Numeric ids (Facebook's, a shop's customer number) are common as JSON numbers.
-        if isinstance(raw, int) and not isinstance(raw, bool):
-            raw = str(raw)
-        if not isinstance(raw, str):
+        text = identifier_text(raw, "int")
+        if text is None:
             fail(Code.BAD_USER_ID, name, f"{name} must be a string or an integer")
             bad = True
             continue
-        if not raw.strip():
+        if not text.strip():
             continue
         try:
-            identifier = normalize_identifier(name, raw)
+            identifier = normalize_identifier(name, text)
         except ValueError as exc:
             fail(Code.BAD_USER_ID, name, f"{name} {exc}")
             bad = True
@@ -331,7 +370,7 @@ def _user_identity(
     return tuple(found), hint
 
 
-def _timestamp(raw: Any, now: datetime, fail: Any) -> datetime:
+def _timestamp(raw: Any, now: datetime, fail: Fail) -> datetime:
     if raw is None:
         return now
     if isinstance(raw, str) and _EPOCH_RE.match(raw.strip()):
@@ -348,7 +387,7 @@ def _timestamp(raw: Any, now: datetime, fail: Any) -> datetime:
         return now
 
 
-def _event_name(raw: Any, fail: Any) -> str | None:
+def _event_name(raw: Any, fail: Fail) -> str | None:
     if raw is None or (isinstance(raw, str) and not raw.strip()):
         fail(Code.BAD_EVENT_NAME, "evtName", "evtName is required")
         return None
@@ -374,7 +413,7 @@ def _event_name(raw: Any, fail: Any) -> str | None:
     return name
 
 
-def _object(record: dict[str, Any], name: str, code: int, fail: Any) -> dict[str, Any] | None:
+def _object(record: dict[str, Any], name: str, code: int, fail: Fail) -> dict[str, Any] | None:
     value = record.get(name)
     if value is None:
         fail(code, name, f"{name} is required (an object of key/value pairs)")
@@ -385,14 +424,22 @@ def _object(record: dict[str, Any], name: str, code: int, fail: Any) -> dict[str
     return value
 
 
-def _convert_values(data: dict[str, Any], path: str, fail: Any) -> dict[str, Any]:
+def _values(
+    data: dict[str, Any] | None, path: str, plain: bool, fail: Fail
+) -> dict[str, Any] | None:
+    if data is None or plain:
+        return data
+    return _convert_values(data, path, fail)
+
+
+def _convert_values(data: dict[str, Any], path: str, fail: Fail) -> dict[str, Any]:
     """A copy of ``data`` with ``$D_`` dates as ISO 8601; key and value limits checked."""
     converted = _convert(data, path, fail)
     assert isinstance(converted, dict)
     return converted
 
 
-def _convert(value: Any, path: str, fail: Any) -> Any:
+def _convert(value: Any, path: str, fail: Fail) -> Any:
     if isinstance(value, dict):
         out: dict[str, Any] = {}
         for key, item in value.items():
@@ -427,7 +474,7 @@ def _convert(value: Any, path: str, fail: Any) -> Any:
 
 
 def _profile_identifiers(
-    data: dict[str, Any], user: tuple[Identifier, ...], fail: Any
+    data: dict[str, Any], user: tuple[Identifier, ...], fail: Fail
 ) -> tuple[Identifier, ...]:
     """``Email``, ``Phone`` and ``Identity`` of ``profileData`` as identifiers."""
     found: list[Identifier] = []
@@ -436,15 +483,14 @@ def _profile_identifiers(
         if raw is None or raw == "":
             continue
         path = f"profileData.{key}"
-        if isinstance(raw, int) and not isinstance(raw, bool) and kind != EMAIL:
-            raw = str(raw)
-        if not isinstance(raw, str):
+        text = identifier_text(raw, "none" if kind == EMAIL else "int")
+        if text is None:
             fail(Code.BAD_PROFILE_IDENTIFIER, path, f"{path} must be a string")
             continue
-        if not raw.strip():
+        if not text.strip():
             continue
         try:
-            identifier = normalize_identifier(kind, raw)
+            identifier = normalize_identifier(kind, text)
         except ValueError as exc:
             fail(Code.BAD_PROFILE_IDENTIFIER, path, f"{path} {exc}")
             continue

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -16,7 +17,7 @@ from eventyard.context import AppContext, get_context
 from eventyard.core.activity_query import encode_query_token
 from eventyard.core.errors import EventyardError, Unauthorized
 from eventyard.core.model import Account, RecordsOutcome, StoredResponse
-from eventyard.core.payload import decode_json
+from eventyard.core.payload import JsonBody, decode_json
 from eventyard.dialects.cordial.errors import VALIDATION_ERROR, cordial_error
 from eventyard.dialects.cordial.translate import (
     DIALECT,
@@ -24,7 +25,6 @@ from eventyard.dialects.cordial.translate import (
     MAX_PER_PAGE,
     PAGING_TOKEN,
     RULES,
-    Translation,
     api_key_from_authorization,
     contact_keys,
     export_fields,
@@ -33,13 +33,17 @@ from eventyard.dialects.cordial.translate import (
     record_json,
     translate_activity,
 )
+from eventyard.dialects.pipeline import (
+    Arrival,
+    Credential,
+    IngestEndpoint,
+    Report,
+    Submission,
+    receive,
+)
 from eventyard.http import (
-    decode_content,
-    idempotency_key,
     iso_utc,
-    parse_off_loop,
     read_body,
-    send_stored,
 )
 from eventyard.services.activity_search import count_activities, search_activities
 from eventyard.services.exports import (
@@ -50,7 +54,6 @@ from eventyard.services.exports import (
     finished_export,
     start_activity_export,
 )
-from eventyard.services.ingest import IdempotencyRequest
 from eventyard.services.jobs import get_job
 
 PATH = "/v2/contactactivities"
@@ -80,8 +83,8 @@ _ACTIVITY_SCHEMA: dict[str, Any] = {
 }
 
 
-async def cordial_account(request: Request, ctx: AppContext) -> Account:
-    """The account of the request's Basic credentials (the Cordial API key), or 401."""
+def read_credential(request: Request) -> Credential:
+    """The Cordial API key of the request's HTTP Basic credentials, or 401."""
     header = request.headers.get("authorization")
     if not header:
         raise EventyardError("unauthorized", "Missing Authorization header (HTTP Basic)", 401)
@@ -92,10 +95,20 @@ async def cordial_account(request: Request, ctx: AppContext) -> Account:
             "Authorization must be HTTP Basic with the API key as user name and an empty password",
             401,
         )
+    return Credential(DIALECT, key)
+
+
+def invalid_credential() -> EventyardError:
+    return EventyardError("unauthorized", "Invalid API key", 401)
+
+
+async def cordial_account(request: Request, ctx: AppContext) -> Account:
+    """The account of the request's Basic credentials (the Cordial API key), or 401."""
+    credential = read_credential(request)
     try:
-        account = await ctx.authenticate(DIALECT, key)
+        account = await ctx.authenticate(DIALECT, credential.secret)
     except Unauthorized as exc:
-        raise EventyardError("unauthorized", "Invalid API key", 401) from exc
+        raise invalid_credential() from exc
     ctx.limit_rate(DIALECT, account.id)
     return account
 
@@ -115,59 +128,58 @@ async def cordial_account(request: Request, ctx: AppContext) -> Account:
     },
 )
 async def create_activity(request: Request, ctx: AppContext = Depends(get_context)) -> Response:
-    account = await cordial_account(request, ctx)
-    ctx.note_ingest(request, DIALECT, account.id)
-    limit = min(MAX_BODY_BYTES, ctx.settings.max_body_bytes)
-    body = await read_body(
-        request, max_bytes=limit, timeout_seconds=ctx.settings.body_timeout_seconds
-    )
-    body = await decode_content(request, body, limit)
-    now = ctx.now()
-    translation = await parse_off_loop(body, translate_body, account, now)
+    return await receive(request, ctx, ENDPOINT)
 
-    def respond(outcome: RecordsOutcome) -> StoredResponse:
+
+@dataclass(eq=False)
+class Create(Submission):
+    """One activity: answered with its contact's ``cID`` once stored."""
+
+    stripped: Sequence[str] = ()
+
+    def respond(self, outcome: RecordsOutcome | None) -> StoredResponse:
+        assert outcome is not None  # one valid activity is always stored
         if outcome.rejected:
             raise cordial_error(VALIDATION_ERROR, outcome.rejected[0].message, "cID")
         content: dict[str, Any] = {"success": True, "cID": outcome.contact_ids[0]}
-        if translation.stripped:
-            content["strippedProperties"] = translation.stripped
+        if self.stripped:
+            content["strippedProperties"] = list(self.stripped)
         return StoredResponse(status_code=200, body=orjson.dumps(content))
 
-    key = idempotency_key(request)
-    idempotency = (
-        IdempotencyRequest.for_request(key, PATH, body, ctx.settings.idempotency_ttl_seconds)
-        if key
-        else None
-    )
-    stored = await ctx.ingest_records(
-        account,
-        [translation.activity],
-        now=now,
-        respond=respond,
-        idempotency=idempotency,
-        rules=RULES,
-    )
-    if not stored.replayed:
-        ctx.metrics.count_events(DIALECT, "accepted", 1)
-    return send_stored(stored)
+    def report(self) -> Report:
+        return Report({"accepted": 1})
 
 
-def translate_body(body: bytes, account: Account, now: datetime) -> Translation:
-    """The activity of a POST body; ``CONTACT_ACTIVITIES_INVALID_PAYLOAD`` when it is none."""
+def parse_body(body: bytes) -> JsonBody:
+    """The JSON of a POST body; ``CONTACT_ACTIVITIES_INVALID_PAYLOAD`` when it is none."""
     if not body.strip():
         raise cordial_error("CONTACT_ACTIVITIES_INVALID_PAYLOAD", "the body is empty")
     try:
-        payload = decode_json(body)
+        return decode_json(body)
     except ValueError as exc:
         raise cordial_error(
             "CONTACT_ACTIVITIES_INVALID_PAYLOAD", f"the body is not valid JSON: {exc}"
         ) from exc
-    return translate_activity(
+
+
+def translate_body(payload: JsonBody, arrival: Arrival) -> Create:
+    translation = translate_activity(
         payload.value,
-        keys=contact_keys(account.primary_kinds),
-        now=now,
+        keys=contact_keys(arrival.account.primary_kinds),
+        now=arrival.now,
         check_unstorable=payload.suspicious,
     )
+    return Create([translation.activity], rules=RULES, stripped=translation.stripped)
+
+
+ENDPOINT = IngestEndpoint(
+    dialect=DIALECT,
+    read_credential=read_credential,
+    invalid_credential=invalid_credential,
+    parse=parse_body,
+    translate=translate_body,
+    max_body_bytes=MAX_BODY_BYTES,
+)
 
 
 @router.get(

@@ -7,8 +7,6 @@ what it means. Every rule quotes the spec
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -26,7 +24,14 @@ from eventyard.dialects.cordial.errors import (
     VALIDATION_ERROR,
     cordial_error,
 )
-from eventyard.http import iso_utc
+from eventyard.dialects.toolkit.basic_auth import decode_basic, split_authorization
+from eventyard.dialects.toolkit.identifiers import identifier_text
+from eventyard.dialects.toolkit.timestamps import (
+    NotADateTime,
+    OutOfRange,
+    format_utc,
+    parse_iso_datetime,
+)
 
 DIALECT = "cordial"
 #: "The maximum length of the parameter is 40 characters."
@@ -75,20 +80,16 @@ def api_key_from_authorization(header: str | None) -> str | None:
     decoded credential when it has no colon (Cordial's "encoded API key").
     A password, bad base64 or text that is not UTF-8 gives ``None``.
     """
-    if not header:
-        return None
-    scheme, _, credential = header.strip().partition(" ")
-    if scheme.lower() != "basic" or not credential.strip():
+    authorization = split_authorization(header)
+    if authorization is None or authorization.scheme != "basic" or not authorization.credential:
         return None
     try:
-        raw = base64.b64decode(credential.strip().encode("ascii"), validate=True)
-        decoded = raw.decode("utf-8")
-    except (binascii.Error, UnicodeError, ValueError):
+        basic = decode_basic(authorization.credential)
+    except ValueError:
         return None
-    user, colon, password = decoded.partition(":")
-    if colon and password:
+    if basic.password:
         return None
-    key = user.strip()
+    key = basic.user.strip()
     return key or None
 
 
@@ -180,13 +181,11 @@ def _identifiers(
     for key in keys:
         if key not in payload:
             continue
-        raw = payload[key]
-        if isinstance(raw, int) and not isinstance(raw, bool):
-            raw = str(raw)
-        if not isinstance(raw, str):
+        text = identifier_text(payload[key], "int")
+        if text is None:
             raise cordial_error(VALIDATION_ERROR, f"{key} must be a string", key)
         try:
-            identifier = normalize_identifier(key, raw)
+            identifier = normalize_identifier(key, text)
         except ValueError as exc:
             raise cordial_error(VALIDATION_ERROR, f"{key} {exc}", key) from exc
         if key == "cID":
@@ -258,16 +257,12 @@ def parse_moment(text: str) -> tuple[datetime, bool]:
             raise ValueError(f"{text!r} is not a valid date") from exc
         return datetime.combine(day, time(), UTC), True
     try:
-        moment = datetime.fromisoformat(text.replace("z", "Z"))
-    except ValueError as exc:
+        return parse_iso_datetime(text, lower_z=True), False
+    except NotADateTime as exc:
         raise ValueError(
             f"{text!r} is not an ISO 8601 date-time (e.g. 2025-01-09 17:47:43)"
         ) from exc
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    try:
-        return moment.astimezone(UTC), False
-    except OverflowError as exc:
+    except OutOfRange as exc:
         raise ValueError(f"{text!r} is out of range") from exc
 
 
@@ -492,11 +487,10 @@ def parse_export(payload: Any, keys: Sequence[str]) -> ExportRequest:
 
 
 def _text(value: Any, field: str) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    raise cordial_error(VALIDATION_ERROR, f"{field} must be a string", field)
+    text = identifier_text(value, "int")
+    if text is None:
+        raise cordial_error(VALIDATION_ERROR, f"{field} must be a string", field)
+    return text
 
 
 def record_json(
@@ -507,7 +501,7 @@ def record_json(
     for identifier in identifiers:
         record.setdefault(identifier.kind, identifier.value)
     record["a"] = activity.name
-    record["ats"] = iso_utc(activity.occurred_at)
+    record["ats"] = format_utc(activity.occurred_at)
     record["properties"] = activity.properties
     if activity.unsearchable:
         record["unsearchable"] = list(activity.unsearchable)

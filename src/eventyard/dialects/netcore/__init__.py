@@ -3,6 +3,7 @@ upload (``POST /apiv2?type=contact&activity=bulkupload``)."""
 
 from fastapi import APIRouter
 
+from eventyard.core.credentials import CredentialKind
 from eventyard.dialects.base import Dialect
 from eventyard.dialects.netcore import bulkupload
 from eventyard.dialects.netcore.errors import ERROR_SCHEMA, render_error
@@ -18,4 +19,5 @@ DIALECT = Dialect(
     paths=(PATH, bulkupload.PATH),
     render_error=render_error,
     error_schema=ERROR_SCHEMA,
+    credentials=(CredentialKind("netcore", "netcore_api_key", "eyn"),),
 )

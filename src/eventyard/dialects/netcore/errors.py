@@ -25,6 +25,7 @@ REASONS = {
     408: "Request Time Out",
     409: "Conflict",
     413: "Payload Too Large",
+    415: "Unsupported Media Type",
     500: "Internal Server Error",
     503: "Service Unavailable",
 }

@@ -2,29 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 from fastapi import APIRouter, Depends, Request, Response
-from starlette.concurrency import run_in_threadpool
 
 from eventyard.context import AppContext, get_context
-from eventyard.core.errors import EventyardError, Unauthorized
-from eventyard.core.model import IngestOutcome, StoredResponse
-from eventyard.dialects.netcore.translate import (
-    DIALECT,
-    Translation,
-    events_of,
-    translate_events,
+from eventyard.core.errors import EventyardError
+from eventyard.core.model import RecordsOutcome, StoredResponse
+from eventyard.core.payload import JsonBody
+from eventyard.dialects.netcore.translate import DIALECT, events_of, translate_events
+from eventyard.dialects.pipeline import (
+    Arrival,
+    Credential,
+    IngestEndpoint,
+    Report,
+    Submission,
+    receive,
 )
-from eventyard.http import (
-    idempotency_key,
-    parse_json_body,
-    read_body,
-    send_stored,
-    stored_json,
-)
-from eventyard.services.accounts import authenticate
-from eventyard.services.ingest import IdempotencyRequest, respond_to_activities
+from eventyard.http import parse_json_body, stored_json
 
 PATH = "/v1/activity/upload"
+SUCCESS = stored_json({"status": "success"})
 router = APIRouter(tags=["Netcore"])
 
 _EVENT_SCHEMA = {
@@ -42,10 +41,6 @@ _EVENT_SCHEMA = {
         "activity_params": {"type": "object"},
     },
 }
-
-
-def _success(_outcome: IngestOutcome) -> StoredResponse:
-    return stored_json({"status": "success"})
 
 
 @router.post(
@@ -74,63 +69,57 @@ def _success(_outcome: IngestOutcome) -> StoredResponse:
     },
 )
 async def upload_activities(request: Request, ctx: AppContext = Depends(get_context)) -> Response:
-    api_key = request.headers.get("api-key")
-    try:
-        account = await run_in_threadpool(
-            authenticate, ctx.store, DIALECT, api_key, None, ctx.credentials
-        )
-    except Unauthorized as exc:
-        raise EventyardError("unauthorized", "Invalid API Key", 401) from exc
-    ctx.limit_rate(DIALECT, account.id)
-    ctx.note_ingest(request, DIALECT, account.id)
-    body = await read_body(
-        request,
-        max_bytes=ctx.settings.max_body_bytes,
-        timeout_seconds=ctx.settings.body_timeout_seconds,
-    )
-    key = idempotency_key(request)
-    # Parsing and validating a large body takes CPU time: off the event loop,
-    # so that other requests (and health probes) are not held up meanwhile.
-    translation = await run_in_threadpool(translate_body, body, ctx)
-    now = ctx.now()
-    idempotency = (
-        IdempotencyRequest.for_request(key, PATH, body, ctx.settings.idempotency_ttl_seconds)
-        if key
-        else None
-    )
-    stored = await ctx.ingest_records(
-        account,
-        translation.activities,
-        now=now,
-        respond=respond_to_activities(
-            translation.activities, _success, skipped=len(translation.skipped)
-        ),
-        idempotency=idempotency,
-    )
-    if not stored.replayed:
-        ctx.metrics.count_events(DIALECT, "accepted", len(translation.activities))
-        ctx.metrics.count_events(DIALECT, "skipped", len(translation.skipped))
-    response = send_stored(stored)
-    if translation.skipped:
+    return await receive(request, ctx, ENDPOINT)
+
+
+@dataclass(eq=False)
+class Upload(Submission):
+    """A batch of events: answered ``{"status": "success"}`` once stored."""
+
+    skipped: Sequence[int] = ()
+
+    def respond(self, outcome: RecordsOutcome | None) -> StoredResponse:
+        return SUCCESS
+
+    def report(self) -> Report:
+        return Report({"accepted": len(self.records), "skipped": len(self.skipped)})
+
+    def headers(self, stored: StoredResponse) -> dict[str, str]:
         # The body must stay {"status": "success"}; say what was dropped here.
-        response.headers["X-Eventyard-Skipped-Events"] = ",".join(map(str, translation.skipped))
-    return response
+        if not self.skipped:
+            return {}
+        return {"X-Eventyard-Skipped-Events": ",".join(map(str, self.skipped))}
 
 
-def translate_body(body: bytes, ctx: AppContext) -> Translation:
-    """The request body as canonical activities, or the 400 listing every invalid event."""
-    payload = parse_json_body(body)
+def read_credential(request: Request) -> Credential:
+    return Credential(DIALECT, request.headers.get("api-key"))
+
+
+def invalid_credential() -> EventyardError:
+    return EventyardError("unauthorized", "Invalid API Key", 401)
+
+
+def translate_body(payload: JsonBody, arrival: Arrival) -> Upload:
+    """The request's canonical activities, or the 400 listing every invalid event."""
     events, request_errors = events_of(payload.value)
     if request_errors:
         raise EventyardError("bad_request", request_errors[0].reason, 400, errors=request_errors)
     translation, errors = translate_events(events, check_unstorable=payload.suspicious)
     if errors:
         invalid = len({e.index for e in errors})
-        ctx.metrics.count_events(DIALECT, "rejected", len(events))
         message = (
             errors[0].reason
             if len(errors) == 1
             else f"{invalid} of {len(events)} events are invalid; nothing was stored"
         )
         raise EventyardError("invalid_events", message, 400, errors=errors, records=len(events))
-    return translation
+    return Upload(translation.activities, skipped=translation.skipped)
+
+
+ENDPOINT = IngestEndpoint(
+    dialect=DIALECT,
+    read_credential=read_credential,
+    invalid_credential=invalid_credential,
+    parse=parse_json_body,
+    translate=translate_body,
+)

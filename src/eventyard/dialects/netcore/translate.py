@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from eventyard.core.errors import FieldError
@@ -22,6 +22,9 @@ from eventyard.core.identifiers import (
 )
 from eventyard.core.model import NewActivity
 from eventyard.core.payload import unstorable_values
+from eventyard.dialects.toolkit.identifiers import identifier_text
+from eventyard.dialects.toolkit.records import Fail, RecordErrors
+from eventyard.dialects.toolkit.timestamps import parse_iso_datetime
 
 DIALECT = "netcore"
 #: "You can send single or bulk events (up to 1000 in one request)."
@@ -76,34 +79,39 @@ def translate_events(
     """
     activities: list[NewActivity] = []
     skipped: list[int] = []
-    errors: list[FieldError] = []
+    errors = RecordErrors()
     for index, event in enumerate(events):
-        unstorable = [
-            FieldError(path, f"{path} {reason}", index)
-            for path, reason in unstorable_values(event, thorough=check_unstorable)
-        ]
-        if unstorable:
-            errors.extend(unstorable)
+        problems = unstorable_values(event, thorough=check_unstorable)
+        if problems:
+            for path, reason in problems:
+                errors.add(index, path, f"{path} {reason}")
             continue
-        activity, event_errors = translate_event(index, event)
-        if event_errors:
-            errors.extend(event_errors)
-        elif activity is None:
+        before = len(errors)
+        activity = _translate(index, event, errors)
+        if len(errors) > before:
+            continue
+        if activity is None:
             skipped.append(index)
         else:
             activities.append(activity)
-    return Translation(activities, skipped), errors
+    return Translation(activities, skipped), errors.field_errors()
 
 
 def translate_event(index: int, event: Any) -> tuple[NewActivity | None, list[FieldError]]:
     """One event -> a canonical activity; ``(None, [])`` when the spec says to drop it."""
+    errors = RecordErrors()
+    activity = _translate(index, event, errors)
+    return (None if errors else activity), errors.field_errors()
+
+
+def _translate(index: int, event: Any, errors: RecordErrors) -> NewActivity | None:
+    """One event -> its activity, or ``None`` with its problems added to ``errors``
+    (``None`` and no problem: the spec says to drop it)."""
     if not isinstance(event, dict):
-        return None, [FieldError("event", "each event must be a JSON object", index)]
-    errors: list[FieldError] = []
-
-    def fail(field: str, reason: str) -> None:
-        errors.append(FieldError(field, reason, index))
-
+        errors.add(index, "event", "each event must be a JSON object")
+        return None
+    before = len(errors)
+    fail = errors.reporter(index)
     asset_id = _required_string(event, "asset_id", fail)
     name = event.get("activity_name")
     if name is None or (isinstance(name, str) and not name.strip()):
@@ -129,31 +137,28 @@ def translate_event(index: int, event: Any) -> tuple[NewActivity | None, list[Fi
 
     identifiers = _identifiers(event, fail)
 
-    if errors:
-        return None, errors
+    if len(errors) > before:
+        return None
     assert isinstance(name, str)
     assert isinstance(source, str)
     assert isinstance(params, dict)
     assert occurred_at is not None
     # "if you are passing the data in the format of an array and if it is
     # blank, the system will not insert such events ... Do not Pass an Empty Array."
-    if any(value == [] for value in params.values()):
-        return None, []
-    return (
-        NewActivity(
-            identifiers=identifiers,
-            name=name.strip(),
-            occurred_at=occurred_at,
-            source=source.strip().lower(),
-            dialect=DIALECT,
-            asset_id=asset_id,
-            properties=params,
-        ),
-        [],
+    if [] in params.values():
+        return None
+    return NewActivity(
+        identifiers=identifiers,
+        name=name.strip(),
+        occurred_at=occurred_at,
+        source=source.strip().lower(),
+        dialect=DIALECT,
+        asset_id=asset_id,
+        properties=params,
     )
 
 
-def _required_string(event: dict[str, Any], field: str, fail: Any) -> str | None:
+def _required_string(event: dict[str, Any], field: str, fail: Fail) -> str | None:
     value = event.get(field)
     if value is None or (isinstance(value, str) and not value.strip()):
         fail(field, f"Missing Parameter - {field}")
@@ -167,7 +172,7 @@ def _required_string(event: dict[str, Any], field: str, fail: Any) -> str | None
     return value.strip()
 
 
-def _timestamp(value: Any, fail: Any) -> datetime | None:
+def _timestamp(value: Any, fail: Fail) -> datetime | None:
     if value is None or value == "":
         fail("timestamp", "Missing Parameter - timestamp")
         return None
@@ -178,21 +183,15 @@ def _timestamp(value: Any, fail: Any) -> datetime | None:
             f"or 2021-12-29T06:12:28+05:30, got {value!r}",
         )
         return None
-    text = value.strip()
-    if text[-1] == "z":  # RFC 3339 allows a lower-case z; Python's parser does not
-        text = text[:-1] + "Z"
     try:
-        moment = datetime.fromisoformat(text)
         # "We currently support the UTC and ISO-8601 time zones": no zone means UTC.
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-        return moment.astimezone(UTC)
-    except (ValueError, OverflowError):
+        return parse_iso_datetime(value.strip(), lower_z=True)
+    except ValueError:
         fail("timestamp", f"timestamp is not a representable date-time: {value!r}")
         return None
 
 
-def _identifiers(event: dict[str, Any], fail: Any) -> tuple[Identifier, ...]:
+def _identifiers(event: dict[str, Any], fail: Fail) -> tuple[Identifier, ...]:
     found: list[Identifier] = []
     bad = False
     for field in IDENTIFIER_FIELDS:
@@ -200,17 +199,17 @@ def _identifiers(event: dict[str, Any], fail: Any) -> tuple[Identifier, ...]:
         if raw is None or raw == "":
             continue
         # identity is "String/Integer"; a numeric mobile is as good as a string.
-        if isinstance(raw, int) and not isinstance(raw, bool) and field in (IDENTITY, MOBILE):
-            raw = str(raw)
-        if not isinstance(raw, str):
-            kinds = "a string or an integer" if field in (IDENTITY, MOBILE) else "a string"
+        numeric = field in (IDENTITY, MOBILE)
+        text = identifier_text(raw, "int" if numeric else "none")
+        if text is None:
+            kinds = "a string or an integer" if numeric else "a string"
             fail(field, f"{field} must be {kinds}")
             bad = True
             continue
-        if not raw.strip():
+        if not text.strip():
             continue
         try:
-            found.append(normalize_identifier(field, raw))
+            found.append(normalize_identifier(field, text))
         except ValueError as exc:
             fail(field, f"{field} {exc}")
             bad = True

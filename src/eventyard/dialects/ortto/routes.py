@@ -2,31 +2,40 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, Depends, Request, Response
-from starlette.concurrency import run_in_threadpool
 
 from eventyard.context import AppContext, get_context
-from eventyard.core.errors import EventyardError, Unauthorized
-from eventyard.core.model import Account, RecordsOutcome, StoredResponse
+from eventyard.core.errors import EventyardError
+from eventyard.core.model import RecordsOutcome, StoredResponse
+from eventyard.core.payload import JsonBody
 from eventyard.dialects.ortto.translate import (
     DIALECT,
     MAX_ACTIVITIES,
     MAX_BODY_BYTES,
     RULES,
     STRATEGIES,
+    Flattened,
     Translation,
     activities_of,
     flatten,
     response_body,
     translate,
 )
-from eventyard.http import decode_content, idempotency_key, parse_json_body, read_body, send_stored
-from eventyard.services.accounts import authenticate
-from eventyard.services.ingest import DeferredRecords, IdempotencyRequest
+from eventyard.dialects.pipeline import (
+    Arrival,
+    Credential,
+    IngestEndpoint,
+    Report,
+    Submission,
+    receive,
+)
+from eventyard.http import parse_json_body
+from eventyard.services.ingest import DeferredRecords
 from eventyard.services.ingest_stats import RejectionError
 
 PATH = "/v1/activities/create"
@@ -86,91 +95,85 @@ _ACTIVITY_SCHEMA: dict[str, Any] = {
     },
 )
 async def create_activities(request: Request, ctx: AppContext = Depends(get_context)) -> Response:
+    return await receive(request, ctx, ENDPOINT)
+
+
+@dataclass(eq=False)
+class Create(Submission):
+    """A request's activities: those stored now, those queued, and the answer per activity."""
+
+    translation: Translation = field(default_factory=lambda: Translation(run_async=False))
+    stored_now: Flattened = field(default_factory=lambda: Flattened([], [], []))
+    entries: list[dict[str, Any]] = field(default_factory=list)
+    job_id: str | None = None
+
+    def respond(self, outcome: RecordsOutcome | None) -> StoredResponse:
+        status, content = response_body(self.translation, self.stored_now, outcome)
+        self.entries = content["activities"]
+        if outcome is not None and outcome.job_id is not None:
+            self.job_id = outcome.job_id
+        return StoredResponse(status_code=status, body=orjson.dumps(content))
+
+    def report(self) -> Report:
+        refused = [(i, e) for i, e in enumerate(self.entries) if "error" in e]
+        return Report(
+            {"accepted": len(self.entries) - len(refused), "rejected": len(refused)},
+            [RejectionError(i, f"activities[{i}]", e["error"]) for i, e in refused],
+        )
+
+    def headers(self, stored: StoredResponse) -> dict[str, str]:
+        if self.job_id is None or stored.replayed:
+            return {}
+        # Where the queued activities can be followed: GET /api/v1/jobs/{id}.
+        return {"X-Eventyard-Job-Id": self.job_id}
+
+
+def read_credential(request: Request) -> Credential:
     api_key = request.headers.get("x-api-key")
     if not api_key:
         raise EventyardError("unauthorized", "Missing X-Api-Key header", 401)
-    try:
-        account = await run_in_threadpool(
-            authenticate, ctx.store, DIALECT, api_key, None, ctx.credentials
-        )
-    except Unauthorized as exc:
-        raise EventyardError("unauthorized", "Invalid API key", 401) from exc
-    ctx.limit_rate(DIALECT, account.id)
-    ctx.note_ingest(request, DIALECT, account.id)
-    limit = min(MAX_BODY_BYTES, ctx.settings.max_body_bytes)
-    body = await read_body(
-        request, max_bytes=limit, timeout_seconds=ctx.settings.body_timeout_seconds
-    )
-    body = await decode_content(request, body, limit)
-    now = ctx.now()
-    translation = await run_in_threadpool(translate_body, body, account, now)
-    stored_now = flatten(translation.accepted(queued=False))
-    queued = flatten(translation.accepted(queued=True))
-    result: dict[str, Any] = {}
-    job_ids: list[str] = []
-
-    def respond(outcome: RecordsOutcome | None) -> StoredResponse:
-        status, content = response_body(translation, stored_now, outcome)
-        result.update(content)
-        if outcome is not None and outcome.job_id is not None:
-            # A group commit may render a request twice: the last rendering counts.
-            job_ids[:] = [outcome.job_id]
-        return StoredResponse(status_code=status, body=orjson.dumps(content))
-
-    if not stored_now.records and not queued.records:
-        # Nothing valid: nothing to store, look up or remember.
-        stored = respond(None)
-    else:
-        key = idempotency_key(request)
-        idempotency = (
-            IdempotencyRequest.for_request(key, PATH, body, ctx.settings.idempotency_ttl_seconds)
-            if key
-            else None
-        )
-        stored = await ctx.ingest_records(
-            account,
-            stored_now.records,
-            now=now,
-            respond=respond,
-            idempotency=idempotency,
-            rules=RULES,
-            groups=stored_now.groups,
-            deferred=DeferredRecords(queued.records, queued.groups, queued.labels)
-            if queued.records
-            else None,
-        )
-        if queued.records and not stored.replayed and ctx.wake is not None:
-            ctx.wake()
-    if not stored.replayed and result:
-        entries = result["activities"]
-        ctx.metrics.count_events(DIALECT, "accepted", sum(1 for e in entries if "error" not in e))
-        ctx.metrics.count_events(DIALECT, "rejected", sum(1 for e in entries if "error" in e))
-        refused = [(i, e) for i, e in enumerate(entries) if "error" in e]
-        await ctx.remember_rejection(
-            request,
-            status_code=stored.status_code,
-            rejected_records=len(refused),
-            errors=[RejectionError(i, f"activities[{i}]", e["error"]) for i, e in refused],
-        )
-    response = send_stored(stored)
-    if job_ids:
-        # Where the queued activities can be followed: GET /api/v1/jobs/{id}.
-        response.headers["X-Eventyard-Job-Id"] = job_ids[0]
-    return response
+    return Credential(DIALECT, api_key)
 
 
-def translate_body(body: bytes, account: Account, now: datetime) -> Translation:
+def invalid_credential() -> EventyardError:
+    return EventyardError("unauthorized", "Invalid API key", 401)
+
+
+def translate_body(payload: JsonBody, arrival: Arrival) -> Create:
     """The activities of the body, translated; 400 when the body is not a request."""
-    payload = parse_json_body(body)
     try:
         activities, run_async = activities_of(payload.value)
     except ValueError as exc:
         raise EventyardError("bad_request", str(exc), 400) from exc
-    return translate(
+    account = arrival.account
+    translation = translate(
         activities,
         run_async=run_async,
-        now=now,
+        now=arrival.now,
         default_strategy=STRATEGIES[account.ortto_merge_strategy],
         retention=timedelta(days=account.retention_days),
         check_unstorable=payload.suspicious,
     )
+    stored_now = flatten(translation.accepted(queued=False))
+    queued = flatten(translation.accepted(queued=True))
+    return Create(
+        stored_now.records,
+        rules=RULES,
+        groups=stored_now.groups,
+        deferred=DeferredRecords(queued.records, queued.groups, queued.labels)
+        if queued.records
+        else None,
+        translation=translation,
+        stored_now=stored_now,
+    )
+
+
+ENDPOINT = IngestEndpoint(
+    dialect=DIALECT,
+    read_credential=read_credential,
+    invalid_credential=invalid_credential,
+    parse=parse_json_body,
+    translate=translate_body,
+    max_body_bytes=MAX_BODY_BYTES,
+    wakes_worker=True,
+)

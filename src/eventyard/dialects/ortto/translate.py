@@ -12,7 +12,8 @@ import ipaddress
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from eventyard.core.definitions import check_activity_id, field_type
@@ -34,6 +35,13 @@ from eventyard.core.model import (
     RecordsOutcome,
 )
 from eventyard.core.payload import unstorable_values
+from eventyard.dialects.toolkit.records import RecordError
+from eventyard.dialects.toolkit.timestamps import (
+    NotADateTime,
+    NoTimeZone,
+    OutOfRange,
+    parse_iso_datetime,
+)
 
 DIALECT = "ortto"
 SOURCE = "api"
@@ -94,10 +102,18 @@ LOCATION_KEYS = {
 }
 #: Largest integer a 64-bit column holds: conversion values are stored exactly.
 MAX_INT = 2**63 - 1
+#: The type of a field id. Ids repeat from activity to activity and request
+#: to request, so each is checked once (a refused id raises, and is not kept).
+_field_type = lru_cache(maxsize=4096)(field_type)
 
 
 class ActivityError(Exception):
-    """One problem with one activity; ``path`` names the field."""
+    """One problem with one activity; ``path`` names the field.
+
+    Ortto answers one error per activity: the first problem found stops
+    the activity's translation, and :func:`translate` reports it as the
+    activity's :class:`RecordError`.
+    """
 
     def __init__(self, path: str, reason: str) -> None:
         super().__init__(f"{path}: {reason}")
@@ -181,10 +197,16 @@ def translate(
                 check_unstorable=check_unstorable,
             )
         except ActivityError as exc:
-            translation.items.append(Refused(index, label, f"activities[{index}].{exc}"))
+            problem = RecordError(index, exc.path, exc.reason)
+            translation.items.append(Refused(index, label, refusal_message(problem)))
             continue
         translation.items.append(accepted)
     return translation
+
+
+def refusal_message(problem: RecordError) -> str:
+    """``activities[3].attributes.int::v: must be an integer``: how Ortto names a problem."""
+    return f"activities[{problem.index}].{problem.field}: {problem.message}"
 
 
 def translate_activity(
@@ -363,7 +385,7 @@ def custom_kind(name: str) -> str:
 def check_typed_value(path: str, field_id: Any, value: Any) -> None:
     """A ``type:namespace:field`` id and a value of its type (``null`` is always allowed)."""
     try:
-        kind = field_type(field_id)
+        kind = _field_type(field_id)
     except ValueError as exc:
         raise ActivityError(path, f"is not a valid field id: it {exc}") from exc
     if value is None:
@@ -392,12 +414,13 @@ def check_typed_value(path: str, field_id: Any, value: Any) -> None:
 def parse_iso(text: str) -> datetime:
     """An ISO 8601 date-time with a time zone (``Z`` or an offset), as UTC."""
     try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
+        return parse_iso_datetime(text, naive="refuse")
+    except NotADateTime:
         raise ValueError(f"{text!r} is not an ISO 8601 date-time") from None
-    if moment.tzinfo is None:
-        raise ValueError(f"{text!r} needs a time zone (Z or +hh:mm)")
-    return moment.astimezone(UTC)
+    except NoTimeZone:
+        raise ValueError(f"{text!r} needs a time zone (Z or +hh:mm)") from None
+    except OutOfRange:
+        raise ValueError(f"{text!r} is out of range") from None
 
 
 def parse_created(created: Any, now: datetime, retention: timedelta) -> datetime:

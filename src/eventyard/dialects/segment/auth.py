@@ -10,9 +10,9 @@ as the write key itself unless the body names one.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from dataclasses import dataclass
+
+from eventyard.dialects.toolkit.basic_auth import decode_basic, split_authorization
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,19 +33,19 @@ def credential_from_authorization(header: str | None) -> HeaderCredential | None
     credential is the key ("encoding the write key without a colon might
     work due to backward compatibility"). A password is ignored.
     """
-    if header is None or not header.strip():
+    authorization = split_authorization(header)
+    if authorization is None:
         return None
-    scheme, _, credential = header.strip().partition(" ")
-    credential = credential.strip()
-    if scheme.lower() == "bearer" and credential:
+    scheme, credential = authorization.scheme, authorization.credential
+    if scheme == "bearer" and credential:
         return HeaderCredential(bearer=credential)
-    if scheme.lower() != "basic" or not credential:
+    if scheme != "basic" or not credential:
         raise ValueError("Authorization must be Basic (the write key as user name) or Bearer")
     try:
-        decoded = base64.b64decode(credential.encode("ascii"), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeError, ValueError) as exc:
+        basic = decode_basic(credential)
+    except ValueError as exc:
         raise ValueError("the Basic credential is not base64 of 'writeKey:'") from exc
-    key = decoded.partition(":")[0].strip()
+    key = basic.user.strip()
     if not key:
         raise ValueError("the Basic credential has no user name (the write key)")
     return HeaderCredential(basic_key=key)

@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
-from starlette.concurrency import run_in_threadpool
 
 from eventyard.context import AppContext, get_context
-from eventyard.core.errors import EventyardError, Unauthorized
-from eventyard.core.identifiers import ANONID, IDENTITY, Identifier
-from eventyard.core.model import Account, ProfileUpdate, RecordsOutcome, StoredResponse
+from eventyard.core.errors import EventyardError
+from eventyard.core.model import ProfileUpdate, RecordsOutcome, StoredResponse
 from eventyard.core.payload import decode_json
-from eventyard.dialects.segment.auth import credential_from_authorization
+from eventyard.dialects.pipeline import (
+    Arrival,
+    Credential,
+    IngestEndpoint,
+    Report,
+    Submission,
+    receive,
+)
+from eventyard.dialects.segment.auth import HeaderCredential, credential_from_authorization
 from eventyard.dialects.segment.errors import segment_error
 from eventyard.dialects.segment.schemas import CALL_MODELS, Batch, request_schema
 from eventyard.dialects.segment.translate import (
@@ -27,15 +34,6 @@ from eventyard.dialects.segment.translate import (
     parse_request,
     translate_messages,
 )
-from eventyard.http import (
-    decode_content,
-    idempotency_key,
-    parse_off_loop,
-    read_body,
-    send_stored,
-)
-from eventyard.services.contacts import find_contacts
-from eventyard.services.ingest import IdempotencyRequest
 from eventyard.services.ingest_stats import RejectionError
 
 BATCH_PATH = "/v1/batch"
@@ -60,153 +58,139 @@ _ANSWERS = (
 )
 
 
-async def receive(request: Request, ctx: AppContext, call_type: str | None) -> Response:
-    """Authenticate, read, translate and store one request; answer as Segment does."""
-    try:
-        header = credential_from_authorization(request.headers.get("authorization"))
-    except ValueError as exc:
-        raise _unauthorized(str(exc)) from exc
-    account: Account | None = None
-    write_key: str | None = None
-    if header is not None and header.basic_key is not None:
-        write_key = header.basic_key
-        account = await _account_of(ctx, write_key)
-        ctx.note_ingest(request, DIALECT, account.id)
-    limit = MAX_BATCH_BYTES if call_type is None else MAX_MESSAGE_BYTES
-    body, parsed = await _read_request(
-        request, ctx, call_type, min(limit, ctx.settings.max_body_bytes)
-    )
-    if account is None:
-        bearer = header.bearer if header is not None else None
-        write_key = parsed.write_key or parsed.first_message_key or bearer
-        if write_key is None:
-            raise _unauthorized(
-                "Missing write key: send HTTP Basic with the write key as user name, "
-                "a writeKey field in the body, or Authorization: Bearer <write key>"
-            )
-        account = await _account_of(ctx, write_key)
-        ctx.note_ingest(request, DIALECT, account.id)
-    elif parsed.write_key is not None and parsed.write_key != write_key:
-        raise _unauthorized("the body's writeKey names another source than the Authorization")
-    ctx.limit_rate(DIALECT, account.id)
-    now = ctx.now()
-    translation = await run_in_threadpool(
-        lambda: translate_messages(parsed, call_type, now=now, write_key=write_key)
-    )
-    refused: list[MessageProblem] = []
-    if translation.records:
-        checked = account
-        if translation.aliases:
-            await run_in_threadpool(resolve_aliases, ctx, checked, translation)
+@dataclass(eq=False)
+class Calls(Submission):
+    """A request's messages: answered ``{"success": true}``, dropped ones counted aside."""
 
-        def respond(outcome: RecordsOutcome) -> StoredResponse:
-            # A group commit may render a request twice: the last rendering counts.
-            refused[:] = [
-                MessageProblem(translation.positions[r.index], r.code, r.message)
-                for r in outcome.rejected
-            ]
-            return StoredResponse(status_code=200, body=SUCCESS)
+    translation: Translation = field(default_factory=Translation)
+    refused: list[MessageProblem] = field(default_factory=list)
 
-        key = idempotency_key(request)
-        idempotency = (
-            IdempotencyRequest.for_request(
-                key, request.url.path, body, ctx.settings.idempotency_ttl_seconds
-            )
-            if key
-            else None
-        )
-        stored = await ctx.ingest_records(
-            checked, translation.records, now=now, respond=respond, idempotency=idempotency
-        )
-    else:
-        stored = StoredResponse(status_code=200, body=SUCCESS)
-    dropped = translation.dropped + len(refused)
-    if not stored.replayed:
-        ctx.metrics.count_events(DIALECT, "accepted", len(translation.records) - len(refused))
-        ctx.metrics.count_events(DIALECT, "rejected", dropped)
+    def respond(self, outcome: RecordsOutcome | None) -> StoredResponse:
+        # A group commit may render a request twice: the last rendering counts.
+        self.refused = [
+            MessageProblem(self.translation.positions[r.index], r.code, r.message)
+            for r in (outcome.rejected if outcome is not None else ())
+        ]
+        return StoredResponse(status_code=200, body=SUCCESS)
+
+    @property
+    def dropped(self) -> int:
+        return self.translation.dropped + len(self.refused)
+
+    def report(self) -> Report:
         # Segment: "To debug events that return 200 responses but aren't accepted by
         # Segment, use the Segment Debugger"; the console's ingest rejections play that part.
-        await ctx.remember_rejection(
-            request,
-            status_code=200,
-            rejected_records=dropped,
-            errors=[
-                RejectionError(p.index, p.field, p.message) for p in (*translation.errors, *refused)
-            ],
+        problems = (*self.translation.errors, *self.refused)
+        return Report(
+            {"accepted": len(self.records) - len(self.refused), "rejected": self.dropped},
+            [RejectionError(p.index, p.field, p.message) for p in problems],
         )
-    response = send_stored(stored)
-    if dropped:
-        response.headers[REJECTED_HEADER] = str(dropped)
-    return response
+
+    def headers(self, stored: StoredResponse) -> dict[str, str]:
+        return {REJECTED_HEADER: str(self.dropped)} if self.dropped else {}
 
 
-async def _read_request(
-    request: Request, ctx: AppContext, call_type: str | None, limit: int
-) -> tuple[bytes, ParsedRequest]:
-    """The body, gunzipped at most to ``limit`` bytes, and its messages; 400 beyond the limit.
+def read_credential(request: Request) -> Credential | None:
+    """The write key of a Basic header; ``None`` when the body may carry it."""
+    header = _authorization(request)
+    if header is not None and header.basic_key is not None:
+        return Credential(DIALECT, header.basic_key)
+    return None
 
-    "If these limits are exceeded, Segment returns a 400 Bad Request error."
-    """
+
+def body_credential(
+    parsed: ParsedRequest, request: Request, header: Credential | None
+) -> Credential:
+    """The write key of the body (or of a Bearer header) when no Basic header gave one."""
+    if header is not None:
+        if parsed.write_key is not None and parsed.write_key != header.secret:
+            raise _unauthorized("the body's writeKey names another source than the Authorization")
+        return header
+    authorization = _authorization(request)
+    bearer = authorization.bearer if authorization is not None else None
+    write_key = parsed.write_key or parsed.first_message_key or bearer
+    if write_key is None:
+        raise _unauthorized(
+            "Missing write key: send HTTP Basic with the write key as user name, "
+            "a writeKey field in the body, or Authorization: Bearer <write key>"
+        )
+    return Credential(DIALECT, write_key)
+
+
+def _authorization(request: Request) -> HeaderCredential | None:
     try:
-        body = await read_body(
-            request, max_bytes=limit, timeout_seconds=ctx.settings.body_timeout_seconds
-        )
-        body = await decode_content(request, body, limit)
-    except EventyardError as exc:
-        if exc.status != 413:
-            raise
-        what = "a batch request" if call_type is None else "a single call"
-        error = segment_error(
-            f"the body is larger than {limit} bytes, the limit of {what}",
-            code="payload_too_large",
-        )
-        error.headers.update(exc.headers)  # Connection: close, so the rest is never read
-        raise error from exc
-    return body, await parse_off_loop(body, _parse, call_type)
-
-
-def _parse(body: bytes, call_type: str | None) -> ParsedRequest:
-    try:
-        payload = decode_json(body)
+        return credential_from_authorization(request.headers.get("authorization"))
     except ValueError as exc:
-        raise segment_error(f"the body is not valid JSON: {exc}", code="invalid_json") from exc
-    return parse_request(payload.value, call_type, suspicious=payload.suspicious)
+        raise _unauthorized(str(exc)) from exc
 
 
-async def _account_of(ctx: AppContext, write_key: str) -> Account:
-    try:
-        return await ctx.authenticate(DIALECT, write_key)
-    except Unauthorized as exc:
-        raise _unauthorized("Invalid write key") from exc
+def invalid_credential() -> EventyardError:
+    return _unauthorized("Invalid write key")
 
 
 def _unauthorized(message: str) -> EventyardError:
     return segment_error(message, code="unauthorized", status=401)
 
 
-def resolve_aliases(ctx: AppContext, account: Account, translation: Translation) -> None:
-    """Give each alias's ``previousId`` the kind that already names a contact.
+def too_large(call_type: str | None) -> Callable[[int, EventyardError], EventyardError]:
+    """The 413 as Segment words it.
 
-    ``previousId`` "may be an earlier anonymousId or an earlier userId": a
-    user id (``identity``) when a contact has it, or an earlier message of the
-    same request sent it as ``userId``; otherwise an anonymous id (``anonid``).
+    "If these limits are exceeded, Segment returns a 400 Bad Request error."
     """
-    for slot, previous in translation.aliases:
-        record = translation.records[slot]
-        assert isinstance(record, ProfileUpdate)
-        as_user = Identifier(IDENTITY, previous)
-        earlier = any(as_user in r.identifiers for r in translation.records[:slot])
-        if not earlier and not find_contacts(ctx.store, account, as_user):
-            continue
-        identifiers = tuple(
-            as_user if i == Identifier(ANONID, previous) else i for i in record.identifiers
+
+    def error(limit: int, exc: EventyardError) -> EventyardError:
+        what = "a batch request" if call_type is None else "a single call"
+        refusal = segment_error(
+            f"the body is larger than {limit} bytes, the limit of {what}",
+            code="payload_too_large",
         )
-        translation.records[slot] = ProfileUpdate(
-            identifiers=tuple(dict.fromkeys(identifiers)),
-            attributes=record.attributes,
-            dialect=record.dialect,
-            message_id=record.message_id,
+        refusal.headers.update(exc.headers)  # Connection: close, so the rest is never read
+        return refusal
+
+    return error
+
+
+def parser(call_type: str | None) -> Callable[[bytes], ParsedRequest]:
+    def parse(body: bytes) -> ParsedRequest:
+        try:
+            payload = decode_json(body)
+        except ValueError as exc:
+            raise segment_error(f"the body is not valid JSON: {exc}", code="invalid_json") from exc
+        return parse_request(payload.value, call_type, suspicious=payload.suspicious)
+
+    return parse
+
+
+def translator(call_type: str | None) -> Callable[[ParsedRequest, Arrival], Calls]:
+    def translate(parsed: ParsedRequest, arrival: Arrival) -> Calls:
+        translation = translate_messages(
+            parsed, call_type, now=arrival.now, write_key=arrival.credential.secret
         )
+        for slot, previous in translation.aliases:
+            # Whether previousId is a user id is settled in the write transaction.
+            record = translation.records[slot]
+            assert isinstance(record, ProfileUpdate)
+            translation.records[slot] = replace(record, alias_of=previous)
+        return Calls(translation.records, translation=translation)
+
+    return translate
+
+
+def endpoint(call_type: str | None) -> IngestEndpoint[ParsedRequest]:
+    """The endpoint of a batch (``None``) or of one call type."""
+    return IngestEndpoint(
+        dialect=DIALECT,
+        read_credential=read_credential,
+        invalid_credential=invalid_credential,
+        parse=parser(call_type),
+        translate=translator(call_type),
+        max_body_bytes=MAX_BATCH_BYTES if call_type is None else MAX_MESSAGE_BYTES,
+        body_credential=body_credential,
+        too_large=too_large(call_type),
+    )
+
+
+ENDPOINTS = {call: endpoint(call) for call in (None, *CALL_TYPES)}
 
 
 def _openapi(model: Any) -> dict[str, Any]:
@@ -232,12 +216,12 @@ _OK: dict[int | str, dict[str, Any]] = {200: {"description": 'Stored: `{"success
     responses=_OK,
 )
 async def batch(request: Request, ctx: AppContext = Depends(get_context)) -> Response:
-    return await receive(request, ctx, None)
+    return await receive(request, ctx, ENDPOINTS[None])
 
 
 def _single_call(call: str) -> Callable[[Request, AppContext], Awaitable[Response]]:
     async def endpoint(request: Request, ctx: AppContext = Depends(get_context)) -> Response:
-        return await receive(request, ctx, call)
+        return await receive(request, ctx, ENDPOINTS[call])
 
     endpoint.__name__ = f"segment_{call}"
     return endpoint

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import hmac
 import json
-import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -29,7 +28,14 @@ from eventyard.core.identifiers import (
 from eventyard.core.model import GroupMembership, NewActivity, ProfileUpdate
 from eventyard.core.payload import unstorable_values
 from eventyard.dialects.segment.errors import segment_error
-from eventyard.http import iso_utc
+from eventyard.dialects.toolkit.identifiers import identifier_text
+from eventyard.dialects.toolkit.records import Fail, RecordError, RecordErrors
+from eventyard.dialects.toolkit.timestamps import (
+    NotADateTime,
+    OutOfRange,
+    format_utc,
+    parse_iso_datetime,
+)
 
 DIALECT = "segment"
 #: "There is a maximum of 32KB per normal API request. The batch API endpoint
@@ -49,18 +55,8 @@ MAX_MESSAGE_ID_LENGTH = 255
 MAX_GROUP_ID_LENGTH = 255
 MISSING_ID = "The HTTP API requires that each payload has a userId and/or anonymousId"
 
-#: ``2015-2-02T00:30:08.276Z`` (from Segment's own batch example) has a
-#: one-digit month; it is read as ``2015-02-02``.
-_LOOSE_DATE = re.compile(r"\A(\d{4})-(\d{1,2})-(\d{1,2})(.*)\Z", re.S)
-
-
-@dataclass(frozen=True, slots=True)
-class MessageProblem:
-    """One message's problem: its index in ``batch`` (0 for a single call), field, why."""
-
-    index: int
-    field: str
-    message: str
+#: One message's problem: its index in ``batch`` (0 for a single call), field, why.
+MessageProblem = RecordError
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +78,9 @@ class ParsedRequest:
     first_message_key: str | None
     #: Set when the body may hold values no backend can store as sent.
     suspicious: bool
+    #: Indexes of the messages that the fast JSON codec wrote when measuring
+    #: them: nothing in them is nested too deeply or invalid Unicode.
+    serializable: frozenset[int] = frozenset()
 
 
 @dataclass
@@ -131,8 +130,13 @@ def parse_request(
             " and alias calls",
             field="batch",
         )
+    serializable: set[int] = set()
     for index, message in enumerate(messages):
-        size = message_size(message)
+        try:
+            size = len(orjson.dumps(message))
+            serializable.add(index)
+        except (orjson.JSONEncodeError, TypeError):
+            size = message_size(message)
         if size > MAX_MESSAGE_BYTES:
             raise segment_error(
                 f"batch[{index}] is {size} bytes; the limit is {MAX_MESSAGE_BYTES} bytes"
@@ -152,6 +156,7 @@ def parse_request(
         write_key=_key(payload.get("writeKey")),
         first_message_key=_key(first.get("writeKey")),
         suspicious=suspicious,
+        serializable=frozenset(serializable),
     )
 
 
@@ -184,8 +189,9 @@ def translate_messages(
     another ``writeKey`` belongs to another source and is dropped.
     """
     translation = Translation()
+    errors = RecordErrors(translation.errors)
     for index, message in enumerate(parsed.messages):
-        found = _Found(index)
+        before = len(errors)
         record, previous_id = translate_message(
             message,
             call_type,
@@ -193,30 +199,16 @@ def translate_messages(
             now=now,
             write_key=write_key,
             thorough=parsed.suspicious,
-            fail=found.fail,
+            fail=errors.reporter(index),
+            serializable=index in parsed.serializable,
         )
-        if found.errors or record is None:
-            translation.errors.extend(found.errors)
+        if len(errors) > before or record is None:
             continue
         if previous_id is not None:
             translation.aliases.append((len(translation.records), previous_id))
         translation.records.append(record)
         translation.positions.append(index)
     return translation
-
-
-Fail = Callable[[str, str], None]
-
-
-@dataclass
-class _Found:
-    """The problems of the message at ``index``, as ``translate_message`` reports them."""
-
-    index: int
-    errors: list[MessageProblem] = field(default_factory=list)
-
-    def fail(self, path: str, reason: str) -> None:
-        self.errors.append(MessageProblem(self.index, path, reason))
 
 
 def translate_message(
@@ -228,12 +220,19 @@ def translate_message(
     write_key: str | None,
     thorough: bool,
     fail: Fail,
+    serializable: bool = False,
 ) -> tuple[Record | None, str | None]:
-    """One message -> its record (and an alias's ``previousId``); problems go to ``fail``."""
+    """One message -> its record (and an alias's ``previousId``); problems go to ``fail``.
+
+    ``serializable``: the fast JSON codec already wrote ``message`` (when its
+    size was measured), so unless ``thorough`` it holds nothing unstorable.
+    """
     if not isinstance(message, dict):
         fail("message", "each call must be a JSON object")
         return None, None
-    if problems := unstorable_values(message, thorough=thorough):
+    if (thorough or not serializable) and (
+        problems := unstorable_values(message, thorough=thorough)
+    ):
         for path, reason in problems:
             fail(path, f"{path} {reason}")
         return None, None
@@ -377,13 +376,11 @@ def _trait_identifiers(traits: dict[str, Any]) -> tuple[Identifier, ...]:
     """
     found: list[Identifier] = []
     for trait, kind in (("email", EMAIL), ("phone", MOBILE)):
-        raw = traits.get(trait)
-        if isinstance(raw, int) and not isinstance(raw, bool) and kind == MOBILE:
-            raw = str(raw)
-        if not isinstance(raw, str) or not raw.strip():
+        text = identifier_text(traits.get(trait), "int" if kind == MOBILE else "none")
+        if text is None or not text.strip():
             continue
         try:
-            found.append(normalize_identifier(kind, raw))
+            found.append(normalize_identifier(kind, text))
         except ValueError:
             continue
     return tuple(found)
@@ -394,12 +391,11 @@ def _id_value(message: dict[str, Any], key: str, fail: Fail) -> str | None:
     raw = message.get(key)
     if raw is None:
         return None
-    if isinstance(raw, int | float) and not isinstance(raw, bool):
-        raw = str(int(raw)) if isinstance(raw, float) and raw.is_integer() else str(raw)
-    if not isinstance(raw, str):
+    text = identifier_text(raw, "int_or_float")
+    if text is None:
         fail(key, f"{key} must be a string or a number")
         return None
-    return raw.strip() or None
+    return text.strip() or None
 
 
 def _identifier(kind: str, value: str | None, key: str, fail: Fail) -> Identifier | None:
@@ -413,31 +409,28 @@ def _identifier(kind: str, value: str | None, key: str, fail: Fail) -> Identifie
 
 
 def _text_id(message: dict[str, Any], key: str, limit: int, fail: Fail) -> str | None:
-    raw = message.get(key)
-    if isinstance(raw, int) and not isinstance(raw, bool):
-        raw = str(raw)
-    if not isinstance(raw, str) or not raw.strip():
+    text = identifier_text(message.get(key), "int")
+    if text is None or not text.strip():
         fail(key, f"{key} is required (a string)")
         return None
-    if len(raw) > limit:
-        fail(key, f"{key} is {len(raw)} characters; at most {limit}")
+    if len(text) > limit:
+        fail(key, f"{key} is {len(text)} characters; at most {limit}")
         return None
-    return raw
+    return text
 
 
 def _message_id(message: dict[str, Any], fail: Fail) -> str | None:
     raw = message.get("messageId")
     if raw is None or raw == "":
         return None
-    if isinstance(raw, int) and not isinstance(raw, bool):
-        raw = str(raw)
-    if not isinstance(raw, str):
+    text = identifier_text(raw, "int")
+    if text is None:
         fail("messageId", "messageId must be a string")
         return None
-    if len(raw) > MAX_MESSAGE_ID_LENGTH:
-        fail("messageId", f"messageId is {len(raw)} characters; at most {MAX_MESSAGE_ID_LENGTH}")
+    if len(text) > MAX_MESSAGE_ID_LENGTH:
+        fail("messageId", f"messageId is {len(text)} characters; at most {MAX_MESSAGE_ID_LENGTH}")
         return None
-    return raw
+    return text
 
 
 def _object(message: dict[str, Any], key: str, fail: Fail) -> dict[str, Any] | None:
@@ -456,22 +449,23 @@ def _object(message: dict[str, Any], key: str, fail: Fail) -> dict[str, Any] | N
 def parse_timestamp(value: Any) -> datetime:
     """An ISO 8601 date string in UTC ("All timestamps are ISO-8601 date strings").
 
-    Without an offset it is UTC. ``ValueError`` says what is wrong.
+    Without an offset it is UTC; ``2015-2-02T00:30:08.276Z`` (from Segment's
+    own batch example) has a one-digit month and is read as ``2015-02-02``.
+    ``ValueError`` says what is wrong.
     """
     if not isinstance(value, str):
         raise ValueError("must be an ISO 8601 date string")
-    text = value.strip()
-    loose = _LOOSE_DATE.match(text)
-    if loose:
-        year, month, day, rest = loose.groups()
-        text = f"{year}-{int(month):02d}-{int(day):02d}{rest}"
     try:
-        moment = datetime.fromisoformat(text)
-    except ValueError as exc:
+        return parse_iso_datetime(value.strip(), loose_date=True)
+    except NotADateTime as exc:
         raise ValueError(f"{value!r} is not an ISO 8601 date-time") from exc
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+    except OutOfRange as exc:
+        raise ValueError(f"{value!r} is out of range") from exc
+
+
+#: :func:`parse_timestamp` of a ``sentAt`` string, remembered: the messages of
+#: a batch share it (a refusal is not remembered).
+_parse_sent_at = lru_cache(maxsize=64)(parse_timestamp)
 
 
 def occurrence(message: dict[str, Any], envelope: Envelope, now: datetime, fail: Fail) -> datetime:
@@ -497,7 +491,9 @@ def occurrence(message: dict[str, Any], envelope: Envelope, now: datetime, fail:
     if raw_sent is None:
         return client_time
     try:
-        sent_at = parse_timestamp(raw_sent)
+        sent_at = (
+            _parse_sent_at(raw_sent) if isinstance(raw_sent, str) else parse_timestamp(raw_sent)
+        )
     except ValueError as exc:
         fail("sentAt", f"sentAt {exc}")
         return now
@@ -528,8 +524,14 @@ def kept_context(
             kept[key] = message[key]
     if "sentAt" not in kept and envelope.sent_at is not None:
         kept["sentAt"] = envelope.sent_at
-    kept["receivedAt"] = iso_utc(now)
+    kept["receivedAt"] = _received_at(now)
     return kept
+
+
+@lru_cache(maxsize=8)
+def _received_at(now: datetime) -> str:
+    """``now`` as ``receivedAt``: written once for all the messages of a request."""
+    return format_utc(now)
 
 
 def activity_source(context: dict[str, Any]) -> str:

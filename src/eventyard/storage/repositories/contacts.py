@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -15,6 +15,11 @@ from eventyard.core.identifiers import Identifier, sort_key
 from eventyard.core.identity import ContactRef, ResolutionPlan
 from eventyard.core.ids import new_id
 from eventyard.core.model import Contact
+from eventyard.storage.set_resolution import (
+    BulkResolution,
+    lock_new_identifiers,
+    start_bulk_resolution,
+)
 from eventyard.storage.sql_dialect import (
     in_values,
     insert_ignoring_conflicts,
@@ -67,6 +72,20 @@ class ContactRepository:
             Identifier(kind, value): ContactRef(contact_id, status)
             for kind, value, contact_id, status in self.conn.execute(query)
         }
+
+    def start_bulk_resolution(
+        self, account_id: str, batch: Sequence[Sequence[Identifier]]
+    ) -> BulkResolution | None:
+        """Stage and classify a batch for set-based resolution, or ``None`` for the planner.
+
+        PostgreSQL only (storage/set_resolution.py); SQLite answers ``None``:
+        its planner path is already fast and its writers take turns anyway.
+        """
+        if self.conn.dialect.name != "postgresql":
+            return None
+        raw = self.conn.connection.driver_connection
+        assert raw is not None
+        return start_bulk_resolution(raw, account_id, batch)
 
     def live_contacts(self, account_id: str, contact_ids: Iterable[str]) -> dict[str, ContactRef]:
         """For each id of this account, the contact that now stands for it (one query).
@@ -132,6 +151,12 @@ class ContactRepository:
         same transaction (attributes), locked together with the plan's own in
         one sorted pass so that writers never lock in different orders.
         """
+        if plan.new_identifiers and self.conn.dialect.name == "postgresql":
+            # Before any row lock, as the set-based path does: same order, no deadlock.
+            raw = self.conn.connection.driver_connection
+            assert raw is not None
+            with raw.cursor() as cursor:
+                lock_new_identifiers(cursor, account_id, sorted(plan.new_identifiers, key=sort_key))
         self._lock_live(
             plan.touched_existing | (set(also_lock) - set(plan.new_contacts)), plan.assumed
         )

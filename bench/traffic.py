@@ -1,0 +1,373 @@
+"""Batches shaped like real client traffic, one builder per dialect, for ``bench/run.py``.
+
+A person is a number ``n``: identity ``cust-<n>``, e-mail ``customer<n>@example.com``,
+a mobile for every third, the same in every dialect and every batch (a client
+that sends a person's events knows that person's identifiers). Every activity
+carries a unique marker under its dialect's stored key, so that the suite can
+look each acknowledged activity up afterwards; the records that are not
+activities (a CleverTap profile record, a Segment identify) carry none and are
+not counted as events.
+
+The shapes, from the vendors' documentation and what their SDKs send:
+
+- Netcore: ``identity`` and ``email`` on every event, ``mobile`` on a third,
+  ``activity_params`` with numbers, numeric strings and a two-item product array.
+- CleverTap: ``identity`` on every record, ``evtData`` with an ``Items`` array of
+  objects (the "Charged" shape); one record in 20 is a ``profile`` record with
+  ``Name``, ``Email`` and (for a third) ``Phone`` (1000 records a request, so 950 events).
+- Segment: ``userId`` and ``anonymousId``, ``context.traits.email``, nested
+  ``properties``; one call in 10 is an ``identify`` (so 900 tracks in 1000 calls); gzipped
+  as Segment's SDKs send it. A batch is at most 500 KB,
+  so 1000 calls leave about 500 bytes a call: the properties stay modest.
+- Ortto: ``fields`` with ``str::email`` and the external id ``str:cm:external-id``
+  (both in ``merge_by``), ``str::first``, typed ``attributes`` with an ``obj``.
+- Cordial: one activity per request, ``email``, ``ats`` and nested ``properties``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import random
+import uuid
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import orjson
+from tests.reliability.dialects import DIALECTS_BY_NAME, MARK, ORTTO_ACTIVITIES
+
+from eventyard.core.model import NewAccount
+
+#: An activity to send: the person's number and the activity's unique marker.
+Event = tuple[int, str]
+ASSET_ID = "55a6d1d3ac4d5253ca4afd9636442434"
+PRODUCTS = (
+    ("Simple Moisturizer", "Skin"),
+    ("Serum", "Skin"),
+    ("Trail Shoe", "Footwear"),
+    ("Rain Jacket", "Apparel"),
+    ("Espresso Beans", "Grocery"),
+)
+NETCORE_NAMES = ("Page Browse", "Product View", "Add To Cart", "Checkout", "Purchase")
+#: Segment answers 400 above 500 KB of (inflated) batch.
+SEGMENT_MAX_BATCH_BYTES = 500 * 1024
+
+
+@dataclass(frozen=True)
+class Request:
+    """One HTTP request, its body already encoded."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    content: bytes
+    #: The markers of the activities it carries (its other records carry none).
+    marks: list[str]
+    auth: tuple[str, str] | None = None
+
+    async def send(self, http: httpx.AsyncClient) -> httpx.Response:
+        return await http.request(
+            self.method,
+            self.path,
+            content=self.content,
+            headers=self.headers,
+            auth=self.auth or httpx.USE_CLIENT_DEFAULT,
+        )
+
+
+def identity(n: int) -> str:
+    return f"cust-{n:09d}"
+
+
+def email(n: int) -> str:
+    return f"customer{n}@example.com"
+
+
+def mobile(n: int) -> str | None:
+    """A person's mobile: every third person has one."""
+    return f"+91{9_000_000_000 + n}" if n % 3 == 0 else None
+
+
+def _json(body: Any) -> tuple[dict[str, str], bytes]:
+    return {"Content-Type": "application/json"}, orjson.dumps(body)
+
+
+def _items(rng: random.Random) -> list[dict[str, Any]]:
+    """A two-item product array: prices as numbers and as numeric strings."""
+    (first, first_category), (second, second_category) = rng.sample(PRODUCTS, 2)
+    return [
+        {
+            "product_name": first,
+            "l1_category": first_category,
+            "price": rng.randrange(100, 5000) / 10,
+            "quantity": 1,
+        },
+        {
+            "product_name": second,
+            "l1_category": second_category,
+            "price": f"{rng.randrange(100, 5000) / 10}",
+            "quantity": "1",
+        },
+    ]
+
+
+def netcore(account: NewAccount, events: Sequence[Event], rng: random.Random) -> Request:
+    now = datetime.now(UTC)
+    body = []
+    for n, mark in events:
+        event: dict[str, Any] = {
+            "asset_id": ASSET_ID,
+            "activity_name": rng.choice(NETCORE_NAMES),
+            "timestamp": (now - timedelta(seconds=rng.randrange(0, 48 * 3600))).strftime(
+                "%Y-%m-%dT%H:%M:%SZ"
+            ),
+            "identity": identity(n),
+            "email": email(n),
+            "activity_source": rng.choice(("web", "app")),
+            "activity_params": {
+                MARK: mark,
+                "customer_user_id": str(n),
+                "total_item_qty": "2",
+                "amount": rng.randrange(100, 10000) / 10,
+                "currency": "INR",
+                "items": _items(rng),
+            },
+        }
+        if (phone := mobile(n)) is not None:
+            event["mobile"] = phone
+        body.append(event)
+    headers, content = _json(body)
+    return Request(
+        "POST",
+        "/v1/activity/upload",
+        {**headers, "api-key": account.netcore_api_key},
+        content,
+        [mark for _, mark in events],
+    )
+
+
+def clevertap(account: NewAccount, events: Sequence[Event], rng: random.Random) -> Request:
+    now = int(datetime.now(UTC).timestamp())
+    records: list[dict[str, Any]] = []
+    marks = []
+    for position, (n, mark) in enumerate(events):
+        if position % 20 == 19:
+            profile: dict[str, Any] = {"Name": f"Customer {n}", "Email": email(n), "Tier": "gold"}
+            if (phone := mobile(n)) is not None:
+                profile["Phone"] = phone
+            records.append(
+                {"identity": identity(n), "ts": now, "type": "profile", "profileData": profile}
+            )
+            continue
+        marks.append(mark)
+        records.append(
+            {
+                "identity": identity(n),
+                "ts": now - rng.randrange(0, 48 * 3600),
+                "type": "event",
+                "evtName": rng.choice(("Product Viewed", "Added To Cart", "Charged")),
+                "evtData": {
+                    MARK: mark,
+                    "Amount": rng.randrange(100, 10000) / 10,
+                    "Currency": "INR",
+                    "Payment mode": rng.choice(("Credit card", "UPI", "COD")),
+                    "Items": _items(rng),
+                },
+            }
+        )
+    headers, content = _json({"d": records})
+    return Request(
+        "POST",
+        "/1/upload",
+        {
+            **headers,
+            "X-CleverTap-Account-Id": account.clevertap_account_id,
+            "X-CleverTap-Passcode": account.clevertap_passcode,
+        },
+        content,
+        marks,
+    )
+
+
+def segment(account: NewAccount, events: Sequence[Event], rng: random.Random) -> Request:
+    now = datetime.now(UTC)
+    calls: list[dict[str, Any]] = []
+    marks = []
+    for position, (n, mark) in enumerate(events):
+        anonymous = str(uuid.uuid5(uuid.NAMESPACE_OID, str(n)))
+        if position % 10 == 9:
+            calls.append(
+                {
+                    "type": "identify",
+                    "userId": identity(n),
+                    "anonymousId": anonymous,
+                    "traits": {"email": email(n), "name": f"Customer {n}", "plan": "pro"},
+                    "messageId": str(uuid.uuid4()),
+                }
+            )
+            continue
+        marks.append(mark)
+        (name, category), *_ = rng.sample(PRODUCTS, 1)
+        calls.append(
+            {
+                "type": "track",
+                "event": rng.choice(("Product Viewed", "Product Added", "Order Completed")),
+                "userId": identity(n),
+                "anonymousId": anonymous,
+                "properties": {
+                    MARK: mark,
+                    "revenue": rng.randrange(100, 10000) / 10,
+                    "product": {"name": name, "category": category, "quantity": 1},
+                },
+                "context": {"traits": {"email": email(n)}},
+                "messageId": str(uuid.uuid4()),
+                "timestamp": (now - timedelta(seconds=rng.randrange(0, 3600))).isoformat(),
+            }
+        )
+    headers, content = _json({"batch": calls})
+    if len(content) > SEGMENT_MAX_BATCH_BYTES:
+        raise ValueError(f"a Segment batch of {len(content)} bytes is over Segment's 500 KB")
+    # Segment's SDKs (analytics-node, the mobile ones) gzip their batches.
+    return Request(
+        "POST",
+        "/v1/batch",
+        {**headers, "Content-Encoding": "gzip"},
+        gzip.compress(content, compresslevel=6),
+        marks,
+        auth=(account.segment_write_key, ""),
+    )
+
+
+def ortto_activity(mark: str) -> str:
+    """One of a few activity ids: Ortto takes at most 50 of one activity per person a day."""
+    return f"act:cm:product-viewed-{zlib.crc32(mark.encode()) % ORTTO_ACTIVITIES}"
+
+
+def ortto(account: NewAccount, events: Sequence[Event], rng: random.Random) -> Request:
+    now = datetime.now(UTC)
+    activities = []
+    for n, mark in events:
+        (name, category), *_ = rng.sample(PRODUCTS, 1)
+        activities.append(
+            {
+                "activity_id": ortto_activity(mark),
+                "attributes": {
+                    f"str:cm:{MARK}": mark,
+                    "str:cm:currency": "INR",
+                    "int:cm:quantity": rng.randrange(1, 4),
+                    "obj:cm:product": {
+                        "name": name,
+                        "category": category,
+                        "price": rng.randrange(100, 5000) / 10,
+                        "tags": ["sale", category.lower()],
+                    },
+                },
+                "fields": {
+                    "str::email": email(n),
+                    "str:cm:external-id": identity(n),
+                    "str::first": f"Customer {n}",
+                },
+                "merge_by": ["str::email", "str:cm:external-id"],
+                "created": (now - timedelta(seconds=rng.randrange(0, 3600))).isoformat(),
+            }
+        )
+    headers, content = _json({"activities": activities})
+    return Request(
+        "POST",
+        "/v1/activities/create",
+        {**headers, "X-Api-Key": account.ortto_api_key},
+        content,
+        [mark for _, mark in events],
+    )
+
+
+def cordial(account: NewAccount, events: Sequence[Event], rng: random.Random) -> Request:
+    ((n, mark),) = events
+    (name, category), *_ = rng.sample(PRODUCTS, 1)
+    body = {
+        "email": email(n),
+        "a": rng.choice(("browse", "cart", "order")),
+        "ats": (datetime.now(UTC) - timedelta(seconds=rng.randrange(0, 3600))).isoformat(),
+        "properties": {
+            MARK: mark,
+            "url": f"https://shop.example.com/p/{category.lower()}",
+            "product": {"name": name, "category": category, "price": rng.randrange(100, 5000)},
+            "tags": ["web", category.lower()],
+        },
+    }
+    headers, content = _json(body)
+    return Request(
+        "POST",
+        "/v2/contactactivities",
+        headers,
+        content,
+        [mark],
+        auth=(account.cordial_api_key, ""),
+    )
+
+
+@dataclass(frozen=True)
+class Traffic:
+    """How the suite sends one dialect's traffic and checks what was acknowledged."""
+
+    name: str
+    #: Activities per request.
+    per_request: int
+    build: Callable[[NewAccount, Sequence[Event], random.Random], Request]
+
+    @property
+    def stored_key(self) -> str:
+        return DIALECTS_BY_NAME[self.name].stored_key
+
+    def accepted(self, response: httpx.Response) -> bool:
+        """Whether a response means every activity of its request is stored."""
+        return DIALECTS_BY_NAME[self.name].accepted(response)
+
+    def prepare(self, http: httpx.Client, account: NewAccount) -> None:
+        DIALECTS_BY_NAME[self.name].prepare(http, account)
+
+
+TRAFFIC: dict[str, Traffic] = {
+    t.name: t
+    for t in (
+        Traffic("netcore", 1000, netcore),
+        Traffic("clevertap", 1000, clevertap),
+        Traffic("segment", 1000, segment),
+        Traffic("ortto", 100, ortto),
+        Traffic("cordial", 1, cordial),
+    )
+}
+
+
+class ContactPool:
+    """The people of one client: ~600 per 1000 events, 10 % of them new in each batch.
+
+    People are numbered from ``first``; pools with distinct ``first`` never
+    share a person. ``known`` are the people of batches already answered.
+    """
+
+    def __init__(self, first: int, seed: int) -> None:
+        self.rng = random.Random(seed)
+        self.known: list[int] = []
+        self.next = first
+
+    def fresh(self, count: int) -> list[int]:
+        made = list(range(self.next, self.next + count))
+        self.next += count
+        return made
+
+    def batch(self, events: int) -> list[int]:
+        """The people of the next batch; the new ones become known."""
+        contacts = max(1, events * 6 // 10)
+        new = self.fresh(max(1, contacts // 10) if self.known else contacts)
+        people = new + self.rng.sample(self.known, min(contacts - len(new), len(self.known)))
+        self.known.extend(new)
+        return people
+
+
+def events_of(people: Sequence[int], count: int, tag: str) -> list[Event]:
+    """``count`` activities over ``people`` (each at least once while there are enough)."""
+    return [(people[i % len(people)], f"{people[i % len(people)]}#{tag}-{i}") for i in range(count)]
