@@ -28,7 +28,7 @@ from sqlalchemy import select
 
 from eventyard.core.identifiers import Identifier
 from eventyard.core.model import Account
-from eventyard.services.accounts import create_account
+from eventyard.dialects.registry import create_account
 from eventyard.services.resolution import resolve_contacts
 from eventyard.storage.database import Database
 from eventyard.storage.migrate import upgrade_database
