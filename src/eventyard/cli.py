@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import tempfile
@@ -59,6 +60,7 @@ from eventyard.services.retention import purge_activities
 from eventyard.services.sources import Download, SourceRefused, SourceUnavailable
 from eventyard.settings import Settings
 from eventyard.storage.database import Database
+from eventyard.storage.engine import normalize_database_url
 from eventyard.storage.migrate import upgrade_database
 
 app = typer.Typer(help="eventyard: a self-hosted customer activity hub.", no_args_is_help=True)
@@ -76,6 +78,7 @@ definitions_app = typer.Typer(
 )
 app.add_typer(definitions_app, name="definitions")
 console = Console()
+log = logging.getLogger("eventyard")
 err_console = Console(stderr=True)
 
 
@@ -126,7 +129,12 @@ def serve(
     os.environ["EVENTYARD_DATABASE_URL"] = settings.database_url
     if run_worker is not None:
         os.environ["EVENTYARD_RUN_WORKER"] = "true" if run_worker else "false"
-    process_count = workers or settings.workers
+    backend = normalize_database_url(settings.database_url).get_backend_name()
+    process_count, why = choose_workers(workers or settings.workers, backend, available_cpus())
+    log.info(
+        f"serving with {process_count} server process{'es' if process_count > 1 else ''}: {why}",
+        extra={"workers": process_count},
+    )
     if process_count > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Each worker keeps its own counters; a shared directory lets
         # /metrics report the sum over all of them.
@@ -140,6 +148,40 @@ def serve(
         access_log=False,
         log_config=None,
         proxy_headers=False,
+    )
+
+
+def available_cpus() -> int:
+    """The CPUs this process may run on (a container's or ``taskset``'s share)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def choose_workers(asked: int, backend: str, cpus: int) -> tuple[int, str]:
+    """How many server processes to start, and why: ``asked`` unless it is 0 (choose).
+
+    Measured on 2 cores (bench/README.md, "How many server processes"): a
+    second process did not raise single-event requests/s (SQLite lower, each
+    process having its own group commit whose groups are smaller and whose
+    writers take turns; PostgreSQL within the noise, with a higher p99) nor
+    Netcore batch ingest. So SQLite, whose writers take turns whatever the
+    process count, gets one process. PostgreSQL gets one per two CPUs,
+    leaving the others to the database and the rest of the machine: one on
+    2 cores, as measured; larger machines are not measured.
+    """
+    if asked:
+        return asked, "as asked (--workers or EVENTYARD_WORKERS)"
+    if backend == "sqlite":
+        return 1, (
+            "SQLite writes take turns, so more processes only make smaller group commits; "
+            "--workers or EVENTYARD_WORKERS chooses another count"
+        )
+    count = max(1, cpus // 2)
+    return count, (
+        f"one per 2 of the {cpus} CPUs, the others left to PostgreSQL; "
+        "--workers or EVENTYARD_WORKERS chooses another count"
     )
 
 

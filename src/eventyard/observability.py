@@ -7,11 +7,11 @@ query string (Netcore's bulk upload puts the API key there) and no headers.
 from __future__ import annotations
 
 import contextvars
+import itertools
 import logging
 import os
 import sys
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -142,6 +142,15 @@ class RequestContextMiddleware:
         self.metrics = metrics
         # Builds the 500 response for a path (each dialect has its own shape).
         self.render_unexpected = render_unexpected
+        # Request ids: this process's random prefix and a counter, 32 hex
+        # digits like a UUID's, unique across processes and restarts without
+        # a uuid4 (a getrandom call) per request.
+        prefix = os.urandom(8).hex()
+        counter = itertools.count()
+        self.new_request_id: Callable[[], str] = lambda: f"{prefix}{next(counter):016x}"
+        # The labelled metric of each (route, method[, status]), looked up once.
+        self._counted: dict[tuple[str, str, str], Any] = {}
+        self._timed: dict[tuple[str, str], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -149,7 +158,7 @@ class RequestContextMiddleware:
             return
         incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
         request_id = incoming if 0 < len(incoming) <= 64 and incoming.isprintable() else None
-        request_id = request_id or uuid.uuid4().hex
+        request_id = request_id or self.new_request_id()
         token = request_id_var.set(request_id)
         status = 500
         started = time.perf_counter()
@@ -180,8 +189,7 @@ class RequestContextMiddleware:
             elapsed = time.perf_counter() - started
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
-            self.metrics.requests.labels(template, scope["method"], str(status)).inc()
-            self.metrics.latency.labels(template, scope["method"]).observe(elapsed)
+            self.observe(template, scope["method"], status, elapsed)
             log.info(
                 "request",
                 extra={
@@ -193,3 +201,16 @@ class RequestContextMiddleware:
                 },
             )
             request_id_var.reset(token)
+
+    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
+        """Count the request and time it in the HTTP metrics."""
+        counted = self._counted.get((route, method, str(status)))
+        if counted is None:
+            counted = self.metrics.requests.labels(route, method, str(status))
+            self._counted[(route, method, str(status))] = counted
+        timed = self._timed.get((route, method))
+        if timed is None:
+            timed = self.metrics.latency.labels(route, method)
+            self._timed[(route, method)] = timed
+        counted.inc()
+        timed.observe(seconds)

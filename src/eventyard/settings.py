@@ -28,7 +28,14 @@ class Settings(BaseSettings):
     port: int = Field(
         default=8080, ge=1, le=65535, description="Port `eventyard serve` listens on."
     )
-    workers: int = Field(default=1, ge=1, description="Server processes `eventyard serve` starts.")
+    workers: int = Field(
+        default=0,
+        ge=0,
+        description=(
+            "Server processes `eventyard serve` starts; `0` lets it choose for the machine "
+            "and name the count and why in its first log line."
+        ),
+    )
     db_pool_size: int = Field(
         default=10, ge=1, description="Database connections kept open per server process."
     )

@@ -302,6 +302,32 @@ class TestServe:
         assert server.process.returncode is not None
         assert {"accounts", "contacts", "activities"} <= table_names(empty_database)
 
+    def test_without_a_worker_count_it_chooses_one_and_says_why(
+        self, empty_database: str, tmp_path: Path
+    ) -> None:
+        """docs/operations.md: "Unset (`0`), `serve` chooses the count and says so in its
+        first log line (`serving with 1 server process: …`): one process on SQLite"."""
+        with serve(empty_database, tmp_path) as server:
+            lines = [
+                orjson.loads(line)
+                for line in server.logs().splitlines()
+                if line.startswith("{") and "serving with" in line
+            ]
+        assert len(lines) == 1, server.logs()
+        assert lines[0]["workers"] == 1
+        assert lines[0]["msg"].startswith("serving with 1 server process: ")
+        assert "--workers" in lines[0]["msg"]
+
+    def test_a_worker_count_given_is_used_and_logged_as_asked(
+        self, empty_database: str, tmp_path: Path
+    ) -> None:
+        with serve(empty_database, tmp_path, "module", "--workers", "2") as server:
+            deadline = time.monotonic() + 60
+            while server.logs().count("Started server process") < 2:
+                assert time.monotonic() < deadline, server.logs()
+                time.sleep(0.1)
+            assert "serving with 2 server processes: as asked" in server.logs()
+
     def test_serves_the_accounts_the_cli_created(self, empty_database: str, tmp_path: Path) -> None:
         created = create_account_json(empty_database, "Acme Retail")
         identity = f"serve-{uuid.uuid4().hex[:8]}"

@@ -20,7 +20,7 @@ from dataclasses import replace
 
 import orjson
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from eventyard.core.errors import EventyardError, IdempotencyConflict
 from eventyard.core.identifiers import normalize_identifier
@@ -300,3 +300,102 @@ class TestOneBatch:
         assert body(first)["stored"] == 1
         assert body(second)["rejected"] == [[0, "daily_limit"]]
         assert body(second)["stored"] == 0
+
+
+class TestRoundTrips:
+    """Issue 18: "a group-commit committer whose round trips do not grow with the group"."""
+
+    def statements_of_one_group(
+        self, store: Database, committer: Committer, requests: Sequence[IngestRequest]
+    ) -> int:
+        """How many statements the database was sent while ``requests`` were stored as a group."""
+        sent: list[str] = []
+
+        def count_statement(*args: object) -> None:
+            sent.append(str(args[2]))
+
+        event.listen(store.engine, "before_cursor_execute", count_statement)
+        try:
+            futures = committer.one_group(requests)
+        finally:
+            event.remove(store.engine, "before_cursor_execute", count_statement)
+        for future in futures:
+            assert not future.result(TIMEOUT).replayed
+        return len(sent)
+
+    def test_ten_requests_with_idempotency_keys_take_as_many_statements_as_two(
+        self, store: Database, committer: Committer
+    ) -> None:
+        account = new_account(store, "group")
+
+        def keyed(n: int, prefix: str) -> list[IngestRequest]:
+            return [
+                request(
+                    account,
+                    f"{prefix}-{i}@example.com",
+                    idempotency=IdempotencyRequest(f"{prefix}-{i}", "f", 3600),
+                )
+                for i in range(n)
+            ]
+
+        # The holder's contact exists before either group is counted.
+        self.statements_of_one_group(store, committer, keyed(2, "warm-up"))
+        two = self.statements_of_one_group(store, committer, keyed(2, "two"))
+        ten = self.statements_of_one_group(store, committer, keyed(10, "ten"))
+        assert ten == two
+        assert count(store, activities, account) == 3 * 1 + 2 + 2 + 10  # holders and members
+
+
+class TestIdempotencyKeysOfEarlierRequests:
+    def test_each_member_gets_its_own_keys_answer_replay_conflict_or_stored(
+        self, store: Database, committer: Committer
+    ) -> None:
+        """Keys claimed by one statement for the whole group, answered as if claimed alone."""
+        account = new_account(store, "group")
+        used = IdempotencyRequest("used", "fingerprint-a", 3600)
+        earlier = ingest_records(
+            store,
+            account,
+            request(account, "earlier@example.com").records,
+            now=NOW,
+            respond=respond,
+            idempotency=used,
+        )
+        replay, changed, fresh, keyless = committer.one_group(
+            [
+                request(account, "earlier@example.com", idempotency=used),
+                request(
+                    account,
+                    "changed@example.com",
+                    idempotency=IdempotencyRequest("used", "fingerprint-b", 3600),
+                ),
+                request(
+                    account,
+                    "fresh@example.com",
+                    idempotency=IdempotencyRequest("fresh", "fingerprint-c", 3600),
+                ),
+                request(account, "keyless@example.com"),
+            ]
+        )
+        assert replay.result().replayed
+        assert replay.result().body == earlier.body
+        assert isinstance(changed.exception(), IdempotencyConflict)
+        assert not fresh.result().replayed
+        assert body(fresh)["stored"] == body(keyless)["stored"] == 1
+        assert stored_emails(store, account) == [
+            "earlier@example.com",
+            "fresh@example.com",
+            "holder@example.com",
+            "keyless@example.com",
+        ]
+        # The fresh key keeps its answer: sent again alone, it is replayed.
+        again = ingest_records(
+            store,
+            account,
+            request(account, "fresh@example.com").records,
+            now=NOW,
+            respond=respond,
+            idempotency=IdempotencyRequest("fresh", "fingerprint-c", 3600),
+        )
+        assert again.replayed
+        assert again.body == fresh.result().body

@@ -3,8 +3,13 @@
 A request of a few records spends most of its time waiting for its commit
 to reach the disk. The :class:`GroupCommitter` of a process collects the
 requests that arrive while a commit is in flight and stores them together
-in the next transaction, each in a savepoint of its own, in arrival order;
-each caller is answered only after that transaction has committed. No
+in the next transaction, in arrival order; each caller is answered only
+after that transaction has committed. Requests of one account and rules
+are stored as one batch (one claim of all their Idempotency-Keys, one
+resolution of all their contacts, one insert, one completion of the keys),
+so the statements of a group do not grow with its requests; a request whose
+outcome needs a call of its own (see :func:`mergeable`), or a batch that
+fails, falls back to one savepoint per request. No
 timer is involved: the next group forms while the previous one's commit
 runs, so a lone request is stored at once and a busy server makes larger
 groups.
@@ -35,10 +40,13 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
+from typing import cast
 
 from eventyard.core.commands import Record
-from eventyard.core.errors import EventyardError, IdempotencyConflict, StoreUnavailable
+from eventyard.core.errors import EventyardError, StoreUnavailable
 from eventyard.core.model import NewActivity, ProfileUpdate, RecordsOutcome, StoredResponse
+from eventyard.services.idempotency import ClaimResult, IdempotencyRequest, complete_keys
+from eventyard.services.idempotency import claim_keys as claim_idempotency_keys
 from eventyard.services.ingest import (
     IngestRequest,
     ingest_request,
@@ -287,36 +295,45 @@ def store_merged(uow: UnitOfWork, part: list[_Member], again: list[_Member]) -> 
 def claim_keys(
     uow: UnitOfWork, part: list[_Member], answers: Answers, again: list[_Member]
 ) -> list[_Member]:
-    """Claim the members' Idempotency-Keys; the members that still have work to do.
+    """Claim the members' Idempotency-Keys in one statement; the members that still have work.
 
     A replay is answered with the stored response, a conflict with its 409;
     a key a member before it in ``part`` uses is left for after the commit,
     when it will be replayed or refused.
     """
-    storing: list[_Member] = []
+    claiming: list[_Member] = []
     keys: set[str] = set()
     for member in part:
-        request, idempotency = member.request, member.request.idempotency
+        idempotency = member.request.idempotency
         if idempotency is None:
-            storing.append(member)
             continue
         if idempotency.key in keys:
             again.append(member)
             continue
         keys.add(idempotency.key)
-        state, previous = uow.idempotency.claim(
-            request.account.id,
-            idempotency.key,
-            idempotency.fingerprint,
-            request.now,
-            idempotency.ttl_seconds,
+        claiming.append(member)
+    results: dict[int, ClaimResult] = {}
+    if claiming:
+        claimed = claim_idempotency_keys(
+            uow,
+            part[0].request.account.id,
+            [cast(IdempotencyRequest, m.request.idempotency) for m in claiming],
+            # One statement claims them all: at the latest arrival's time.
+            max(m.request.now for m in claiming),
         )
-        if state == "conflict":
-            answers.append((member, IdempotencyConflict()))
-        elif previous is not None:
-            answers.append((member, previous))
-        else:
+        results = {id(m): r for m, r in zip(claiming, claimed, strict=True)}
+    storing: list[_Member] = []
+    for member in part:
+        if member.request.idempotency is None:
             storing.append(member)
+            continue
+        if id(member) not in results:
+            continue  # a key used before it in the part: run again after the commit
+        result = results[id(member)]
+        if result is None:
+            storing.append(member)
+        else:
+            answers.append((member, result))
     return storing
 
 
@@ -351,12 +368,15 @@ def store_batch(uow: UnitOfWork, members: list[_Member]) -> Answers:
     if sum(s.stored_activities for s in slices) != outcome.stored_activities:
         raise RuntimeError("the batch stored activities no request accounts for")
     answers: Answers = []
+    kept: list[tuple[IdempotencyRequest, StoredResponse]] = []
     for member, part in zip(members, slices, strict=True):
         request = member.request
         response = request.respond(part)
         if request.idempotency is not None:
-            uow.idempotency.complete(request.account.id, request.idempotency.key, response)
+            kept.append((request.idempotency, response))
         answers.append((member, response))
+    if kept:
+        complete_keys(uow, first.account.id, kept)
     return answers
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -15,7 +14,7 @@ from eventyard.core.definitions import (
     check_attributes,
     definition_from_attributes,
 )
-from eventyard.core.errors import EventyardError, IdempotencyConflict
+from eventyard.core.errors import EventyardError
 from eventyard.core.identifiers import ANONID, IDENTITY, Identifier
 from eventyard.core.identity import ContactRef
 from eventyard.core.ids import new_id
@@ -34,6 +33,10 @@ from eventyard.core.model import (
 )
 from eventyard.core.profiles import apply_update
 from eventyard.core.registry import admit_event_types, mistyped, property_types
+from eventyard.services.idempotency import (  # IdempotencyRequest: the dialects import it here
+    IdempotencyRequest as IdempotencyRequest,
+)
+from eventyard.services.idempotency import claim_key, complete_key
 from eventyard.services.jobs import enqueue
 from eventyard.services.ports import Store, UnitOfWork
 from eventyard.services.resolution import MAX_RESOLUTION_ATTEMPTS as MAX_RESOLUTION_ATTEMPTS
@@ -45,20 +48,6 @@ PURGE_BATCH = 10_000
 #: The window of ``IngestRules.daily_limit``.
 DAILY_WINDOW = timedelta(hours=24)
 NO_RULES = IngestRules()
-
-
-@dataclass(frozen=True, slots=True)
-class IdempotencyRequest:
-    """An ``Idempotency-Key`` and the fingerprint of the request it came with."""
-
-    key: str
-    fingerprint: str
-    ttl_seconds: int
-
-    @classmethod
-    def for_request(cls, key: str, route: str, body: bytes, ttl_seconds: int) -> IdempotencyRequest:
-        digest = hashlib.sha256(route.encode() + b"\0" + body).hexdigest()
-        return cls(key=key, fingerprint=digest, ttl_seconds=ttl_seconds)
 
 
 def ingest_activities(
@@ -194,11 +183,7 @@ def store_request(uow: UnitOfWork, request: IngestRequest) -> tuple[StoredRespon
     """
     account, idempotency, now = request.account, request.idempotency, request.now
     if idempotency is not None and not request.dry_run:
-        state, previous = uow.idempotency.claim(
-            account.id, idempotency.key, idempotency.fingerprint, now, idempotency.ttl_seconds
-        )
-        if state == "conflict":
-            raise IdempotencyConflict()
+        previous = claim_key(uow, account.id, idempotency, now)
         if previous is not None:
             return previous, False
     outcome = store_records(
@@ -218,7 +203,7 @@ def store_request(uow: UnitOfWork, request: IngestRequest) -> tuple[StoredRespon
         return request.respond(replace(outcome, dry_run=True)), False  # rolled back
     response = request.respond(outcome)
     if idempotency is not None:
-        uow.idempotency.complete(account.id, idempotency.key, response)
+        complete_key(uow, account.id, idempotency, response)
     return response, True
 
 

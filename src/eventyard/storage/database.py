@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -21,7 +21,7 @@ from eventyard.storage.repositories.console import ConsoleRepository
 from eventyard.storage.repositories.contacts import ContactRepository
 from eventyard.storage.repositories.definitions import DefinitionRepository
 from eventyard.storage.repositories.erasures import ErasureRepository
-from eventyard.storage.repositories.event_types import EventTypeRepository
+from eventyard.storage.repositories.event_types import EventTypeRepository, KnownTypes
 from eventyard.storage.repositories.groups import GroupRepository
 from eventyard.storage.repositories.idempotency import IdempotencyRepository
 from eventyard.storage.repositories.ingest_stats import IngestStatsRepository
@@ -34,12 +34,14 @@ from eventyard.storage.repositories.retention import RetentionRepository
 class UnitOfWork:
     """One transaction. It rolls back unless :meth:`commit` is called."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, known_types: KnownTypes | None = None) -> None:
         self.conn = conn
+        # Run after the commit, in order: what the process may now cache.
+        self._after_commit: list[Callable[[], None]] = []
         self.accounts = AccountRepository(conn)
         self.contacts = ContactRepository(conn)
         self.activities = ActivityRepository(conn)
-        self.event_types = EventTypeRepository(conn)
+        self.event_types = EventTypeRepository(conn, known_types, self._after_commit)
         self.definitions = DefinitionRepository(conn)
         self.idempotency = IdempotencyRepository(conn)
         self.jobs = JobRepository(conn)
@@ -55,11 +57,20 @@ class UnitOfWork:
     def commit(self) -> None:
         self.conn.commit()
         self._committed = True
+        for remember in self._after_commit:
+            remember()
+        self._after_commit.clear()
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:
-        with self.conn.begin_nested():
-            yield
+        # What a rolled-back savepoint wrote never commits: forget it.
+        mark = len(self._after_commit)
+        try:
+            with self.conn.begin_nested():
+                yield
+        except BaseException:
+            del self._after_commit[mark:]
+            raise
 
 
 class Database:
@@ -75,6 +86,7 @@ class Database:
         # still wait through busy_timeout.
         self._local_writer = threading.Lock() if engine.dialect.name == "sqlite" else None
         self._busy_timeout_seconds = busy_timeout_ms / 1000
+        self._known_types = KnownTypes()
 
     @classmethod
     def from_url(cls, url: str, **engine_options: Any) -> Database:
@@ -108,7 +120,7 @@ class Database:
         try:
             with self._writer_turn(write), engine.connect() as conn:
                 conn.begin()
-                uow = UnitOfWork(conn)
+                uow = UnitOfWork(conn, self._known_types)
                 try:
                     yield uow
                 except BaseException:
