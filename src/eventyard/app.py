@@ -40,7 +40,7 @@ from eventyard.observability import Metrics, RequestContextMiddleware, configure
 from eventyard.openapi import add_error_answers
 from eventyard.services.accounts import CredentialCache
 from eventyard.services.group_commit import GroupCommitter
-from eventyard.services.ingest import purge_idempotency_keys
+from eventyard.services.idempotency import purge_idempotency_keys
 from eventyard.services.ingest_stats import (
     RejectionError,
     compact_activity_counts,

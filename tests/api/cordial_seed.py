@@ -4,7 +4,7 @@ through POST, and activities stored straight through the storage layer.
 Reserved actions (``open``, ``click`` …) cannot be POSTed ("Reserved actions
 cannot be added via the POST method"), and tens of thousands of activities
 would take minutes over HTTP, so tests write those rows the way ingest does
-(``services/ingest.py`` ``activity_row``) in a few multi-row statements.
+(``services/ingest/records.py`` ``activity_row``) in a few multi-row statements.
 """
 
 from __future__ import annotations

@@ -18,12 +18,9 @@ from sqlalchemy import select
 
 from eventyard.core.errors import IdempotencyConflict
 from eventyard.core.model import Account, IngestOutcome, NewAccount, NewActivity, StoredResponse
-from eventyard.services import ingest as ingest_service
-from eventyard.services.ingest import (
-    IdempotencyRequest,
-    ingest_activities,
-    purge_idempotency_keys,
-)
+from eventyard.services import idempotency as idempotency_service
+from eventyard.services.idempotency import IdempotencyRequest, purge_idempotency_keys
+from eventyard.services.ingest import ingest_activities
 from eventyard.storage.database import Database
 from eventyard.storage.tables import activities, contacts, idempotency_keys
 from tests.integration import helpers
@@ -294,7 +291,7 @@ class TestPurge:
         self, store: Database, account: NewAccount, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """Large backlogs are deleted in bounded transactions until none is left."""
-        monkeypatch.setattr(ingest_service, "PURGE_BATCH", 3)
+        monkeypatch.setattr(idempotency_service, "PURGE_BATCH", 3)
         acct = account.account
         for i in range(7):
             send(store, acct, [activity(f"u{i}@x.com")], key=f"k{i}", now=NOW - timedelta(days=3))

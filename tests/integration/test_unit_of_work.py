@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import text
 
 from eventyard.core.activity_query import ActivityQuery
-from eventyard.services.ingest import store_activities
+from eventyard.services.ingest import store_records
 from eventyard.storage.database import Database
 from eventyard.storage.migrate import upgrade_database
 from eventyard.storage.tables import activities, contacts
@@ -38,7 +38,7 @@ def test_a_unit_of_work_that_fails_stores_nothing(store: Database, write: bool) 
 
     def fail_after_writing() -> None:
         with store.unit_of_work(write=write) as uow:
-            store_activities(uow, acct, [activity("Visit", identity="u-1")], now=NOW)
+            store_records(uow, acct, [activity("Visit", identity="u-1")], now=NOW)
             raise RuntimeError("boom")
 
     with pytest.raises(RuntimeError, match="boom"):
@@ -53,5 +53,5 @@ def test_a_write_that_is_not_committed_is_discarded(store: Database) -> None:
     """Dry runs (CleverTap ``dryRun``) rely on it."""
     acct = new_account(store, "dry")
     with store.unit_of_work() as uow:
-        store_activities(uow, acct, [activity("Visit", identity="u-1")], now=NOW)
+        store_records(uow, acct, [activity("Visit", identity="u-1")], now=NOW)
     assert count(store, activities, acct) == count(store, contacts, acct) == 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from eventyard.services.ingest import purge_idempotency_keys
+from eventyard.services.idempotency import purge_idempotency_keys
 from eventyard.services.jobs import JobFailed, JobRun
 
 PURGE_IDEMPOTENCY_KEYS = "maintenance.purge_idempotency_keys"

@@ -2,7 +2,7 @@
 
 Ortto: "ensure the activity definition exists" before sending activities. The
 Ortto dialect checks activities against these definitions while ingesting
-(services/ingest.py); this module is what administrators use to manage them.
+(services/ingest/admission.py); this module is what administrators use to manage them.
 """
 
 from __future__ import annotations

@@ -18,11 +18,11 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from eventyard.core.errors import IdempotencyConflict
 from eventyard.core.model import StoredResponse
-from eventyard.services.ports import UnitOfWork
+from eventyard.services.ports import Store, UnitOfWork
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,3 +90,21 @@ def complete_key(
 ) -> None:
     """Keep ``response`` with the key ``request`` claimed in this transaction."""
     complete_keys(uow, account_id, [(request, response)])
+
+
+#: Expired Idempotency-Keys deleted per transaction by the purge.
+PURGE_BATCH = 10_000
+
+
+def purge_idempotency_keys(store: Store, now: datetime, ttl_seconds: int) -> int:
+    """Forget Idempotency-Keys older than their lifetime; returns how many went."""
+    purged = 0
+    while True:
+        with store.unit_of_work() as uow:
+            batch = uow.idempotency.purge_expired(
+                now - timedelta(seconds=ttl_seconds), limit=PURGE_BATCH
+            )
+            uow.commit()
+        purged += batch
+        if batch < PURGE_BATCH:
+            return purged
