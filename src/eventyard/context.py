@@ -12,13 +12,9 @@ from datetime import UTC, datetime
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
-from eventyard.core.commands import Record
 from eventyard.core.errors import EventyardError
 from eventyard.core.model import (
     Account,
-    EventTypeLimits,
-    IngestRules,
-    RecordsOutcome,
     StoredResponse,
 )
 from eventyard.core.ratelimit import RateLimiter
@@ -26,9 +22,6 @@ from eventyard.observability import Metrics
 from eventyard.services.accounts import CredentialCache, authenticate, cached_account
 from eventyard.services.group_commit import GroupCommitter
 from eventyard.services.ingest import (
-    NO_RULES,
-    DeferredRecords,
-    IdempotencyRequest,
     IngestRequest,
     ingest_request,
 )
@@ -72,37 +65,12 @@ class AppContext:
             authenticate, self.store, kind, secret, public_id, self.credentials
         )
 
-    async def ingest_records(
-        self,
-        account: Account,
-        records: Sequence[Record],
-        *,
-        now: datetime,
-        respond: Callable[[RecordsOutcome], StoredResponse],
-        idempotency: IdempotencyRequest | None = None,
-        dry_run: bool = False,
-        event_limits: EventTypeLimits | None = None,
-        rules: IngestRules = NO_RULES,
-        groups: Sequence[int] | None = None,
-        deferred: DeferredRecords | None = None,
-    ) -> StoredResponse:
-        """:func:`~eventyard.services.ingest.ingest_records` off the event loop.
+    async def ingest(self, request: IngestRequest) -> StoredResponse:
+        """Store ``request`` off the event loop; its response once it has committed.
 
-        A small request joins the process's group commit; either way the
-        response comes back only after its records have committed.
+        A small request joins the process's group commit, a large one has a
+        transaction of its own (:func:`~eventyard.services.ingest.ingest_request`).
         """
-        request = IngestRequest(
-            account,
-            records,
-            now,
-            respond,
-            idempotency=idempotency,
-            dry_run=dry_run,
-            event_limits=event_limits,
-            rules=rules,
-            groups=groups,
-            deferred=deferred,
-        )
         if self.committer is not None and self.committer.accepts(request):
             return await asyncio.wrap_future(self.committer.submit(request))
         return await run_in_threadpool(ingest_request, self.store, request)

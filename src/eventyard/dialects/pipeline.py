@@ -54,7 +54,8 @@ from eventyard.http import (
     read_body,
     send_stored,
 )
-from eventyard.services.ingest import NO_RULES, DeferredRecords, IdempotencyRequest
+from eventyard.services.idempotency import IdempotencyRequest
+from eventyard.services.ingest import NO_RULES, DeferredRecords, IngestRequest
 from eventyard.services.ingest_stats import RejectionError
 
 P = TypeVar("P")
@@ -201,17 +202,19 @@ async def receive(request: Request, ctx: AppContext, endpoint: IngestEndpoint[An
             if key and not submission.dry_run
             else None
         )
-        stored = await ctx.ingest_records(
-            account,
-            submission.records,
-            now=now,
-            respond=submission.respond,
-            idempotency=idempotency,
-            dry_run=submission.dry_run,
-            event_limits=submission.event_limits,
-            rules=submission.rules,
-            groups=submission.groups,
-            deferred=submission.deferred,
+        stored = await ctx.ingest(
+            IngestRequest(
+                account,
+                submission.records,
+                now,
+                submission.respond,
+                idempotency=idempotency,
+                dry_run=submission.dry_run,
+                event_limits=submission.event_limits,
+                rules=submission.rules,
+                groups=submission.groups,
+                deferred=submission.deferred,
+            )
         )
         if (
             endpoint.wakes_worker
