@@ -1234,12 +1234,26 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--profile-part", choices=PROFILED_PARTS, default="ingest")
     parser.add_argument(
+        "--server-tree",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="serve the code of another checkout (an earlier commit's worktree) with this "
+        "run's traffic and checks; not for the single part (single_event.py --modes before)",
+    )
+    parser.add_argument(
         "--profile-format",
         choices=("speedscope", "flamegraph"),
         default="speedscope",
         help="speedscope JSON (summarised in the report) or a flame graph SVG",
     )
     args = parser.parse_args(argv)
+    if args.server_tree is not None:
+        if "single" in args.parts.split(","):
+            parser.error("--server-tree: run the single part as single_event.py --modes before")
+        # The servers import eventyard from that checkout; this process (accounts,
+        # traffic, checks) keeps its own, on the same schema.
+        BENCH_ENV["PYTHONPATH"] = str(args.server_tree.resolve() / "src")
     if args.profile is not None and not PY_SPY.exists():
         parser.error(f"--profile needs py-spy at {PY_SPY}: pip install -e '.[test]'")
     args.profiler = Profiler(args.profile, args.profile_part, args.profile_format)
