@@ -498,18 +498,8 @@ async def drive_ingest(
         cpu = server_cpu() - cpu_before
     return {
         "requests": requests,
-        "events": len(acknowledged),
         "events_sent": sum(len(r.marks) for mine in queues for r in mine),
-        "seconds": round(seconds, 2),
-        "events_per_s": round(len(acknowledged) / seconds, 1),
-        "p50_ms": round(percentile(latencies, 0.50), 1),
-        "p99_ms": round(percentile(latencies, 0.99), 1),
-        "statuses": {str(code): count for code, count in sorted(statuses.items())},
-        "server_cpu_s": round(cpu, 2),
-        "server_cpu_ms_per_1000": round(cpu * 1e6 / len(acknowledged), 1) if acknowledged else None,
-        "failures": failures[:5],
-        "failed": len(failures),
-        "acknowledged": acknowledged,
+        **load_figures(acknowledged, seconds, latencies, statuses, cpu, failures),
     }
 
 
@@ -576,17 +566,7 @@ async def drive_overlap(
         cpu = server_cpu() - cpu_before
     return {
         "requests": rounds * clients,
-        "events": len(acknowledged),
-        "seconds": round(seconds, 2),
-        "events_per_s": round(len(acknowledged) / seconds, 1),
-        "p50_ms": round(percentile(latencies, 0.50), 1),
-        "p99_ms": round(percentile(latencies, 0.99), 1),
-        "statuses": {str(code): count for code, count in sorted(statuses.items())},
-        "server_cpu_s": round(cpu, 2),
-        "server_cpu_ms_per_1000": round(cpu * 1e6 / len(acknowledged), 1) if acknowledged else None,
-        "failures": failures[:5],
-        "failed": len(failures),
-        "acknowledged": acknowledged,
+        **load_figures(acknowledged, seconds, latencies, statuses, cpu, failures),
     }
 
 
@@ -675,6 +655,30 @@ def measure_overlap(
     results = {"netcore": figures}
     count_missing(url, account, results)
     return figures
+
+
+def load_figures(
+    acknowledged: list[str],
+    seconds: float,
+    latencies: list[float],
+    statuses: Counter[int],
+    cpu: float,
+    failures: list[str],
+) -> dict[str, Any]:
+    """The figures of a stretch of load, as every batch part reports them."""
+    return {
+        "events": len(acknowledged),
+        "seconds": round(seconds, 2),
+        "events_per_s": round(len(acknowledged) / seconds, 1),
+        "p50_ms": round(percentile(latencies, 0.50), 1),
+        "p99_ms": round(percentile(latencies, 0.99), 1),
+        "statuses": {str(code): count for code, count in sorted(statuses.items())},
+        "server_cpu_s": round(cpu, 2),
+        "server_cpu_ms_per_1000": round(cpu * 1e6 / len(acknowledged), 1) if acknowledged else None,
+        "failures": failures[:5],
+        "failed": len(failures),
+        "acknowledged": acknowledged,
+    }
 
 
 # --- part 3: single events ----------------------------------------------------------------
