@@ -471,21 +471,11 @@ async def drive_ingest(
         [next_request(number, str(n)) for n in range(number, requests, clients)]
         for number in range(clients)
     ]
-    latencies: list[float] = []
-    acknowledged: list[str] = []
-    statuses: Counter[int] = Counter()
-    failures: list[str] = []
+    tally = Tally(traffic.accepted)
 
     async def client(mine: list[Request], http: httpx.AsyncClient) -> None:
         for request in mine:
-            started = time.perf_counter()
-            r = await request.send(http)
-            latencies.append((time.perf_counter() - started) * 1000)
-            statuses[r.status_code] += 1
-            if traffic.accepted(r):
-                acknowledged.extend(request.marks)
-            else:
-                failures.append(f"{r.status_code} {r.text[:200]}")
+            await tally.send(http, request)
 
     async with httpx.AsyncClient(base_url=base_url, timeout=120) as http:
         # Warm-up (not timed): the first people of every client exist before timing.
@@ -499,7 +489,7 @@ async def drive_ingest(
     return {
         "requests": requests,
         "events_sent": sum(len(r.marks) for mine in queues for r in mine),
-        **load_figures(acknowledged, seconds, latencies, statuses, cpu, failures),
+        **tally.figures(seconds, cpu),
     }
 
 
@@ -524,21 +514,8 @@ async def drive_overlap(
     rounds = max(1, total_events // (per_request * clients))
     pairs = max(1, clients // 2)
     shared = ContactPool(OVERLAP_FIRST_PERSON, seed=99)
-    latencies: list[float] = []
-    acknowledged: list[str] = []
-    statuses: Counter[int] = Counter()
-    failures: list[str] = []
+    tally = Tally(traffic.accepted)
     rngs = [random.Random(100 + number) for number in range(clients)]
-
-    async def one(http: httpx.AsyncClient, request: Request) -> None:
-        started = time.perf_counter()
-        r = await request.send(http)
-        latencies.append((time.perf_counter() - started) * 1000)
-        statuses[r.status_code] += 1
-        if traffic.accepted(r):
-            acknowledged.extend(request.marks)
-        else:
-            failures.append(f"{r.status_code} {r.text[:200]}")
 
     def round_requests(tag: str) -> list[Request]:
         contacts = per_request * 6 // 10
@@ -561,12 +538,12 @@ async def drive_overlap(
         cpu_before = server_cpu()
         started = time.perf_counter()
         for requests in batches:
-            await asyncio.gather(*(one(http, r) for r in requests))
+            await asyncio.gather(*(tally.send(http, r) for r in requests))
         seconds = time.perf_counter() - started
         cpu = server_cpu() - cpu_before
     return {
         "requests": rounds * clients,
-        **load_figures(acknowledged, seconds, latencies, statuses, cpu, failures),
+        **tally.figures(seconds, cpu),
     }
 
 
@@ -657,28 +634,42 @@ def measure_overlap(
     return figures
 
 
-def load_figures(
-    acknowledged: list[str],
-    seconds: float,
-    latencies: list[float],
-    statuses: Counter[int],
-    cpu: float,
-    failures: list[str],
-) -> dict[str, Any]:
-    """The figures of a stretch of load, as every batch part reports them."""
-    return {
-        "events": len(acknowledged),
-        "seconds": round(seconds, 2),
-        "events_per_s": round(len(acknowledged) / seconds, 1),
-        "p50_ms": round(percentile(latencies, 0.50), 1),
-        "p99_ms": round(percentile(latencies, 0.99), 1),
-        "statuses": {str(code): count for code, count in sorted(statuses.items())},
-        "server_cpu_s": round(cpu, 2),
-        "server_cpu_ms_per_1000": round(cpu * 1e6 / len(acknowledged), 1) if acknowledged else None,
-        "failures": failures[:5],
-        "failed": len(failures),
-        "acknowledged": acknowledged,
-    }
+class Tally:
+    """What a stretch of load got back: latencies, statuses, acknowledged markers."""
+
+    def __init__(self, accepted: Callable[[httpx.Response], bool]) -> None:
+        self.accepted = accepted
+        self.latencies: list[float] = []
+        self.acknowledged: list[str] = []
+        self.statuses: Counter[int] = Counter()
+        self.failures: list[str] = []
+
+    async def send(self, http: httpx.AsyncClient, request: Request) -> None:
+        started = time.perf_counter()
+        r = await request.send(http)
+        self.latencies.append((time.perf_counter() - started) * 1000)
+        self.statuses[r.status_code] += 1
+        if self.accepted(r):
+            self.acknowledged.extend(request.marks)
+        else:
+            self.failures.append(f"{r.status_code} {r.text[:200]}")
+
+    def figures(self, seconds: float, cpu: float) -> dict[str, Any]:
+        """The figures every batch part reports."""
+        done = self.acknowledged
+        return {
+            "events": len(done),
+            "seconds": round(seconds, 2),
+            "events_per_s": round(len(done) / seconds, 1),
+            "p50_ms": round(percentile(self.latencies, 0.50), 1),
+            "p99_ms": round(percentile(self.latencies, 0.99), 1),
+            "statuses": {str(code): count for code, count in sorted(self.statuses.items())},
+            "server_cpu_s": round(cpu, 2),
+            "server_cpu_ms_per_1000": round(cpu * 1e6 / len(done), 1) if done else None,
+            "failures": self.failures[:5],
+            "failed": len(self.failures),
+            "acknowledged": done,
+        }
 
 
 # --- part 3: single events ----------------------------------------------------------------

@@ -26,11 +26,11 @@ INLINE_PARSE_BYTES = 4096
 T = TypeVar("T")
 
 
-async def parse_off_loop(body: bytes, parse: Callable[..., T], *args: Any) -> T:
-    """``parse(body, *args)``: on the event loop for a small body, in a worker thread otherwise."""
+async def off_loop_if_large(body: bytes, work: Callable[..., T], *args: Any) -> T:
+    """``work(*args)`` about ``body``: on the event loop when it is small, else in a thread."""
     if len(body) <= INLINE_PARSE_BYTES:
-        return parse(body, *args)
-    return await run_in_threadpool(parse, body, *args)
+        return work(*args)
+    return await run_in_threadpool(work, *args)
 
 
 #: ISO 8601 in UTC with a ``Z``, as every eventyard API prints timestamps.

@@ -35,7 +35,6 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from fastapi import Request, Response
-from starlette.concurrency import run_in_threadpool
 
 from eventyard.context import AppContext
 from eventyard.core.commands import Record
@@ -48,9 +47,9 @@ from eventyard.core.model import (
     StoredResponse,
 )
 from eventyard.http import (
-    INLINE_PARSE_BYTES,
     decode_content,
     idempotency_key,
+    off_loop_if_large,
     read_body,
     send_stored,
 )
@@ -175,7 +174,7 @@ async def receive(request: Request, ctx: AppContext, endpoint: IngestEndpoint[An
         if exc.status != 413 or endpoint.too_large is None:
             raise
         raise endpoint.too_large(limit, exc) from exc
-    parsed = await _off_loop_if_large(body, endpoint.parse, body)
+    parsed = await off_loop_if_large(body, endpoint.parse, body)
     if endpoint.body_credential is not None:
         found = endpoint.body_credential(parsed, request, credential)
         if account is None:
@@ -186,7 +185,7 @@ async def receive(request: Request, ctx: AppContext, endpoint: IngestEndpoint[An
     now = ctx.now()
     arrival = Arrival(request, account, credential, now)
     try:
-        submission = await _off_loop_if_large(body, endpoint.translate, parsed, arrival)
+        submission = await off_loop_if_large(body, endpoint.translate, parsed, arrival)
     except EventyardError as exc:
         if exc.records:
             ctx.metrics.count_events(endpoint.dialect, "rejected", exc.records)
@@ -249,17 +248,3 @@ async def _admit(
     ctx.limit_rate(endpoint.dialect, account.id)
     ctx.note_ingest(request, endpoint.dialect, account.id)
     return account
-
-
-T = TypeVar("T")
-
-
-async def _off_loop_if_large(body: bytes, work: Callable[..., T], *args: Any) -> T:
-    """``work(*args)`` on the event loop for a small body, in a worker thread otherwise.
-
-    Parsing a few kilobytes takes tens of microseconds, less than the hop to
-    a thread and back; a large batch would hold every other request up.
-    """
-    if len(body) <= INLINE_PARSE_BYTES:
-        return work(*args)
-    return await run_in_threadpool(work, *args)
