@@ -189,6 +189,15 @@ class Settings(BaseSettings):
         ge=1,
         description="Largest CSV file a contact import reads; a larger one fails the import.",
     )
+    import_chunk_rows: int = Field(
+        default=10_000,
+        ge=1,
+        le=1_000_000,
+        description=(
+            "Rows of a contact import or activity backfill written per transaction: each "
+            "chunk commits with the job's progress, and a resumed job goes on after it."
+        ),
+    )
     fetch_timeout_seconds: float = Field(
         default=30.0,
         gt=0,

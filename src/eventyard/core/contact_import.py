@@ -18,7 +18,7 @@ from eventyard.core.identifiers import (
     Identifier,
     canonical_kind,
     is_identifier_kind,
-    normalize_identifier,
+    normalize_value,
 )
 
 #: The delimiters a file may use; the header line decides which.
@@ -166,7 +166,7 @@ def read_row(number: int, cells: Sequence[str], columns: ImportColumns) -> Impor
         if not value:
             continue
         try:
-            identifiers.append(normalize_identifier(kind, value))
+            identifiers.append(Identifier(kind, normalize_value(kind, value)))
         except ValueError as exc:
             return RowError(number, f"{kind} {value[:100]!r} {exc}")
     if not identifiers:

@@ -87,6 +87,15 @@ def normalize_identifier(kind: str, raw: str) -> Identifier:
     """
     if not is_identifier_kind(kind):
         raise ValueError(f"unknown identifier kind {kind!r}")
+    return Identifier(kind, normalize_value(kind, raw))
+
+
+def normalize_value(kind: str, raw: str) -> str:
+    """The canonical form of a value of ``kind`` (a valid kind); ``ValueError`` if none.
+
+    Not cached: for files whose every value is new (a contact import), where
+    a cache only costs.
+    """
     if "\x00" in raw:
         raise ValueError("must not contain the character \\u0000")
     if kind == EMAIL:
@@ -99,7 +108,7 @@ def normalize_identifier(kind: str, raw: str) -> Identifier:
             raise ValueError("must not be empty")
     if len(value) > MAX_VALUE_LENGTH:
         raise ValueError(f"must be at most {MAX_VALUE_LENGTH} characters")
-    return Identifier(kind, value)
+    return value
 
 
 def parse_identifier_query(text: str) -> Identifier:

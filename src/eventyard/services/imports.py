@@ -2,8 +2,8 @@
 
 One import is one ``contacts.import`` job. Its worker streams the file
 (``services/sources.py``), parses it row by row and stores good rows in
-batches of :data:`BATCH_ROWS` through the same identity resolution and
-profile updates as ingest (``services/ingest.store_records``). Each batch
+chunks of ``EVENTYARD_IMPORT_CHUNK_ROWS``, set-based through staging tables
+with ingest's identity rules (``services/bulk_resolution.py``). Each chunk
 commits together with the job's progress (counts, first errors, the last row
 done), so a worker that dies mid-file leaves a consistent checkpoint and the
 worker that takes the job over goes on after it: no row is counted twice.
@@ -20,7 +20,7 @@ import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from eventyard.core.contact_import import (
     MAX_HEADER_BYTES,
@@ -33,6 +33,7 @@ from eventyard.core.contact_import import (
 from eventyard.core.errors import EventyardError
 from eventyard.core.identifiers import normalize_email
 from eventyard.core.model import Account, Job, ProfileUpdate
+from eventyard.services.bulk_resolution import resolve_chunk
 from eventyard.services.ingest import store_records
 from eventyard.services.jobs import JobFailed, JobRun, LeaseLost, enqueue
 from eventyard.services.ports import Store, UnitOfWork
@@ -49,9 +50,6 @@ from eventyard.settings import Settings
 CONTACT_IMPORT_JOB = "contacts.import"
 CALLBACK_JOB = "contacts.import.callback"
 EMAIL_JOB = "contacts.import.email"
-#: Rows stored per transaction: one resolution, one attribute write, one
-#: membership insert and one checkpoint per batch.
-BATCH_ROWS = 2000
 IMPORT_MAX_ATTEMPTS = 3
 #: With the default backoff base (2 s): 4 s, 8 s … about 8.5 minutes in all.
 CALLBACK_MAX_ATTEMPTS = 8
@@ -200,30 +198,52 @@ def store_rows(
 
     A row counts as ``created`` when it created its contact, ``updated``
     otherwise (a later row for a contact an earlier one created included).
-    Rows for one contact apply in file order, so the last value wins.
+    Rows for one contact apply in file order, so the last value wins. The
+    common rows go through staging tables (``services/bulk_resolution.py``),
+    the rare ones (a conversion, a merge, a conflict) through ingest's own
+    path, in the same transaction.
     """
     if not rows:
         return
-    updates = [
-        ProfileUpdate(row.identifiers, row.attributes, dialect=IMPORT_DIALECT) for row in rows
-    ]
-    outcome = store_records(uow, account, updates, now=now)
-    refused = {r.index: r.message for r in outcome.rejected}
-    seen: set[str] = set()
-    members: set[str] = set()
-    for index, contact_id in enumerate(outcome.contact_ids):
-        if contact_id is None:
-            tally.fail(RowError(rows[index].number, refused.get(index, "not stored")))
+    chunk = resolve_chunk(
+        uow,
+        account,
+        [[(i.kind, i.value) for i in row.identifiers] for row in rows],
+        now,
+        attributes=[row.attributes for row in rows],
+        list_id=list_id,
+    )
+    failed: dict[int, str] = {}
+    if chunk.rare:
+        rare = [rows[slot] for slot in chunk.rare]
+        updates = [
+            ProfileUpdate(row.identifiers, row.attributes, dialect=IMPORT_DIALECT) for row in rare
+        ]
+        outcome = store_records(uow, account, updates, now=now)
+        refused = {r.index: r.message for r in outcome.rejected}
+        seen: set[str] = set()
+        for index, (slot, contact_id) in enumerate(
+            zip(chunk.rare, outcome.contact_ids, strict=True)
+        ):
+            if contact_id is None:
+                failed[slot] = refused.get(index, "not stored")
+                continue
+            chunk.contact_of[slot] = contact_id
+            if contact_id in outcome.created_contacts and contact_id not in seen:
+                chunk.creating.add(slot)
+            seen.add(contact_id)
+        if list_id is not None:
+            members = {chunk.contact_of[slot] for slot in chunk.rare} - {None}
+            uow.lists.add_members(account.id, list_id, cast(set[str], members), now)
+    for slot, row in enumerate(rows):
+        if slot in failed:
+            tally.fail(RowError(row.number, failed[slot]))
             continue
         tally.total += 1
-        if contact_id in outcome.created_contacts and contact_id not in seen:
+        if slot in chunk.creating:
             tally.created += 1
         else:
             tally.updated += 1
-        seen.add(contact_id)
-        members.add(contact_id)
-    if list_id is not None:
-        uow.lists.add_members(account.id, list_id, members, now)
 
 
 Checkpoint = Callable[[UnitOfWork, ImportTally, Download], None]
@@ -279,7 +299,7 @@ def import_rows(
                 else:
                     batch.append(item)
                 last = item.number
-                if len(batch) + len(bad) >= BATCH_ROWS:
+                if len(batch) + len(bad) >= settings.import_chunk_rows:
                     flush()
         except EventyardError as exc:  # the header cannot be imported
             raise SourceRefused(exc.message) from exc

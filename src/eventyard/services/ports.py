@@ -63,6 +63,44 @@ class BulkResolution(Protocol):
     ) -> tuple[list[str | None], set[str]]: ...
 
 
+class SimpleRow(Protocol):
+    """A staged row of the common cases (storage/repositories/staging.py)."""
+
+    @property
+    def slot(self) -> int: ...
+    @property
+    def owner(self) -> str | None: ...
+    @property
+    def first_slot(self) -> int | None: ...
+    @property
+    def known(self) -> bool: ...
+
+
+class StagedChunk(Protocol):
+    """A large chunk staged and classified; ``rare`` rows are the planner's."""
+
+    @property
+    def rare(self) -> list[int]: ...
+    @property
+    def simple(self) -> Sequence[SimpleRow]: ...
+
+    def lock_owners(self, *, every: bool) -> None: ...
+    def write(
+        self,
+        now: datetime,
+        new_contacts: Sequence[tuple[str, str, Mapping[str, Any]]],
+        slot_contacts: Sequence[tuple[int, str]],
+        attributes: Mapping[str, Mapping[str, Any]],
+        list_id: int | None = None,
+    ) -> None: ...
+
+
+class StagingRepository(Protocol):
+    def stage_identities(
+        self, account_id: str, batch: Sequence[Sequence[tuple[str, str]]]
+    ) -> StagedChunk: ...
+
+
 class ContactRepository(Protocol):
     def find_owners(
         self, account_id: str, identifiers: Iterable[Identifier]
@@ -297,6 +335,8 @@ class UnitOfWork(Protocol):
     def groups(self) -> GroupRepository: ...
     @property
     def erasures(self) -> ErasureRepository: ...
+    @property
+    def staging(self) -> StagingRepository: ...
 
     def commit(self) -> None: ...
     def savepoint(self) -> AbstractContextManager[None]: ...

@@ -13,7 +13,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import cast
+from typing import TypeVar, cast
 
 from eventyard.core.errors import ConcurrentUpdate, EventyardError
 from eventyard.core.identifiers import Identifier
@@ -27,6 +27,8 @@ from eventyard.services.ports import BulkResolution, UnitOfWork
 MAX_RESOLUTION_ATTEMPTS = 10
 #: After this many lost races a batch takes its account's identity turn.
 TAKE_TURNS_AFTER = 2
+
+T = TypeVar("T")
 
 
 def resolve_contacts(
@@ -59,29 +61,43 @@ def resolve_contacts(
     # Pinned contacts (named by id) take part in the planner's rules only.
     in_bulk = pinned is None or all(pin is None for pin in pinned)
     wanted: set[Identifier] | None = None
-    for attempt in range(MAX_RESOLUTION_ATTEMPTS):
-        if attempt and refresh_pins is not None:
+
+    def attempt(number: int) -> tuple[list[str], set[str]]:
+        nonlocal pinned, wanted
+        if number and refresh_pins is not None:
             pinned = refresh_pins()
-        if attempt == TAKE_TURNS_AFTER:
-            # Lost twice: queue behind the other writers of this account that
-            # also lost, so that every one of them gets through in turn.
+        bulk = uow.contacts.start_bulk_resolution(account.id, batch) if in_bulk else None
+        if bulk is not None:
+            return _finish_in_bulk(uow, account, batch, now, bulk, locked)
+        if wanted is None:
+            wanted = {ident for idents in batch for ident in idents}
+        owners = uow.contacts.find_owners(account.id, wanted)
+        plan = plan_resolution(batch, owners, account.primary_kinds, new_id, pinned)
+        also_lock = {plan.contact_ids[slot] for slot in locked}
+        uow.contacts.apply_resolution(account.id, plan, now, also_lock)
+        return plan.contact_ids, set(plan.new_contacts)
+
+    return retry_lost_races(uow, account, attempt)
+
+
+def retry_lost_races(uow: UnitOfWork, account: Account, attempt: Callable[[int], T]) -> T:
+    """``attempt(n)`` in a savepoint, again while it raises ``ConcurrentUpdate``.
+
+    Each retry sees what the concurrent writer committed. After
+    :data:`TAKE_TURNS_AFTER` lost races the caller queues behind the other
+    writers of the account that also lost, so that each gets through in turn;
+    after :data:`MAX_RESOLUTION_ATTEMPTS`, a 503 the client may retry.
+    """
+    for number in range(MAX_RESOLUTION_ATTEMPTS):
+        if number == TAKE_TURNS_AFTER:
             uow.contacts.take_identity_turn(account.id)
         try:
             with uow.savepoint():
-                bulk = uow.contacts.start_bulk_resolution(account.id, batch) if in_bulk else None
-                if bulk is not None:
-                    return _finish_in_bulk(uow, account, batch, now, bulk, locked)
-                if wanted is None:
-                    wanted = {ident for idents in batch for ident in idents}
-                owners = uow.contacts.find_owners(account.id, wanted)
-                plan = plan_resolution(batch, owners, account.primary_kinds, new_id, pinned)
-                also_lock = {plan.contact_ids[slot] for slot in locked}
-                uow.contacts.apply_resolution(account.id, plan, now, also_lock)
-                return plan.contact_ids, set(plan.new_contacts)
+                return attempt(number)
         except ConcurrentUpdate:
             # Another writer is creating the same contacts right now; let it
-            # finish before planning again (jitter keeps retries apart).
-            time.sleep(random.uniform(0, 0.002 * 2**attempt))
+            # finish before trying again (jitter keeps retries apart).
+            time.sleep(random.uniform(0, 0.002 * 2**number))
     raise EventyardError(
         "contention",
         "Too many concurrent changes to the same contacts; retry the request",

@@ -29,6 +29,7 @@ from eventyard.storage.repositories.jobs import JobRepository
 from eventyard.storage.repositories.lists import ListRepository
 from eventyard.storage.repositories.message_ids import MessageIdRepository
 from eventyard.storage.repositories.retention import RetentionRepository
+from eventyard.storage.repositories.staging import StagingRepository
 
 
 class UnitOfWork:
@@ -52,6 +53,7 @@ class UnitOfWork:
         self.message_ids = MessageIdRepository(conn)
         self.groups = GroupRepository(conn)
         self.erasures = ErasureRepository(conn)
+        self.staging = StagingRepository(conn)
         self._committed = False
 
     def commit(self) -> None:

@@ -61,37 +61,62 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
     if not rows:
         return
     columns = [c.name for c in table.columns]
+    # A column missing from a row is NULL (a nullable column the caller does not use).
+    copy_rows(conn, table, columns, [[row.get(name) for name in columns] for row in rows])
+
+
+def copy_rows(
+    conn: Connection, table: Table | str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> None:
+    """Insert ``rows`` (tuples in ``columns`` order) as :func:`insert_rows` does.
+
+    ``table`` is a schema table (its JSON, timestamp and boolean values are
+    encoded as there) or the name of a temporary table (values go as they are).
+    """
+    if not rows:
+        return
+    if isinstance(table, str):
+        _write_rows(conn, table, columns, rows)
+        return
     convert = _raw_converters(conn, table)
     # Only the columns that need it are converted: a call per value costs a
-    # millisecond per 1000 activities. A column missing from a row is NULL
-    # (a nullable column the caller does not use).
+    # millisecond per 1000 activities.
     converted = [
         (position, convert[name])
         for position, name in enumerate(columns)
         if convert[name] is not _unchanged
     ]
+    if not converted:
+        _write_rows(conn, table.name, columns, rows)
+        return
     values = []
     for row in rows:
-        row_values = [row.get(name) for name in columns]
+        row_values = list(row)
         for position, converter in converted:
             row_values[position] = converter(row_values[position])
         values.append(row_values)
-    column_list = ", ".join(f'"{name}"' for name in columns)
+    _write_rows(conn, table.name, columns, values)
+
+
+def _write_rows(
+    conn: Connection, name: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> None:
+    column_list = ", ".join(f'"{column}"' for column in columns)
     if conn.dialect.name == "postgresql":
         raw = conn.connection.driver_connection
         assert raw is not None
         with (
             raw.cursor() as cursor,
-            cursor.copy(f'COPY "{table.name}" ({column_list}) FROM STDIN') as copy,
+            cursor.copy(f'COPY "{name}" ({column_list}) FROM STDIN') as copy,
         ):
-            for row_values in values:
+            for row_values in rows:
                 copy.write_row(row_values)
         return
     placeholders = ", ".join("?" for _ in columns)
     conn.exec_driver_sql(
         # Names come from our own schema, values are bound: nothing is injected.
-        f'INSERT INTO "{table.name}" ({column_list}) VALUES ({placeholders})',  # noqa: S608
-        [tuple(row_values) for row_values in values],
+        f'INSERT INTO "{name}" ({column_list}) VALUES ({placeholders})',  # noqa: S608
+        [tuple(row_values) for row_values in rows],
     )
 
 

@@ -1,0 +1,359 @@
+"""Identity resolution of large chunks (imports, backfills) through staging tables.
+
+A chunk of an import is tens of thousands of rows. Its identifiers are
+written into a temporary table with one ``COPY`` (SQLite: one
+``executemany``), their owners are looked up with one join, and the
+database classifies every row at once, with the cases and the reasoning of
+``storage/set_resolution.py`` (which does the same for API batches on
+PostgreSQL), in statements both databases run:
+
+* **owned**: every identifier of the row that has an owner belongs to one
+  live contact, known, or anonymous when the row names only anonymous kinds;
+  identifiers nobody owns yet are attached to it, provided every row of the
+  chunk naming them has that same owner;
+* **new**: nobody owns any identifier of the row; rows sharing unowned
+  identifiers form a group that must have an identifier in common (the
+  *anchor*: each row's most named identifier, ties broken by kind and
+  value), and each group is one new contact, known if a row names a known
+  kind.
+
+Rows outside these cases, and rows sharing an identifier or an owner with
+one of them, are *rare*: the caller resolves them with the planner
+(``core.identity``), in the same transaction. The two parts share neither
+identifiers nor contacts, so the order in which they are decided does not
+change what either decides.
+
+The caller computes what it writes besides the identity (a contact's
+attributes, an activity's owner) from :attr:`StagedChunk.simple` and hands
+it back to :meth:`StagedChunk.write`. On PostgreSQL the owners are locked in
+id order first and checked to be live with the status they were classified
+with; an identifier a concurrent writer created meanwhile makes the
+``INSERT … ON CONFLICT DO NOTHING`` fall short of its count. Either raises
+``ConcurrentUpdate`` and the caller stages the chunk again in a new
+savepoint. No advisory lock is taken per identifier: a chunk creates more
+than the shared lock table could hold (``set_resolution.MAX_IDENTIFIER_LOCKS``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import bindparam, text
+from sqlalchemy.engine import Connection
+
+from eventyard.core.errors import ConcurrentUpdate
+from eventyard.core.identifiers import ANONYMOUS_KINDS
+from eventyard.storage.sql_dialect import copy_rows, supports_row_locks
+from eventyard.storage.tables import contacts
+from eventyard.storage.types import UTCDateTime
+
+# Temporary tables live as long as the connection. PostgreSQL empties them
+# at every commit; the DELETEs at the start of a chunk empty them between
+# the attempts of one transaction (and on SQLite, between transactions).
+_TABLES = {
+    "staged_identifiers": "slot INTEGER NOT NULL, kind TEXT NOT NULL, value TEXT NOT NULL, "
+    "owner TEXT, owner_status TEXT",
+    "staged_slots": "slot INTEGER NOT NULL, n_owners INTEGER NOT NULL, owner TEXT, "
+    "owner_status TEXT, has_known INTEGER NOT NULL, has_new INTEGER NOT NULL, "
+    "anchor_kind TEXT, anchor_value TEXT, rare INTEGER NOT NULL DEFAULT 0",
+    "staged_contacts": "slot INTEGER NOT NULL, contact_id TEXT NOT NULL",
+    "staged_attributes": "contact_id TEXT NOT NULL, attributes TEXT NOT NULL",
+}
+# SQLite joins through indexes only (it has no hash join): without these the
+# lookup and the classification compare every staged row with every other.
+# PostgreSQL hashes the temporary tables instead, and indexes would only slow
+# the COPY into them.
+_SQLITE_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS temp.staged_identifiers_kind ON staged_identifiers (kind, value)",
+    "CREATE INDEX IF NOT EXISTS temp.staged_identifiers_slot ON staged_identifiers (slot)",
+    "CREATE INDEX IF NOT EXISTS temp.staged_identifiers_owner ON staged_identifiers (owner)",
+    "CREATE UNIQUE INDEX IF NOT EXISTS temp.staged_slots_slot ON staged_slots (slot)",
+    "CREATE INDEX IF NOT EXISTS temp.staged_slots_owner ON staged_slots (owner)",
+    "CREATE UNIQUE INDEX IF NOT EXISTS temp.staged_contacts_slot ON staged_contacts (slot)",
+)
+
+# The owner of each staged identifier, if it has one (identifiers always name
+# a live contact: a merge moves them to the survivor).
+_LOOK_UP = text("""
+UPDATE staged_identifiers SET owner = ci.contact_id, owner_status = c.status
+FROM contact_identifiers AS ci JOIN contacts AS c ON c.id = ci.contact_id
+WHERE ci.account_id = :account AND ci.kind = staged_identifiers.kind
+  AND ci.value = staged_identifiers.value
+""")
+
+# One row per slot: how many owners, which (when one), whether it names a
+# known kind or an identifier nobody owns, and its anchor when it has no owner.
+_CLASSIFY = text("""
+WITH named AS (
+    SELECT kind, value, count(*) AS events FROM staged_identifiers GROUP BY kind, value
+), anchors AS (
+    SELECT i.slot, i.kind, i.value,
+           row_number() OVER (PARTITION BY i.slot ORDER BY n.events DESC, i.kind, i.value) AS r
+    FROM staged_identifiers AS i JOIN named AS n ON n.kind = i.kind AND n.value = i.value
+    WHERE i.owner IS NULL
+), per_slot AS (
+    SELECT slot, count(DISTINCT owner) AS n_owners, min(owner) AS owner,
+           min(owner_status) AS owner_status,
+           max(CASE WHEN kind IN :anonymous THEN 0 ELSE 1 END) AS has_known,
+           max(CASE WHEN owner IS NULL THEN 1 ELSE 0 END) AS has_new
+    FROM staged_identifiers GROUP BY slot
+)
+INSERT INTO staged_slots
+    (slot, n_owners, owner, owner_status, has_known, has_new, anchor_kind, anchor_value)
+SELECT s.slot, s.n_owners, s.owner, s.owner_status, s.has_known, s.has_new,
+       CASE WHEN s.n_owners = 0 THEN a.kind END, CASE WHEN s.n_owners = 0 THEN a.value END
+FROM per_slot AS s LEFT JOIN anchors AS a ON a.slot = s.slot AND a.r = 1
+""").bindparams(bindparam("anonymous", expanding=True))
+
+# Rows outside the common cases, and those naming an unowned identifier that
+# does not fit them (named by rows of several owners, or of several groups,
+# or by rows with and without owners). Kinds hold no "|": kind || '|' ||
+# value names one identifier.
+_MARK_RARE = text("""
+UPDATE staged_slots SET rare = 1
+WHERE n_owners > 1
+   OR (n_owners = 1 AND owner_status = 'anonymous' AND has_known = 1)
+   OR (n_owners = 1 AND owner_status NOT IN ('known', 'anonymous'))
+   OR slot IN (
+        SELECT i.slot FROM staged_identifiers AS i
+        JOIN (
+            SELECT i.kind, i.value
+            FROM staged_identifiers AS i JOIN staged_slots AS s ON s.slot = i.slot
+            WHERE i.owner IS NULL
+            GROUP BY i.kind, i.value
+            HAVING NOT (
+                (min(s.n_owners) = 1 AND max(s.n_owners) = 1 AND count(DISTINCT s.owner) = 1)
+                OR (max(s.n_owners) = 0
+                    AND count(DISTINCT s.anchor_kind || '|' || s.anchor_value) = 1)
+            )
+        ) AS misfit ON misfit.kind = i.kind AND misfit.value = i.value
+   )
+""")
+
+# Rows sharing an identifier or an owner with a rare row go to the planner
+# with it, so that what the planner decides (a merge, a conversion, a new
+# contact) cannot change what the set-based part decided. Repeated until
+# nothing changes (once or twice: rare rows are few).
+_SPREAD_RARE = (
+    text("""
+UPDATE staged_slots SET rare = 1
+WHERE rare = 0 AND slot IN (
+    SELECT i.slot FROM staged_identifiers AS i
+    JOIN staged_identifiers AS j ON j.kind = i.kind AND j.value = i.value
+    JOIN staged_slots AS r ON r.slot = j.slot AND r.rare = 1
+)
+"""),
+    text("""
+UPDATE staged_slots SET rare = 1
+WHERE rare = 0 AND owner IN (
+    SELECT i.owner FROM staged_identifiers AS i
+    JOIN staged_slots AS r ON r.slot = i.slot AND r.rare = 1
+    WHERE i.owner IS NOT NULL
+)
+"""),
+)
+
+_RARE = text("SELECT slot FROM staged_slots WHERE rare = 1 ORDER BY slot")
+
+# Each common row: its owner, or the first slot of its new group and whether
+# that group is known.
+_SIMPLE = text("""
+SELECT s.slot, s.owner, g.first_slot, g.known
+FROM staged_slots AS s
+LEFT JOIN (
+    SELECT anchor_kind, anchor_value, min(slot) AS first_slot, max(has_known) AS known
+    FROM staged_slots WHERE n_owners = 0 AND rare = 0
+    GROUP BY anchor_kind, anchor_value
+) AS g ON s.n_owners = 0 AND g.anchor_kind = s.anchor_kind AND g.anchor_value = s.anchor_value
+WHERE s.rare = 0
+ORDER BY s.slot
+""")
+
+# The owners the caller changes, locked in id order (as every writer locks),
+# counted only while still live with the status they were classified with.
+_LOCK_OWNERS = text("""
+SELECT count(*) FROM (
+    SELECT c.id FROM contacts AS c
+    JOIN (
+        SELECT DISTINCT owner, owner_status FROM staged_slots
+        WHERE n_owners = 1 AND rare = 0 AND (has_new = 1 OR :every = 1)
+    ) AS o ON c.id = o.owner
+    WHERE c.merged_into IS NULL AND c.status = o.owner_status
+    ORDER BY c.id
+    FOR UPDATE OF c
+) AS locked
+""")
+
+_OWNERS_TO_LOCK = text("""
+SELECT count(DISTINCT owner) FROM staged_slots
+WHERE n_owners = 1 AND rare = 0 AND (has_new = 1 OR :every = 1)
+""")
+
+_ATTACH = text("""
+INSERT INTO contact_identifiers (account_id, kind, value, contact_id, created_at)
+SELECT :account, i.kind, i.value, min(coalesce(s.owner, n.contact_id)), :now
+FROM staged_identifiers AS i
+JOIN staged_slots AS s ON s.slot = i.slot
+LEFT JOIN staged_contacts AS n ON n.slot = i.slot
+WHERE i.owner IS NULL AND s.rare = 0
+GROUP BY i.kind, i.value
+ON CONFLICT DO NOTHING
+""").bindparams(bindparam("now", type_=UTCDateTime()))
+
+_ATTACH_COUNT = text("""
+SELECT count(DISTINCT i.kind || '|' || i.value)
+FROM staged_identifiers AS i JOIN staged_slots AS s ON s.slot = i.slot
+WHERE i.owner IS NULL AND s.rare = 0
+""")
+
+_TOUCH_OWNERS = text("""
+UPDATE contacts SET updated_at = :now
+WHERE id IN (SELECT owner FROM staged_slots WHERE n_owners = 1 AND has_new = 1 AND rare = 0)
+""").bindparams(bindparam("now", type_=UTCDateTime()))
+
+_SET_ATTRIBUTES = {
+    # The column is json (not jsonb, to keep the client's key order): from text by a cast.
+    "postgresql": text("""
+UPDATE contacts SET attributes = a.attributes::json, updated_at = :now
+FROM staged_attributes AS a WHERE contacts.id = a.contact_id
+"""),
+    "sqlite": text("""
+UPDATE contacts SET attributes = a.attributes, updated_at = :now
+FROM staged_attributes AS a WHERE contacts.id = a.contact_id
+"""),
+}
+
+_JOIN_LIST = text("""
+INSERT INTO list_members (list_id, contact_id, account_id, added_at)
+SELECT DISTINCT :list_id, coalesce(s.owner, n.contact_id), :account, :now
+FROM staged_slots AS s LEFT JOIN staged_contacts AS n ON n.slot = s.slot
+WHERE s.rare = 0
+ON CONFLICT DO NOTHING
+""").bindparams(bindparam("now", type_=UTCDateTime()))
+
+
+@dataclass(frozen=True, slots=True)
+class SimpleRow:
+    """A row of the common cases: its owner, or the new group it opens or joins."""
+
+    slot: int
+    owner: str | None
+    #: For a row without owner: the first slot of its group (the group's key).
+    first_slot: int | None
+    #: For a row without owner: whether its group names a known kind.
+    known: bool
+
+
+class StagedChunk:
+    """A chunk staged and classified; the caller resolves ``rare``, then calls :meth:`write`."""
+
+    def __init__(self, conn: Connection, account_id: str) -> None:
+        self._conn = conn
+        self._account_id = account_id
+        self.rare: list[int] = [slot for (slot,) in conn.execute(_RARE)]
+        self.simple: list[SimpleRow] = [
+            SimpleRow(slot, owner, first_slot, bool(known))
+            for slot, owner, first_slot, known in conn.execute(_SIMPLE)
+        ]
+
+    def lock_owners(self, *, every: bool) -> None:
+        """Lock the owners that gain identifiers (``every``: all owners) in id order.
+
+        ``ConcurrentUpdate`` if one was merged away or changed status since
+        the lookup. SQLite: nothing to lock (its writers take turns).
+        """
+        if not supports_row_locks(self._conn):
+            return
+        params = {"every": int(every)}
+        expected = self._conn.execute(_OWNERS_TO_LOCK, params).scalar_one()
+        if expected and self._conn.execute(_LOCK_OWNERS, params).scalar_one() != expected:
+            raise ConcurrentUpdate()
+
+    def write(
+        self,
+        now: datetime,
+        new_contacts: Sequence[tuple[str, str, Mapping[str, Any]]],
+        slot_contacts: Sequence[tuple[int, str]],
+        attributes: Mapping[str, Mapping[str, Any]],
+        list_id: int | None = None,
+    ) -> None:
+        """Create the new contacts, attach the identifiers, set owners' attributes.
+
+        ``new_contacts``: ``(id, status, attributes)``; ``slot_contacts``:
+        the new contact of each slot without owner; ``attributes``: the new
+        attributes of owners (their ``updated_at`` moves too); ``list_id``:
+        a list every contact of the common rows joins. ``ConcurrentUpdate``
+        if a concurrent writer created one of the identifiers meanwhile.
+        """
+        conn = self._conn
+        account = self._account_id
+        if new_contacts:
+            copy_rows(
+                conn,
+                contacts,
+                ("id", "account_id", "status", "attributes", "created_at", "updated_at"),
+                [(cid, account, status, attrs, now, now) for cid, status, attrs in new_contacts],
+            )
+        copy_rows(conn, "staged_contacts", ("slot", "contact_id"), slot_contacts)
+        wanted = conn.execute(_ATTACH_COUNT).scalar_one()
+        if wanted:
+            inserted = conn.execute(_ATTACH, {"account": account, "now": now}).rowcount
+            if inserted != wanted:
+                raise ConcurrentUpdate()
+            conn.execute(_TOUCH_OWNERS, {"now": now})
+        if attributes:
+            copy_rows(
+                conn,
+                "staged_attributes",
+                ("contact_id", "attributes"),
+                [(cid, orjson.dumps(attrs).decode()) for cid, attrs in attributes.items()],
+            )
+            statement = _SET_ATTRIBUTES[conn.dialect.name].bindparams(
+                bindparam("now", type_=UTCDateTime())
+            )
+            conn.execute(statement, {"now": now})
+        if list_id is not None:
+            conn.execute(_JOIN_LIST, {"list_id": list_id, "account": account, "now": now})
+
+
+class StagingRepository:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def stage_identities(
+        self, account_id: str, batch: Sequence[Sequence[tuple[str, str]]]
+    ) -> StagedChunk:
+        """Stage ``batch`` (the (kind, value) pairs of each slot, each slot naming at
+        least one, no pair twice in a slot) and classify it."""
+        conn = self.conn
+        postgres = conn.dialect.name == "postgresql"
+        suffix = " ON COMMIT DELETE ROWS" if postgres else ""
+        for name, columns in _TABLES.items():
+            conn.exec_driver_sql(f"CREATE TEMP TABLE IF NOT EXISTS {name} ({columns}){suffix}")
+            conn.exec_driver_sql(f"DELETE FROM {name}")  # noqa: S608 (our own names)
+        if not postgres:
+            for index in _SQLITE_INDEXES:
+                conn.exec_driver_sql(index)
+        copy_rows(
+            conn,
+            "staged_identifiers",
+            ("slot", "kind", "value"),
+            [(slot, kind, value) for slot, pairs in enumerate(batch) for kind, value in pairs],
+        )
+        if postgres:
+            # Temporary tables have no statistics of their own: without them the
+            # lookup may hash the account's every identifier instead of probing.
+            conn.exec_driver_sql("ANALYZE staged_identifiers")
+        conn.execute(_LOOK_UP, {"account": account_id})
+        conn.execute(_CLASSIFY, {"anonymous": sorted(ANONYMOUS_KINDS)})
+        if conn.execute(_MARK_RARE).rowcount:
+            spreading = True
+            while spreading:
+                spreading = False
+                for statement in _SPREAD_RARE:
+                    spreading = conn.execute(statement).rowcount > 0 or spreading
+        return StagedChunk(conn, account_id)
