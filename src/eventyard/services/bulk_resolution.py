@@ -60,7 +60,7 @@ def resolve_chunk(
     def attempt(number: int) -> ChunkResolution:
         staged = uow.staging.stage_identities(account.id, batch)
         staged.lock_owners(every=attributes is not None)
-        return _write(uow, account, staged, len(batch), now, attributes, strategy, list_id)
+        return _write(uow, account, staged, batch, now, attributes, strategy, list_id)
 
     return retry_lost_races(uow, account, attempt)
 
@@ -69,17 +69,17 @@ def _write(
     uow: UnitOfWork,
     account: Account,
     staged: StagedChunk,
-    size: int,
+    batch: Sequence[Sequence[tuple[str, str]]],
     now: datetime,
     attributes: Sequence[Mapping[str, Any]] | None,
     strategy: MergeStrategy,
     list_id: int | None,
 ) -> ChunkResolution:
-    contact_of: list[str | None] = [None] * size
+    contact_of: list[str | None] = [None] * len(batch)
     creating: set[int] = set()
     group_ids: dict[int, str] = {}
     new_status: dict[str, str] = {}
-    slot_contacts: list[tuple[int, str]] = []
+    new_identifiers: dict[tuple[str, str], str] = {}
     for row in staged.simple:
         if row.owner is not None:
             contact_of[row.slot] = row.owner
@@ -91,7 +91,8 @@ def _write(
             new_status[contact_id] = "known" if row.known else "anonymous"
             creating.add(row.slot)
         contact_of[row.slot] = contact_id
-        slot_contacts.append((row.slot, contact_id))
+        for pair in batch[row.slot]:
+            new_identifiers[pair] = contact_id
 
     merged: dict[str, dict[str, Any]] = {}
     if attributes is not None:
@@ -109,5 +110,5 @@ def _write(
             )
     new_contacts = [(cid, status, merged.get(cid, {})) for cid, status in new_status.items()]
     changed = {cid: attrs for cid, attrs in merged.items() if cid not in new_status}
-    staged.write(now, new_contacts, slot_contacts, changed, list_id)
+    staged.write(now, new_contacts, new_identifiers, changed, list_id)
     return ChunkResolution(contact_of, creating, staged.rare)

@@ -18,6 +18,7 @@ import csv
 import io
 import itertools
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -44,6 +45,7 @@ from eventyard.services.sources import (
     check_source,
     check_url,
     open_source,
+    read_ahead,
 )
 from eventyard.settings import Settings
 
@@ -270,41 +272,54 @@ def import_rows(
     commit (the CLI moves its progress bar).
     """
     with open_source(source, settings, local_files=local_files) as download:
-        batch: list[ImportRow] = []
-        bad: list[RowError] = []
-        last = tally.rows_done
 
-        def flush() -> None:
-            nonlocal batch, bad
+        def flush(chunk: list[ImportRow | RowError]) -> None:
             after = ImportTally.from_json(tally.to_json())
-            for error in bad:
-                after.fail(error)
-            after.rows_done = last
+            good: list[ImportRow] = []
+            for item in chunk:
+                if isinstance(item, RowError):
+                    after.fail(item)
+                else:
+                    good.append(item)
+            if chunk:
+                after.rows_done = chunk[-1].number
             with store.unit_of_work() as uow:
-                store_rows(uow, account, batch, list_id, after, clock())
+                store_rows(uow, account, good, list_id, after, clock())
                 if checkpoint is not None:
                     checkpoint(uow, after, download)
                 uow.commit()
             tally.__dict__.update(after.__dict__)
-            batch, bad = [], []
             if on_batch is not None:
                 on_batch(tally, download)
 
+        rows = read_rows(csv_records(download.chunks), account.primary_kinds)
+        # The next chunk is read and parsed while this one is written: the
+        # parser's Python runs while the database works on the chunk.
+        chunks = read_ahead(chunks_after(rows, tally.rows_done, settings.import_chunk_rows))
         try:
-            for item in read_rows(csv_records(download.chunks), account.primary_kinds):
-                if item.number <= tally.rows_done:
-                    continue  # stored by an earlier attempt
-                if isinstance(item, RowError):
-                    bad.append(item)
-                else:
-                    batch.append(item)
-                last = item.number
-                if len(batch) + len(bad) >= settings.import_chunk_rows:
-                    flush()
+            with closing(chunks):
+                for chunk in chunks:
+                    flush(chunk)
         except EventyardError as exc:  # the header cannot be imported
             raise SourceRefused(exc.message) from exc
-        if batch or bad or tally.rows_done == 1:
-            flush()
+        if tally.rows_done == 1:  # an empty file: its outcome is committed all the same
+            flush([])
+
+
+def chunks_after(
+    rows: Iterator[ImportRow | RowError], done: int, size: int
+) -> Iterator[list[ImportRow | RowError]]:
+    """The rows after row number ``done`` (stored by an earlier attempt), ``size`` at a time."""
+    chunk: list[ImportRow | RowError] = []
+    for item in rows:
+        if item.number <= done:
+            continue
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 # --- the jobs -------------------------------------------------------------------

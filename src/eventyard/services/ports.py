@@ -89,7 +89,7 @@ class StagedChunk(Protocol):
         self,
         now: datetime,
         new_contacts: Sequence[tuple[str, str, Mapping[str, Any]]],
-        slot_contacts: Sequence[tuple[int, str]],
+        new_identifiers: Mapping[tuple[str, str], str],
         attributes: Mapping[str, Mapping[str, Any]],
         list_id: int | None = None,
     ) -> None: ...

@@ -11,18 +11,24 @@ cannot lead elsewhere. Redirects are followed by httpx (at most
 
 from __future__ import annotations
 
+import queue
 import socket
-from collections.abc import Iterator
+import threading
+from collections.abc import Generator, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import httpx
 
 from eventyard.core.netguard import Network, address_refusal, parse_allowlist
 from eventyard.settings import Settings
+
+T = TypeVar("T")
+#: What :func:`read_ahead`'s thread hands over after the last item.
+_END = object()
 
 MAX_REDIRECTS = 5
 CHUNK_BYTES = 64 * 1024
@@ -281,3 +287,46 @@ def _file_download(path: Path, settings: Settings) -> Iterator[Download]:
         download = Download(iter(()), size)
         download.chunks = _capped(iter(lambda: handle.read(CHUNK_BYTES), b""), download, cap)
         yield download
+
+
+def read_ahead(items: Iterator[T], depth: int = 1) -> Generator[T, None, None]:
+    """What ``items`` yields, produced by a thread up to ``depth`` items ahead of the caller.
+
+    While the caller waits on the database (the driver releases the GIL),
+    the thread reads and parses the next part of the file. An exception of
+    ``items`` is raised to the caller when it reaches that point. Closing
+    the returned generator stops the thread and waits for it, so ``items``
+    (and the download under it) is no longer used once it is closed.
+    """
+    ready: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def hand_over(entry: tuple[bool, Any]) -> bool:
+        while not stop.is_set():
+            with suppress(queue.Full):
+                ready.put(entry, timeout=0.1)
+                return True
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not hand_over((True, item)):
+                    return
+            hand_over((True, _END))
+        except BaseException as exc:  # handed to the caller, raised there
+            hand_over((False, exc))
+
+    thread = threading.Thread(target=produce, name="eventyard-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            ok, item = ready.get()
+            if not ok:
+                raise item
+            if item is _END:
+                return
+            yield item
+    finally:
+        stop.set()
+        thread.join()

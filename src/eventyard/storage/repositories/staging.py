@@ -44,11 +44,12 @@ from typing import Any
 import orjson
 from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
 from eventyard.core.errors import ConcurrentUpdate
 from eventyard.core.identifiers import ANONYMOUS_KINDS
 from eventyard.storage.sql_dialect import copy_rows, supports_row_locks
-from eventyard.storage.tables import contacts
+from eventyard.storage.tables import contact_identifiers, contacts, list_members
 from eventyard.storage.types import UTCDateTime
 
 # Temporary tables live as long as the connection. PostgreSQL empties them
@@ -60,7 +61,6 @@ _TABLES = {
     "staged_slots": "slot INTEGER NOT NULL, n_owners INTEGER NOT NULL, owner TEXT, "
     "owner_status TEXT, has_known INTEGER NOT NULL, has_new INTEGER NOT NULL, "
     "anchor_kind TEXT, anchor_value TEXT, rare INTEGER NOT NULL DEFAULT 0",
-    "staged_contacts": "slot INTEGER NOT NULL, contact_id TEXT NOT NULL",
     "staged_attributes": "contact_id TEXT NOT NULL, attributes TEXT NOT NULL",
 }
 # SQLite joins through indexes only (it has no hash join): without these the
@@ -73,7 +73,6 @@ _SQLITE_INDEXES = (
     "CREATE INDEX IF NOT EXISTS temp.staged_identifiers_owner ON staged_identifiers (owner)",
     "CREATE UNIQUE INDEX IF NOT EXISTS temp.staged_slots_slot ON staged_slots (slot)",
     "CREATE INDEX IF NOT EXISTS temp.staged_slots_owner ON staged_slots (owner)",
-    "CREATE UNIQUE INDEX IF NOT EXISTS temp.staged_contacts_slot ON staged_contacts (slot)",
 )
 
 # The owner of each staged identifier, if it has one (identifiers always name
@@ -193,21 +192,20 @@ SELECT count(DISTINCT owner) FROM staged_slots
 WHERE n_owners = 1 AND rare = 0 AND (has_new = 1 OR :every = 1)
 """)
 
+# Identifiers nobody owned, named by rows of one owner: attached to it. (Those
+# of new contacts come from the caller, who knows them.)
 _ATTACH = text("""
 INSERT INTO contact_identifiers (account_id, kind, value, contact_id, created_at)
-SELECT :account, i.kind, i.value, min(coalesce(s.owner, n.contact_id)), :now
-FROM staged_identifiers AS i
-JOIN staged_slots AS s ON s.slot = i.slot
-LEFT JOIN staged_contacts AS n ON n.slot = i.slot
-WHERE i.owner IS NULL AND s.rare = 0
-GROUP BY i.kind, i.value
+SELECT DISTINCT :account, i.kind, i.value, s.owner, :now
+FROM staged_identifiers AS i JOIN staged_slots AS s ON s.slot = i.slot
+WHERE i.owner IS NULL AND s.n_owners = 1 AND s.rare = 0
 ON CONFLICT DO NOTHING
 """).bindparams(bindparam("now", type_=UTCDateTime()))
 
 _ATTACH_COUNT = text("""
 SELECT count(DISTINCT i.kind || '|' || i.value)
 FROM staged_identifiers AS i JOIN staged_slots AS s ON s.slot = i.slot
-WHERE i.owner IS NULL AND s.rare = 0
+WHERE i.owner IS NULL AND s.n_owners = 1 AND s.rare = 0
 """)
 
 _TOUCH_OWNERS = text("""
@@ -227,11 +225,12 @@ FROM staged_attributes AS a WHERE contacts.id = a.contact_id
 """),
 }
 
-_JOIN_LIST = text("""
+# The owners join the list (those already members stay as they were); the
+# new contacts come from the caller.
+_OWNERS_JOIN_LIST = text("""
 INSERT INTO list_members (list_id, contact_id, account_id, added_at)
-SELECT DISTINCT :list_id, coalesce(s.owner, n.contact_id), :account, :now
-FROM staged_slots AS s LEFT JOIN staged_contacts AS n ON n.slot = s.slot
-WHERE s.rare = 0
+SELECT DISTINCT :list_id, owner, :account, :now
+FROM staged_slots WHERE n_owners = 1 AND rare = 0
 ON CONFLICT DO NOTHING
 """).bindparams(bindparam("now", type_=UTCDateTime()))
 
@@ -277,28 +276,48 @@ class StagedChunk:
         self,
         now: datetime,
         new_contacts: Sequence[tuple[str, str, Mapping[str, Any]]],
-        slot_contacts: Sequence[tuple[int, str]],
+        new_identifiers: Mapping[tuple[str, str], str],
         attributes: Mapping[str, Mapping[str, Any]],
         list_id: int | None = None,
     ) -> None:
-        """Create the new contacts, attach the identifiers, set owners' attributes.
+        """Create the new contacts with their identifiers, attach owners' new identifiers,
+        set owners' attributes.
 
-        ``new_contacts``: ``(id, status, attributes)``; ``slot_contacts``:
-        the new contact of each slot without owner; ``attributes``: the new
-        attributes of owners (their ``updated_at`` moves too); ``list_id``:
-        a list every contact of the common rows joins. ``ConcurrentUpdate``
-        if a concurrent writer created one of the identifiers meanwhile.
+        ``new_contacts``: ``(id, status, attributes)``; ``new_identifiers``:
+        the contact of each identifier of the new contacts' rows;
+        ``attributes``: the new attributes of owners (their ``updated_at``
+        moves too); ``list_id``: a list every contact of the common rows
+        joins. ``ConcurrentUpdate`` if a concurrent writer created one of the
+        identifiers meanwhile.
         """
         conn = self._conn
         account = self._account_id
         if new_contacts:
+            # Fresh ids, and identifiers nobody owned at the lookup: straight in
+            # by COPY, without the join and sort of an INSERT … SELECT.
             copy_rows(
                 conn,
                 contacts,
                 ("id", "account_id", "status", "attributes", "created_at", "updated_at"),
                 [(cid, account, status, attrs, now, now) for cid, status, attrs in new_contacts],
             )
-        copy_rows(conn, "staged_contacts", ("slot", "contact_id"), slot_contacts)
+            try:
+                with conn.begin_nested():
+                    copy_rows(
+                        conn,
+                        contact_identifiers,
+                        ("account_id", "kind", "value", "contact_id", "created_at"),
+                        [(account, k, v, cid, now) for (k, v), cid in new_identifiers.items()],
+                    )
+            except IntegrityError as exc:  # a concurrent writer created one meanwhile
+                raise ConcurrentUpdate() from exc
+            if list_id is not None:
+                copy_rows(
+                    conn,
+                    list_members,
+                    ("list_id", "contact_id", "account_id", "added_at"),
+                    [(list_id, cid, account, now) for cid, _, _ in new_contacts],
+                )
         wanted = conn.execute(_ATTACH_COUNT).scalar_one()
         if wanted:
             inserted = conn.execute(_ATTACH, {"account": account, "now": now}).rowcount
@@ -317,7 +336,7 @@ class StagedChunk:
             )
             conn.execute(statement, {"now": now})
         if list_id is not None:
-            conn.execute(_JOIN_LIST, {"list_id": list_id, "account": account, "now": now})
+            conn.execute(_OWNERS_JOIN_LIST, {"list_id": list_id, "account": account, "now": now})
 
 
 class StagingRepository:
