@@ -8,12 +8,12 @@ import signal
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, NoReturn, cast
 
 import orjson
 import typer
@@ -35,12 +35,13 @@ from eventyard.api.definitions import definition_json
 from eventyard.api.jobs import job_json
 from eventyard.api.lists import list_json
 from eventyard.core.account_settings import effective_settings, settings_document
+from eventyard.core.activity_import import BackfillTally
 from eventyard.core.contact_import import ImportTally
 from eventyard.core.errors import EventyardError
 from eventyard.core.identifiers import parse_identifier_query
 from eventyard.core.ids import is_id
 from eventyard.core.model import Account, ActivityDefinition, Job
-from eventyard.dialects.registry import create_account
+from eventyard.dialects.registry import BUILTIN_DIALECTS, create_account
 from eventyard.jobs.periodic import periodic_jobs
 from eventyard.jobs.registry import HANDLERS
 from eventyard.jobs.worker import Worker, WorkerThread
@@ -54,6 +55,7 @@ from eventyard.services.accounts import (
     list_accounts,
     update_account_settings,
 )
+from eventyard.services.backfill import BackfillFormat, format_of, import_activities
 from eventyard.services.imports import import_rows
 from eventyard.services.jobs import enqueue_job, get_job, list_jobs
 from eventyard.services.retention import purge_activities
@@ -489,6 +491,8 @@ def _print_rows(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     console.print(table)
 
 
+#: What ``activities import --dialect`` may name.
+DIALECT_NAMES = frozenset(dialect.name for dialect in BUILTIN_DIALECTS)
 AccountOption = Annotated[str, typer.Option("--account", help="The account's id.")]
 ActivityIdArgument = Annotated[
     str, typer.Argument(help="The activity id, e.g. act:cm:product-purchase.")
@@ -689,6 +693,35 @@ def lists_contacts(
     )
 
 
+def _local_or_url(source: str) -> str:
+    """A local file as its absolute path; a URL as it is."""
+    if "://" not in source and Path(source).exists():
+        return str(Path(source).resolve())
+    return source
+
+
+def _file_progress(
+    started: float, as_json: bool
+) -> tuple[Progress, Callable[[int, Download], None]]:
+    """A progress bar of a file being loaded (bytes, rows, rows/s, ETA), and how to move it."""
+    progress = Progress(
+        TextColumn("[bold]importing"),
+        BarColumn(),
+        DownloadColumn(),
+        TextColumn("{task.fields[rows]} rows, {task.fields[rate]} rows/s"),
+        TimeRemainingColumn(),
+        console=err_console,
+        disable=as_json,
+    )
+    task = progress.add_task("import", total=None, rows=0, rate=0)
+
+    def moved(rows: int, download: Download) -> None:
+        rate = round(rows / max(time.monotonic() - started, 1e-6))
+        progress.update(task, completed=download.read, total=download.size, rows=rows, rate=rate)
+
+    return progress, moved
+
+
 @contacts_app.command("import")
 def contacts_import(
     source: Annotated[
@@ -705,8 +738,7 @@ def contacts_import(
     URLs pass the same SSRF rule as bulk uploads (EVENTYARD_URL_ALLOWLIST);
     local files are read whatever EVENTYARD_IMPORT_LOCAL_FILES says.
     """
-    if "://" not in source and Path(source).exists():
-        source = str(Path(source).resolve())
+    source = _local_or_url(source)
     settings = _settings()
     tally = ImportTally()
     started = time.monotonic()
@@ -714,23 +746,7 @@ def contacts_import(
         account = get_account(store, account_id)
         if list_id is not None:
             list_service.get_list(store, account, list_id)
-        progress = Progress(
-            TextColumn("[bold]importing"),
-            BarColumn(),
-            DownloadColumn(),
-            TextColumn("{task.fields[rows]} rows, {task.fields[rate]} rows/s"),
-            TimeRemainingColumn(),
-            console=err_console,
-            disable=as_json,
-        )
-        task = progress.add_task("import", total=None, rows=0, rate=0)
-
-        def moved(done: ImportTally, download: Download) -> None:
-            rate = round(done.total / max(time.monotonic() - started, 1e-6))
-            progress.update(
-                task, completed=download.read, total=download.size, rows=done.total, rate=rate
-            )
-
+        progress, moved = _file_progress(started, as_json)
         try:
             with progress:
                 import_rows(
@@ -742,7 +758,7 @@ def contacts_import(
                     tally,
                     local_files=True,
                     clock=lambda: datetime.now(UTC),
-                    on_batch=moved,
+                    on_batch=lambda done, download: moved(done.total, download),
                 )
         except (SourceRefused, SourceUnavailable) as exc:
             _fail(EventyardError("import_failed", f"{exc} ({tally.total} rows stored before)"))
@@ -813,3 +829,97 @@ def contacts_erase(
         table.add_row(kind.replace("_", " "), str(count))
     table.add_row("erased at", document["erased_at"])
     console.print(table)
+
+
+activities_app = typer.Typer(
+    help="Activities: load historical ones from a file.", no_args_is_help=True
+)
+app.add_typer(activities_app, name="activities")
+
+
+@activities_app.command("import")
+def activities_import(
+    source: Annotated[
+        str,
+        typer.Argument(help="An NDJSON or CSV file: a local path, an http(s):// or s3:// URL."),
+    ],
+    account_id: AccountOption,
+    dialect: Annotated[
+        str,
+        typer.Option(
+            "--dialect", help="The dialect the activities came through (stored as their dialect)."
+        ),
+    ],
+    file_format: Annotated[
+        str | None,
+        typer.Option(
+            "--format", help="ndjson or csv; by default .csv files are CSV, others NDJSON."
+        ),
+    ] = None,
+    after_row: Annotated[
+        int,
+        typer.Option(
+            "--after-row", min=0, help="Skip the lines up to this one (stored by an earlier run)."
+        ),
+    ] = 0,
+    as_json: JsonOption = False,
+) -> None:
+    """Load a backfill of historical activities, for existing or new contacts.
+
+    Each line (NDJSON) or row (CSV) is an activity with its contact's
+    identifiers, a name and its occurred_at; stored with journey_eligible
+    false. An activity with an id is stored once however often it is loaded.
+    See docs/operations.md, "Imports and backfills at size".
+    """
+    if dialect not in DIALECT_NAMES:
+        _fail(
+            EventyardError(
+                "invalid_dialect",
+                f"--dialect {dialect!r} is none of: {', '.join(sorted(DIALECT_NAMES))}",
+            )
+        )
+    if file_format not in (None, "ndjson", "csv"):
+        _fail(EventyardError("invalid_format", "--format is ndjson or csv"))
+    source = _local_or_url(source)
+    chosen = cast(BackfillFormat, file_format) if file_format else format_of(source)
+    settings = _settings()
+    tally = BackfillTally(rows_done=after_row)
+    started = time.monotonic()
+    with _command_store() as store:
+        account = get_account(store, account_id)
+        progress, moved = _file_progress(started, as_json)
+        try:
+            with progress:
+                import_activities(
+                    store,
+                    settings,
+                    account,
+                    source,
+                    dialect,
+                    tally,
+                    file_format=chosen,
+                    local_files=True,
+                    clock=lambda: datetime.now(UTC),
+                    on_chunk=lambda done, download: moved(done.total, download),
+                )
+        except (SourceRefused, SourceUnavailable) as exc:
+            _fail(
+                EventyardError(
+                    "import_failed",
+                    f"{exc} (lines up to {tally.rows_done} are stored: "
+                    f"go on with --after-row {tally.rows_done})",
+                )
+            )
+    seconds = time.monotonic() - started
+    summary = {**tally.to_json(), "seconds": round(seconds, 3)}
+    if as_json:
+        typer.echo(orjson.dumps(summary).decode())
+        return
+    table = Table(title="Activity backfill", show_header=False)
+    for key in ("total", "stored", "repeated", "failed", "contacts_created", "rows_done"):
+        table.add_row(key, str(summary[key]))
+    table.add_row("seconds", f"{seconds:.1f}")
+    table.add_row("activities/s", f"{tally.total / max(seconds, 1e-6):,.0f}")
+    console.print(table)
+    for error in tally.errors[:10]:
+        err_console.print(f"line {error['row']}: {escape(error['reason'])}")

@@ -44,6 +44,7 @@ from eventyard.services.sources import (
     SourceUnavailable,
     check_source,
     check_url,
+    chunks_after,
     open_source,
     read_ahead,
 )
@@ -304,22 +305,6 @@ def import_rows(
             raise SourceRefused(exc.message) from exc
         if tally.rows_done == 1:  # an empty file: its outcome is committed all the same
             flush([])
-
-
-def chunks_after(
-    rows: Iterator[ImportRow | RowError], done: int, size: int
-) -> Iterator[list[ImportRow | RowError]]:
-    """The rows after row number ``done`` (stored by an earlier attempt), ``size`` at a time."""
-    chunk: list[ImportRow | RowError] = []
-    for item in rows:
-        if item.number <= done:
-            continue
-        chunk.append(item)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
 
 
 # --- the jobs -------------------------------------------------------------------

@@ -99,6 +99,7 @@ class StagingRepository(Protocol):
     def stage_identities(
         self, account_id: str, batch: Sequence[Sequence[tuple[str, str]]]
     ) -> StagedChunk: ...
+    def insert_activities(self, rows: Sequence[Sequence[Any]]) -> set[str]: ...
 
 
 class ContactRepository(Protocol):

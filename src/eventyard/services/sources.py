@@ -18,7 +18,7 @@ from collections.abc import Generator, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import httpx
@@ -330,3 +330,38 @@ def read_ahead(items: Iterator[T], depth: int = 1) -> Generator[T, None, None]:
     finally:
         stop.set()
         thread.join()
+
+
+class Numbered(Protocol):
+    """A row of a file, or why it is skipped: either knows its number."""
+
+    @property
+    def number(self) -> int: ...
+
+
+N = TypeVar("N", bound=Numbered)
+
+
+def chunks_after(rows: Iterator[N], done: int, size: int) -> Iterator[list[N]]:
+    """The rows after row number ``done`` (stored by an earlier attempt), ``size`` at a time."""
+    chunk: list[N] = []
+    for item in rows:
+        if item.number <= done:
+            continue
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def split_lines(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """The lines of a file given as chunks of bytes (without their line ends)."""
+    left = b""
+    for chunk in chunks:
+        lines = (left + chunk).split(b"\n")
+        left = lines.pop()
+        yield from lines
+    if left:
+        yield left

@@ -66,18 +66,25 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
 
 
 def copy_rows(
-    conn: Connection, table: Table | str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    conn: Connection,
+    table: Table | str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    into: str | None = None,
 ) -> None:
     """Insert ``rows`` (tuples in ``columns`` order) as :func:`insert_rows` does.
 
     ``table`` is a schema table (its JSON, timestamp and boolean values are
-    encoded as there) or the name of a temporary table (values go as they are).
+    encoded as there) or the name of a temporary table (values go as they
+    are); ``into`` names a temporary table that takes rows encoded for ``table``.
     """
     if not rows:
         return
     if isinstance(table, str):
         _write_rows(conn, table, columns, rows)
         return
+    name = into or table.name
     convert = _raw_converters(conn, table)
     # Only the columns that need it are converted: a call per value costs a
     # millisecond per 1000 activities.
@@ -87,7 +94,7 @@ def copy_rows(
         if convert[name] is not _unchanged
     ]
     if not converted:
-        _write_rows(conn, table.name, columns, rows)
+        _write_rows(conn, name, columns, rows)
         return
     values = []
     for row in rows:
@@ -95,7 +102,7 @@ def copy_rows(
         for position, converter in converted:
             row_values[position] = converter(row_values[position])
         values.append(row_values)
-    _write_rows(conn, table.name, columns, values)
+    _write_rows(conn, name, columns, values)
 
 
 def _write_rows(

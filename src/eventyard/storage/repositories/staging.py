@@ -49,7 +49,7 @@ from sqlalchemy.exc import IntegrityError
 from eventyard.core.errors import ConcurrentUpdate
 from eventyard.core.identifiers import ANONYMOUS_KINDS
 from eventyard.storage.sql_dialect import copy_rows, supports_row_locks
-from eventyard.storage.tables import contact_identifiers, contacts, list_members
+from eventyard.storage.tables import activities, contact_identifiers, contacts, list_members
 from eventyard.storage.types import UTCDateTime
 
 # Temporary tables live as long as the connection. PostgreSQL empties them
@@ -339,9 +339,54 @@ class StagedChunk:
             conn.execute(_OWNERS_JOIN_LIST, {"list_id": list_id, "account": account, "now": now})
 
 
+#: The columns of an activity a backfill writes (the others stay NULL).
+ACTIVITY_COLUMNS = (
+    "id",
+    "account_id",
+    "contact_id",
+    "name",
+    "occurred_at",
+    "received_at",
+    "source",
+    "dialect",
+    "journey_eligible",
+    "properties",
+    "dedup_key",
+)
+_STAGED_ACTIVITIES = {
+    "postgresql": "CREATE TEMP TABLE IF NOT EXISTS staged_activities "
+    "(LIKE activities) ON COMMIT DELETE ROWS",
+    "sqlite": "CREATE TEMP TABLE IF NOT EXISTS staged_activities AS "
+    "SELECT * FROM main.activities WHERE 0",
+}
+_COLUMN_LIST = ", ".join(ACTIVITY_COLUMNS)
+# Rows whose dedup key (with its time) the account already holds, or that an
+# earlier row of the chunk names, are left out.
+_INSERT_STAGED_ACTIVITIES = text(
+    f"INSERT INTO activities ({_COLUMN_LIST}) "  # noqa: S608 (our own column names)
+    f"SELECT {_COLUMN_LIST} FROM staged_activities WHERE true "
+    "ON CONFLICT DO NOTHING RETURNING id"
+)
+
+
 class StagingRepository:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
+
+    def insert_activities(self, rows: Sequence[Sequence[Any]]) -> set[str]:
+        """Insert activities (tuples in :data:`ACTIVITY_COLUMNS` order); the ids stored.
+
+        Without dedup keys straight in by COPY; with them through a staging
+        table and one ``INSERT … SELECT … ON CONFLICT DO NOTHING``.
+        """
+        conn = self.conn
+        if all(row[-1] is None for row in rows):
+            copy_rows(conn, activities, ACTIVITY_COLUMNS, rows)
+            return {row[0] for row in rows}
+        conn.exec_driver_sql(_STAGED_ACTIVITIES[conn.dialect.name])
+        conn.exec_driver_sql("DELETE FROM staged_activities")
+        copy_rows(conn, activities, ACTIVITY_COLUMNS, rows, into="staged_activities")
+        return set(conn.execute(_INSERT_STAGED_ACTIVITIES).scalars())
 
     def stage_identities(
         self, account_id: str, batch: Sequence[Sequence[tuple[str, str]]]
