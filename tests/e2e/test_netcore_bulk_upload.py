@@ -9,12 +9,14 @@ the shared database, which would take these jobs without the allow-list).
 from __future__ import annotations
 
 import os
+import random
 import signal
 import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +24,16 @@ import boto3
 import httpx
 import orjson
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from eventyard.core.model import NewAccount
+from eventyard.core.identifiers import EMAIL, MOBILE, Identifier
+from eventyard.core.model import NewAccount, ProfileUpdate
 from eventyard.core.signatures import SIGNATURE_HEADER, signature_matches
 from eventyard.dialects.registry import create_account
+from eventyard.services.ingest import store_records
 from eventyard.storage.database import Database
 from eventyard.storage.migrate import upgrade_database
-from eventyard.storage.tables import contacts
+from eventyard.storage.tables import contact_identifiers, contacts, list_members
 from tests.e2e.bulk_upload_support import (
     FileServer,
     SmtpServer,
@@ -472,8 +476,14 @@ class TestRefusals:
 
 # --- a worker killed mid-import -------------------------------------------------
 
-#: Short leases, so that a killed worker's job is taken over within seconds.
-WORKER_ENV = {"EVENTYARD_JOB_LEASE_SECONDS": "2", "EVENTYARD_WORKER_POLL_SECONDS": "0.1"}
+#: Short leases, so that a killed worker's job is taken over within seconds, and
+#: small chunks, so that a 100k-row import commits many times and a kill lands
+#: between commits.
+WORKER_ENV = {
+    "EVENTYARD_JOB_LEASE_SECONDS": "2",
+    "EVENTYARD_WORKER_POLL_SECONDS": "0.1",
+    "EVENTYARD_IMPORT_CHUNK_ROWS": "2000",
+}
 
 
 def start_worker(database_url: str, peers: Peers, log: Path) -> subprocess.Popen[bytes]:
@@ -494,22 +504,121 @@ def stop(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
-def test_a_worker_killed_mid_import_is_taken_over_without_counting_twice(
+#: The bad rows of the file below, by row number: what is written and why it fails.
+#: One comes before the kill, the others after it.
+BAD_ROWS = {
+    3: ("c@,,x", "email 'c@' is not a valid e-mail address"),
+    30_001: (",,x", "no identifier: email and mobile are empty"),
+    55_555: (
+        "x@example.com,12ab,x",
+        "mobile '12ab' must contain only digits, with an optional leading '+'",
+    ),
+    80_000: ("y@example.com,x", "has 2 fields where the header has 3"),
+    100_001: ("z@example.com,,x,x", "has 4 fields where the header has 3"),
+}
+
+
+@dataclass
+class ContactFile:
+    """What importing a contact file must leave behind."""
+
+    #: Each contact's e-mail and mobile as stored; contact 0 exists before the import.
+    contacts: list[tuple[str, str]]
+    #: The number of each contact's last row: its ``row`` attribute after the import.
+    last_row: list[int]
+
+
+def write_contact_file(path: Path, rows: int) -> ContactFile:
+    """``rows`` data rows: the first for a contact names its e-mail and mobile; one in
+    five names an earlier contact again, by e-mail, mobile or both, spelt otherwise,
+    often one of the last few hundred (the same chunk) and otherwise any."""
+    rng = random.Random(19)
+    file = ContactFile([], [])
+    with path.open("w") as handle:
+        handle.write("email,mobile,row\n")
+        for number in range(2, rows + 2):
+            if number in BAD_ROWS:
+                handle.write(BAD_ROWS[number][0] + "\n")
+                continue
+            known = len(file.contacts)
+            if known and rng.random() < 0.2:
+                k = rng.randrange(max(0, known - 300) if rng.random() < 0.5 else 0, known)
+                email, mobile = file.contacts[k]
+                email = email.upper() if rng.random() < 0.5 else email
+                mobile = f"{mobile[:3]} {mobile[3:8]}-{mobile[8:]}"
+                email, mobile = rng.choice([(email, ""), ("", mobile), (email, mobile)])
+            else:
+                k = known
+                email, mobile = f"c{k}@example.com", f"+91{9_000_000_000 + k}"
+                file.contacts.append((email, mobile))
+                file.last_row.append(number)
+            file.last_row[k] = number
+            handle.write(f"{email},{mobile},{number}\n")
+    return file
+
+
+def store_contacts(database_url: str, account: NewAccount, contacts: list[ProfileUpdate]) -> None:
+    store = Database.from_url(database_url, pool_size=1)
+    try:
+        with store.unit_of_work() as uow:
+            store_records(uow, account.account, contacts, now=datetime.now(UTC))
+            uow.commit()
+    finally:
+        store.dispose()
+
+
+@dataclass
+class StoredContacts:
+    """An account's contacts as its tables hold them."""
+
+    owners: dict[tuple[str, str], str]
+    attributes: dict[str, dict[str, Any]]
+    members: set[str]
+
+
+def read_contacts(database_url: str, account: NewAccount, list_id: int) -> StoredContacts:
+    """The account's identifiers and their owners, contacts' attributes, the list's members."""
+    store = Database.from_url(database_url, pool_size=1)
+    mine = account.account.id
+    try:
+        with store.engine.connect() as conn:
+            owners = conn.execute(
+                select(
+                    contact_identifiers.c.kind,
+                    contact_identifiers.c.value,
+                    contact_identifiers.c.contact_id,
+                ).where(contact_identifiers.c.account_id == mine)
+            )
+            attributes = conn.execute(
+                select(contacts.c.id, contacts.c.attributes).where(contacts.c.account_id == mine)
+            )
+            members = conn.execute(
+                select(list_members.c.contact_id).where(list_members.c.list_id == list_id)
+            )
+            return StoredContacts(
+                {(kind, value): owner for kind, value, owner in owners},
+                dict(attributes.all()),
+                set(members.scalars()),
+            )
+    finally:
+        store.dispose()
+
+
+def test_a_worker_killed_mid_import_is_taken_over_and_imports_every_row_once(
     backend: str, peers: Peers, tmp_path: Path, request: Any
 ) -> None:
-    """Issue 6: "a worker killed mid-import whose job is resumed or cleanly marked failed
-    (never half-silent)". The server runs no worker; a worker process is SIGKILLed
-    once the first batches are committed; a fresh one takes the job over after its
-    lease and goes on after the last committed row."""
+    """Issue 19: "A test kills the worker in the middle of a 100k-row import and checks
+    that the restarted job finishes with every row imported exactly once." The server
+    runs no worker; a worker process is SIGKILLed once half the file is committed; a
+    fresh one takes the job over after its lease and goes on after the last committed
+    row. A row applied twice would count twice; a row skipped would leave its
+    contact's ``row`` attribute at an earlier row."""
     if backend == "postgresql":
         request.getfixturevalue("postgres_url")
-    rows = 30_000
+    rows = 100_000
+    chunk = int(WORKER_ENV["EVENTYARD_IMPORT_CHUNK_ROWS"])
     name = f"resume-{backend}-{tmp_path.name}.csv"
-    with (peers.files.root / name).open("w") as handle:
-        handle.write("email,n\n")
-        for n in range(rows):
-            handle.write(f"r{n}@example.com,{n}\n")
-        handle.write("broken,row,here\n")
+    file = write_contact_file(peers.files.root / name, rows)
     with (
         own_database(backend, tmp_path) as url,
         running_server(
@@ -518,23 +627,50 @@ def test_a_worker_killed_mid_import_is_taken_over_without_counting_twice(
         httpx.Client(base_url=server.base_url, timeout=60) as api,
     ):
         account = create_account_at(url, "resume")
+        list_id = create_list(api, account, "Imported")
+        # Contact 0 of the file is there already (the file updates it); the outsider
+        # is not in the file and does not join the list.
+        email, mobile = file.contacts[0]
+        store_contacts(
+            url,
+            account,
+            [
+                ProfileUpdate(
+                    (Identifier(EMAIL, email), Identifier(MOBILE, mobile)),
+                    {"row": "0", "origin": "api"},
+                    dialect="test",
+                ),
+                ProfileUpdate(
+                    (Identifier(EMAIL, "outsider@example.com"),), {"row": "0"}, dialect="test"
+                ),
+            ],
+        )
         r = api.post(
             APIV2,
-            params={**BULK, "apikey": account.netcore_api_key, "path": peers.files.url(name)},
+            params={
+                **BULK,
+                "apikey": account.netcore_api_key,
+                "path": peers.files.url(name),
+                "listid": list_id,
+            },
         )
         requestid = r.json()["requestid"]
         assert job(api, account, requestid)["status"] == "queued", "no worker runs yet"
 
         first = start_worker(url, peers, tmp_path / "worker.log")
         try:
-            wait_for(lambda: job(api, account, requestid)["total"] > 0, what="a first batch")
+            wait_for(
+                lambda: job(api, account, requestid)["total"] >= rows // 2,
+                what="half the file committed",
+            )
             first.send_signal(signal.SIGKILL)
             first.wait()
         finally:
             stop(first)
         partial = job(api, account, requestid)
         assert partial["status"] == "running"
-        assert 0 < partial["total"] < rows, "the worker finished before it was killed"
+        assert rows // 2 <= partial["total"] < rows, "the worker finished before it was killed"
+        assert partial["total"] % chunk == 0, "the progress is that of whole chunks"
 
         second = start_worker(url, peers, tmp_path / "worker.log")
         try:
@@ -543,21 +679,34 @@ def test_a_worker_killed_mid_import_is_taken_over_without_counting_twice(
             stop(second)
         assert done["status"] == "completed", done
         assert done["attempts"] == 2
-        assert (done["total"], done["created"], done["updated"]) == (rows + 1, rows, 0)
+        created = len(file.contacts) - 1
+        assert (done["total"], done["created"], done["updated"], done["failed"]) == (
+            rows,
+            created,
+            rows - len(BAD_ROWS) - created,
+            len(BAD_ROWS),
+        )
         assert done["errors"] == [
-            {"row": rows + 2, "reason": "has 3 fields where the header has 2"}
+            {"row": number, "reason": reason} for number, (_, reason) in BAD_ROWS.items()
         ]
-        store = Database.from_url(url, pool_size=1)
-        try:
-            with store.engine.connect() as conn:
-                stored = conn.execute(
-                    select(func.count())
-                    .select_from(contacts)
-                    .where(contacts.c.account_id == account.account.id)
-                ).scalar_one()
-        finally:
-            store.dispose()
-        assert stored == rows
+
+        stored = read_contacts(url, account, list_id)
+        outsider = stored.owners[(EMAIL, "outsider@example.com")]
+        assert len(stored.attributes) == len(file.contacts) + 1, "contacts"
+        assert len(stored.owners) == 2 * len(file.contacts) + 1, "identifiers"
+        owner_of = [stored.owners.get((EMAIL, email), "") for email, _ in file.contacts]
+        assert [stored.owners.get((MOBILE, mobile), "") for _, mobile in file.contacts] == owner_of
+        assert len(set(owner_of) - {"", outsider}) == len(file.contacts), "one owner each"
+        expected = [{"row": str(last)} for last in file.last_row]
+        expected[0]["origin"] = "api"  # kept: the file has no such column
+        wrong = [
+            (email, stored.attributes.get(owner), want)
+            for (email, _), owner, want in zip(file.contacts, owner_of, expected, strict=True)
+            if stored.attributes.get(owner) != want
+        ]
+        assert wrong == [], "attributes other than the last row's"
+        assert stored.attributes[outsider] == {"row": "0"}
+        assert stored.members == set(owner_of)
 
 
 # --- the command line -------------------------------------------------------------
