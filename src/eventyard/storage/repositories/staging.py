@@ -65,14 +65,20 @@ _TABLES = {
 }
 # SQLite joins through indexes only (it has no hash join): without these the
 # lookup and the classification compare every staged row with every other.
-# PostgreSQL hashes the temporary tables instead, and indexes would only slow
-# the COPY into them.
-_SQLITE_INDEXES = (
-    "CREATE INDEX IF NOT EXISTS temp.staged_identifiers_kind ON staged_identifiers (kind, value)",
-    "CREATE INDEX IF NOT EXISTS temp.staged_identifiers_slot ON staged_identifiers (slot)",
-    "CREATE INDEX IF NOT EXISTS temp.staged_identifiers_owner ON staged_identifiers (owner)",
-    "CREATE UNIQUE INDEX IF NOT EXISTS temp.staged_slots_slot ON staged_slots (slot)",
-    "CREATE INDEX IF NOT EXISTS temp.staged_slots_owner ON staged_slots (owner)",
+# Each is built once its column holds its values (one sort, instead of an
+# index updated row by row), so SQLite drops and makes its staging tables
+# again for every chunk. PostgreSQL hashes the temporary tables instead, and
+# indexes would only slow the COPY into them.
+_SQLITE_INDEXES_AFTER_COPY = (
+    "CREATE INDEX temp.staged_identifiers_kind ON staged_identifiers (kind, value)",
+    "CREATE INDEX temp.staged_identifiers_slot ON staged_identifiers (slot)",
+)
+_SQLITE_INDEXES_AFTER_LOOKUP = (
+    "CREATE INDEX temp.staged_identifiers_owner ON staged_identifiers (owner)",
+)
+_SQLITE_INDEXES_AFTER_CLASSIFY = (
+    "CREATE UNIQUE INDEX temp.staged_slots_slot ON staged_slots (slot)",
+    "CREATE INDEX temp.staged_slots_owner ON staged_slots (owner)",
 )
 
 # The owner of each staged identifier, if it has one (identifiers always name
@@ -395,25 +401,36 @@ class StagingRepository:
         least one, no pair twice in a slot) and classify it."""
         conn = self.conn
         postgres = conn.dialect.name == "postgresql"
-        suffix = " ON COMMIT DELETE ROWS" if postgres else ""
+
+        def index(statements: Sequence[str]) -> None:
+            if not postgres:
+                for statement in statements:
+                    conn.exec_driver_sql(statement)
+
         for name, columns in _TABLES.items():
-            conn.exec_driver_sql(f"CREATE TEMP TABLE IF NOT EXISTS {name} ({columns}){suffix}")
-            conn.exec_driver_sql(f"DELETE FROM {name}")  # noqa: S608 (our own names)
-        if not postgres:
-            for index in _SQLITE_INDEXES:
-                conn.exec_driver_sql(index)
+            if postgres:
+                conn.exec_driver_sql(
+                    f"CREATE TEMP TABLE IF NOT EXISTS {name} ({columns}) ON COMMIT DELETE ROWS"
+                )
+                conn.exec_driver_sql(f"DELETE FROM {name}")  # noqa: S608 (our own names)
+            else:
+                conn.exec_driver_sql(f"DROP TABLE IF EXISTS temp.{name}")
+                conn.exec_driver_sql(f"CREATE TEMP TABLE {name} ({columns})")
         copy_rows(
             conn,
             "staged_identifiers",
             ("slot", "kind", "value"),
             [(slot, kind, value) for slot, pairs in enumerate(batch) for kind, value in pairs],
         )
+        index(_SQLITE_INDEXES_AFTER_COPY)
         if postgres:
             # Temporary tables have no statistics of their own: without them the
             # lookup may hash the account's every identifier instead of probing.
             conn.exec_driver_sql("ANALYZE staged_identifiers")
         conn.execute(_LOOK_UP, {"account": account_id})
+        index(_SQLITE_INDEXES_AFTER_LOOKUP)
         conn.execute(_CLASSIFY, {"anonymous": sorted(ANONYMOUS_KINDS)})
+        index(_SQLITE_INDEXES_AFTER_CLASSIFY)
         if conn.execute(_MARK_RARE).rowcount:
             spreading = True
             while spreading:
