@@ -85,8 +85,9 @@ TARGET_INGEST_SHARE = 0.70
 #: ``+9198<n>`` for n below the row count), so that no batch names a contact of the file.
 INGEST_FIRST_PERSON = 100_000_000
 #: Bodies built for the load during the import: the idle rate times the import's own
-#: seconds times this (the import is slower under load, and the load slower beside it).
-LOAD_MARGIN = 1.5
+#: seconds times this (the import is slower under load, and the load slower beside it:
+#: a 30,000-row import on PostgreSQL took 2.4 times as long, ingest kept 66 %).
+LOAD_MARGIN = 2.5
 #: Fewer batches answered while the import ran than this is no measurement.
 MIN_DURING_BATCHES = 8
 #: How often the job is polled, in seconds (the import's seconds include up to one poll).
