@@ -36,7 +36,11 @@ Parts, each measured in the same run and on the same machine:
             one seeded with ``--scale-contacts`` contacts and
             ``--scale-activities`` activities.
 ``import``  a bulk CSV import of ``--import-rows`` rows
-            (``bench/netcore_import.py``): rows/s and peak RSS.
+            (``bench/netcore_import.py``): rows/s and peak RSS; then the same
+            import beside Netcore batch ingest (``--import-ingest-batches``
+            batches idle, the same load while the import runs): ingest's
+            events/s during the import against idle (target 70 %) and the
+            import's seconds under that load (``--no-import-ingest``: not).
 
 The load generator runs in this process (or the part's own script), the
 server in its own; both share the machine's cores with PostgreSQL. The JSON
@@ -78,8 +82,16 @@ from sqlalchemy import create_engine, func, select
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.load import percentile
-from bench.traffic import TRAFFIC, ContactPool, Request, Traffic, events_of
-from tests.reliability.dialects import DIALECTS_BY_NAME, stored_markers
+from bench.traffic import (
+    TRAFFIC,
+    Clients,
+    ContactPool,
+    Request,
+    Tally,
+    Traffic,
+    count_missing,
+    events_of,
+)
 from tests.support import (
     create_account_at,
     running_server,
@@ -105,9 +117,9 @@ PROFILED_PARTS = ("ingest", "overlap", "workers", "single", "scaling")
 BENCH_ENV = {"EVENTYARD_RATE_LIMIT_PER_SECOND": "0"}
 #: Dialects of the ingest part and the events per request of each.
 INGEST = {name: traffic.per_request for name, traffic in TRAFFIC.items()}
-#: People are numbered; each dialect's clients and the overlap part have their own range,
-#: so that 10 % of every dialect's people are new although they share an account.
-PEOPLE_PER_CLIENT = 10_000_000
+#: People are numbered; each dialect's clients (``PEOPLE_PER_CLIENT`` apart) and the overlap
+#: part have their own range, so that 10 % of every dialect's people are new although they
+#: share an account.
 PEOPLE_PER_DIALECT = 100_000_000
 OVERLAP_FIRST_PERSON = 600_000_000
 #: py-spy, installed with the test extras beside this Python.
@@ -124,6 +136,7 @@ TARGET_SINGLE_MAX = 3000.0
 TARGET_READ_P99_MS = 20.0
 TARGET_IMPORT_SECONDS = 60.0
 TARGET_IMPORT_RSS_MB = 300.0
+TARGET_IMPORT_INGEST_SHARE = 0.70
 
 PROFILES: dict[str, dict[str, Any]] = {
     "smoke": {
@@ -139,6 +152,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "scale_activities": 20000,
         "read_requests": 5,
         "import_rows": 2000,
+        "import_ingest_batches": 4,
     },
     "quick": {
         "limit_rows": 30000,
@@ -153,6 +167,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "scale_activities": 1_000_000,
         "read_requests": 50,
         "import_rows": 100_000,
+        "import_ingest_batches": 30,
     },
     "full": {
         "limit_rows": 100_000,
@@ -167,6 +182,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "scale_activities": 10_000_000,
         "read_requests": 200,
         "import_rows": 1_000_000,
+        "import_ingest_batches": 60,
     },
 }
 
@@ -452,30 +468,13 @@ async def drive_ingest(
     earlier, answered batches created, and new ones, never people a batch
     still in flight is creating (the ``overlap`` part does that).
     """
-    per_request = traffic.per_request
-    requests = max(1, total_events // per_request)
-    pools = [
-        ContactPool(first_person + number * PEOPLE_PER_CLIENT, seed=number)
-        for number in range(clients)
-    ]
-    rngs = [random.Random(number) for number in range(clients)]
-
-    def next_request(number: int, tag: str) -> Request:
-        people = pools[number].batch(per_request)
-        return traffic.build(account, events_of(people, per_request, tag), rngs[number])
-
+    requests = max(1, total_events // traffic.per_request)
+    senders = Clients(account, traffic, clients, first_person)
     # Every body is built before the clock starts: building 1000 realistic events
     # takes the load generator 12-35 ms, as much as the server may spend on them.
-    warmup = [next_request(number, "w") for number in range(clients)]
-    queues = [
-        [next_request(number, str(n)) for n in range(number, requests, clients)]
-        for number in range(clients)
-    ]
+    warmup = senders.warmup()
+    queues = senders.queues(requests, "")
     tally = Tally(traffic.accepted)
-
-    async def client(mine: list[Request], http: httpx.AsyncClient) -> None:
-        for request in mine:
-            await tally.send(http, request)
 
     async with httpx.AsyncClient(base_url=base_url, timeout=120) as http:
         # Warm-up (not timed): the first people of every client exist before timing.
@@ -483,7 +482,7 @@ async def drive_ingest(
             await request.send(http)
         cpu_before = server_cpu()
         started = time.perf_counter()
-        await asyncio.gather(*(client(mine, http) for mine in queues))
+        await asyncio.gather(*(tally.send_each(http, mine) for mine in queues))
         seconds = time.perf_counter() - started
         cpu = server_cpu() - cpu_before
     return {
@@ -545,23 +544,6 @@ async def drive_overlap(
         "requests": rounds * clients,
         **tally.figures(seconds, cpu),
     }
-
-
-def count_missing(url: str, account: NewAccount, results: dict[str, dict[str, Any]]) -> None:
-    """Replace each figure set's acknowledged markers by how many of them are not stored
-    and how many are stored more than once."""
-    store = Database.from_url(url, pool_size=1)
-    try:
-        for name, figures in results.items():
-            traffic = TRAFFIC[figures.get("dialect", name)]
-            stored = Counter(
-                stored_markers(store, account.account.id, DIALECTS_BY_NAME[traffic.name])
-            )
-            acknowledged = figures.pop("acknowledged")
-            figures["missing"] = sum(1 for m in acknowledged if m not in stored)
-            figures["doubled"] = sum(1 for m in acknowledged if stored[m] > 1)
-    finally:
-        store.dispose()
 
 
 def measure_ingest(
@@ -632,44 +614,6 @@ def measure_overlap(
     results = {"netcore": figures}
     count_missing(url, account, results)
     return figures
-
-
-class Tally:
-    """What a stretch of load got back: latencies, statuses, acknowledged markers."""
-
-    def __init__(self, accepted: Callable[[httpx.Response], bool]) -> None:
-        self.accepted = accepted
-        self.latencies: list[float] = []
-        self.acknowledged: list[str] = []
-        self.statuses: Counter[int] = Counter()
-        self.failures: list[str] = []
-
-    async def send(self, http: httpx.AsyncClient, request: Request) -> None:
-        started = time.perf_counter()
-        r = await request.send(http)
-        self.latencies.append((time.perf_counter() - started) * 1000)
-        self.statuses[r.status_code] += 1
-        if self.accepted(r):
-            self.acknowledged.extend(request.marks)
-        else:
-            self.failures.append(f"{r.status_code} {r.text[:200]}")
-
-    def figures(self, seconds: float, cpu: float) -> dict[str, Any]:
-        """The figures every batch part reports."""
-        done = self.acknowledged
-        return {
-            "events": len(done),
-            "seconds": round(seconds, 2),
-            "events_per_s": round(len(done) / seconds, 1),
-            "p50_ms": round(percentile(self.latencies, 0.50), 1),
-            "p99_ms": round(percentile(self.latencies, 0.99), 1),
-            "statuses": {str(code): count for code, count in sorted(self.statuses.items())},
-            "server_cpu_s": round(cpu, 2),
-            "server_cpu_ms_per_1000": round(cpu * 1e6 / len(done), 1) if done else None,
-            "failures": self.failures[:5],
-            "failed": len(self.failures),
-            "acknowledged": done,
-        }
 
 
 # --- part 3: single events ----------------------------------------------------------------
@@ -989,6 +933,11 @@ def measure_import(backends: Sequence[str], args: argparse.Namespace, folder: Pa
             ",".join(backends),
             "--postgres-url",
             args.postgres_url,
+            "--ingest-batches",
+            str(args.import_ingest_batches),
+            "--ingest-clients",
+            str(args.clients),
+            *([] if args.import_ingest else ["--no-ingest"]),
         ],
         folder / "import.json",
     )
@@ -1192,6 +1141,45 @@ def show(result: dict[str, Any]) -> None:
                 verdict(ok) if run["rows"] >= 1_000_000 else "(1 M rows for the target)",
             )
         console.print(table)
+        show_import_under_load(console, result["import"])
+
+
+def show_import_under_load(console: Console, runs: list[dict[str, Any]]) -> None:
+    """Netcore batch ingest idle and while the import runs, and the import under that load."""
+    loaded = [run for run in runs if run.get("under_load")]
+    if not loaded:
+        return
+    table = Table(title="5b. Netcore batch ingest while the import runs (1000-event batches)")
+    for column in (
+        "backend",
+        "idle ev/s",
+        "during import ev/s",
+        "of idle / target 70 %",
+        "p99 ms idle / during",
+        "import s alone / loaded",
+        "rows/s alone / loaded",
+        "missing/doubled",
+    ):
+        table.add_column(column, justify="right")
+    for run in loaded:
+        u = run["under_load"]
+        during = u["during_events_per_s"]
+        table.add_row(
+            run["backend"],
+            f"{u['idle_events_per_s']:,.0f}",
+            "(too short)" if during is None else f"{during:,.0f}",
+            ""
+            if u["ratio"] is None
+            else f"{u['ratio']:.0%} {verdict(u['ratio'] >= TARGET_IMPORT_INGEST_SHARE)}",
+            f"{u['idle_p99_ms']} / {'' if during is None else u['during_p99_ms']}",
+            f"{run['seconds']} / {u['import_seconds']}",
+            f"{run['rows_per_s']:,.0f} / {u['import_rows_per_s']:,.0f}",
+            f"{u['missing']}/{u['doubled']}",
+        )
+    console.print(table)
+    for run in loaded:
+        if run["under_load"]["note"]:
+            console.print(f"{run['backend']}: {run['under_load']['note']}")
 
 
 def show_profiles(console: Console, profiles: dict[str, Any]) -> None:
@@ -1220,6 +1208,12 @@ def main(argv: list[str] | None = None) -> int:
     for name, default in PROFILES["full"].items():
         parser.add_argument(f"--{name.replace('_', '-')}", type=type(default), default=None)
     parser.add_argument("--output", type=Path, default=RESULTS / "suite.json")
+    parser.add_argument(
+        "--no-import-ingest",
+        dest="import_ingest",
+        action="store_false",
+        help="the import part only imports, not again beside Netcore batch ingest",
+    )
     parser.add_argument(
         "--profile",
         type=Path,
@@ -1333,6 +1327,14 @@ def lost_events(result: dict[str, Any]) -> int:
     )
     scaling = result.get("scaling", {})
     checked += [scaling[label]["netcore"] for label in ("empty", "seeded") if label in scaling]
+    # The import's own checks (rows counted, events stored once) fail its script, and so the run.
+    unstored += sum(
+        run["under_load"]["missing"]
+        + run["under_load"]["doubled"]
+        + run["under_load"]["failed_requests"]
+        for run in result.get("import", [])
+        if run.get("under_load")
+    )
     return unstored + sum(f["missing"] + f["doubled"] + f["failed"] for f in checked)
 
 

@@ -28,8 +28,10 @@ from __future__ import annotations
 
 import gzip
 import random
+import time
 import uuid
 import zlib
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -37,9 +39,11 @@ from typing import Any
 
 import httpx
 import orjson
-from tests.reliability.dialects import DIALECTS_BY_NAME, MARK, ORTTO_ACTIVITIES
+from bench.load import percentile
+from tests.reliability.dialects import DIALECTS_BY_NAME, MARK, ORTTO_ACTIVITIES, stored_markers
 
 from eventyard.core.model import NewAccount
+from eventyard.storage.database import Database
 
 #: An activity to send: the person's number and the activity's unique marker.
 Event = tuple[int, str]
@@ -54,6 +58,8 @@ PRODUCTS = (
 NETCORE_NAMES = ("Page Browse", "Product View", "Add To Cart", "Checkout", "Purchase")
 #: Segment answers 400 above 500 KB of (inflated) batch.
 SEGMENT_MAX_BATCH_BYTES = 500 * 1024
+#: Each client's people start this far from the previous client's (``Clients``).
+PEOPLE_PER_CLIENT = 10_000_000
 
 
 @dataclass(frozen=True)
@@ -371,3 +377,141 @@ class ContactPool:
 def events_of(people: Sequence[int], count: int, tag: str) -> list[Event]:
     """``count`` activities over ``people`` (each at least once while there are enough)."""
     return [(people[i % len(people)], f"{people[i % len(people)]}#{tag}-{i}") for i in range(count)]
+
+
+class Clients:
+    """``count`` clients sending one dialect's traffic, each with its own people and random stream.
+
+    Client ``number``'s people are numbered from ``first_person + number *
+    PEOPLE_PER_CLIENT``. Requests built later name the people that earlier
+    ones (of the same client) created, so successive stretches of load can
+    share one ``Clients``.
+    """
+
+    def __init__(
+        self, account: NewAccount, traffic: Traffic, count: int, first_person: int = 0
+    ) -> None:
+        self.account = account
+        self.traffic = traffic
+        self.count = count
+        self.pools = [
+            ContactPool(first_person + number * PEOPLE_PER_CLIENT, seed=number)
+            for number in range(count)
+        ]
+        self.rngs = [random.Random(number) for number in range(count)]
+
+    def request(self, number: int, tag: str) -> Request:
+        """Client ``number``'s next request; ``tag`` makes its markers unique."""
+        per_request = self.traffic.per_request
+        people = self.pools[number].batch(per_request)
+        return self.traffic.build(
+            self.account, events_of(people, per_request, tag), self.rngs[number]
+        )
+
+    def warmup(self) -> list[Request]:
+        """One request per client, to send untimed: every client's first people."""
+        return [self.request(number, "w") for number in range(self.count)]
+
+    def queues(self, requests: int, tag: str) -> list[list[Request]]:
+        """``requests`` requests dealt to the clients in turn, one list per client."""
+        return [
+            [self.request(number, f"{tag}{n}") for n in range(number, requests, self.count)]
+            for number in range(self.count)
+        ]
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One request's answer, as a load generator saw it."""
+
+    #: ``time.perf_counter()`` when the answer arrived.
+    at: float
+    latency_ms: float
+    status: int
+    #: The markers of the activities it acknowledged (none unless accepted).
+    acknowledged: list[str]
+    failure: str | None
+
+
+class Tally:
+    """What a stretch of load got back: latencies, statuses, acknowledged markers."""
+
+    def __init__(self, accepted: Callable[[httpx.Response], bool]) -> None:
+        self.accepted = accepted
+        self.answers: list[Answer] = []
+
+    async def send(self, http: httpx.AsyncClient, request: Request) -> None:
+        started = time.perf_counter()
+        r = await request.send(http)
+        at = time.perf_counter()
+        accepted = self.accepted(r)
+        self.answers.append(
+            Answer(
+                at,
+                (at - started) * 1000,
+                r.status_code,
+                request.marks if accepted else [],
+                None if accepted else f"{r.status_code} {r.text[:200]}",
+            )
+        )
+
+    async def send_each(
+        self,
+        http: httpx.AsyncClient,
+        requests: Sequence[Request],
+        until: Callable[[], bool] | None = None,
+    ) -> None:
+        """Send ``requests`` one after the other; stop before the next once ``until()`` is true."""
+        for request in requests:
+            if until is not None and until():
+                return
+            await self.send(http, request)
+
+    def answered_by(self, moment: float) -> Tally:
+        """The answers that arrived by ``moment`` (``time.perf_counter()``), as a tally."""
+        cut = Tally(self.accepted)
+        cut.answers = [a for a in self.answers if a.at <= moment]
+        return cut
+
+    @property
+    def acknowledged(self) -> list[str]:
+        return [mark for answer in self.answers for mark in answer.acknowledged]
+
+    def figures(self, seconds: float, cpu: float | None) -> dict[str, Any]:
+        """The figures every batch part reports (``cpu``: the server's CPU seconds, if read)."""
+        done = self.acknowledged
+        latencies = [a.latency_ms for a in self.answers]
+        failures = [a.failure for a in self.answers if a.failure is not None]
+        statuses = Counter(a.status for a in self.answers)
+        return {
+            "events": len(done),
+            "seconds": round(seconds, 2),
+            "events_per_s": round(len(done) / seconds, 1),
+            "p50_ms": round(percentile(latencies, 0.50), 1),
+            "p99_ms": round(percentile(latencies, 0.99), 1),
+            "statuses": {str(code): count for code, count in sorted(statuses.items())},
+            "server_cpu_s": None if cpu is None else round(cpu, 2),
+            "server_cpu_ms_per_1000": (
+                round(cpu * 1e6 / len(done), 1) if cpu is not None and done else None
+            ),
+            "failures": failures[:5],
+            "failed": len(failures),
+            "acknowledged": done,
+        }
+
+
+def count_missing(url: str, account: NewAccount, results: dict[str, dict[str, Any]]) -> None:
+    """Replace each figure set's acknowledged markers by how many of them are not stored
+    and how many are stored more than once."""
+    store = Database.from_url(url, pool_size=1)
+    try:
+        for name, figures in results.items():
+            traffic = TRAFFIC[figures.get("dialect", name)]
+            stored = Counter(
+                stored_markers(store, account.account.id, DIALECTS_BY_NAME[traffic.name])
+            )
+            acknowledged = figures.pop("acknowledged")
+            figures["missing"] = sum(1 for m in acknowledged if m not in stored)
+            figures["doubled"] = sum(1 for m in acknowledged if stored[m] > 1)
+    finally:
+        store.dispose()
