@@ -22,7 +22,9 @@ from eventyard.core.model import NewAccount
 from eventyard.dialects.registry import create_account
 from eventyard.storage.database import Database
 from eventyard.storage.engine import normalize_database_url
+from eventyard.storage.migrate import upgrade_database
 
+ROOT = Path(__file__).resolve().parents[1]
 PAYLOADS = Path(__file__).parent / "payloads"
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 #: How long a starting server may take to answer; generous for a loaded machine.
@@ -54,6 +56,34 @@ def scratch_postgres_database(admin_url: str) -> Iterator[str]:
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     finally:
         admin.dispose()
+
+
+@contextmanager
+def own_database(backend: str, directory: Path) -> Iterator[str]:
+    """A migrated database of ``backend`` for one test or module, which no other
+    server's worker looks at: a SQLite file in ``directory`` or a scratch PostgreSQL
+    database."""
+    if backend == "sqlite":
+        url = f"sqlite:///{directory / 'own.db'}"
+        upgrade_database(url)
+        yield url
+        return
+    admin_url = os.environ.get("EVENTYARD_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)
+    with scratch_postgres_database(admin_url) as url:
+        upgrade_database(url)
+        yield url
+
+
+def run_cli(database_url: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``python -m eventyard ARGS`` on ``database_url``, its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "eventyard", *args],
+        env={**os.environ, "EVENTYARD_DATABASE_URL": database_url, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
 
 
 def create_account_at(database_url: str, name: str) -> NewAccount:

@@ -48,6 +48,7 @@ from eventyard.services.ingest_stats import (
     purge_message_ids,
     rejection_errors,
 )
+from eventyard.services.pacing import Foreground
 from eventyard.services.ports import Store
 from eventyard.settings import Settings
 from eventyard.storage.database import Database
@@ -64,6 +65,7 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     """Build the application; ``store`` defaults to the database in ``settings``."""
     database = store or Database.from_settings(settings)
     metrics = Metrics.create()
+    foreground = Foreground()
     # One job worker per server process unless separate `eventyard worker`s run the jobs.
     worker = (
         Worker(
@@ -72,6 +74,7 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
             HANDLERS,
             metrics=metrics,
             periodic=periodic_jobs(settings, utc_now()),
+            foreground=foreground,
         )
         if settings.run_worker
         else None
@@ -131,6 +134,7 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
         credentials=CredentialCache(settings.auth_cache_seconds),
         rate_limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
         committer=committer,
+        foreground=foreground,
     )
     # The ingest routes come first: the router tries routes in the order they
     # were included, and a single-event request matched after the 40 routes

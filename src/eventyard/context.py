@@ -26,6 +26,7 @@ from eventyard.services.ingest import (
     ingest_request,
 )
 from eventyard.services.ingest_stats import RejectionError, record_rejection
+from eventyard.services.pacing import Foreground
 from eventyard.services.ports import Store
 from eventyard.settings import Settings
 
@@ -49,6 +50,8 @@ class AppContext:
     #: Shares one transaction among concurrent small ingest requests; ``None``
     #: stores every request in a transaction of its own.
     committer: GroupCommitter | None = None
+    #: When this process last received an ingest request (bulk work gives way).
+    foreground: Foreground = field(default_factory=Foreground)
 
     async def authenticate(
         self, kind: str, secret: str | None, public_id: str | None = None

@@ -198,6 +198,16 @@ class Settings(BaseSettings):
             "chunk commits with the job's progress, and a resumed job goes on after it."
         ),
     )
+    import_busy_share: float = Field(
+        default=0.3,
+        gt=0,
+        le=1,
+        description=(
+            "While the server receives ingest requests, the share of time a contact import "
+            "or backfill run by the server's own job worker may take: after each chunk it "
+            "pauses for the rest. 1 never pauses."
+        ),
+    )
     fetch_timeout_seconds: float = Field(
         default=30.0,
         gt=0,

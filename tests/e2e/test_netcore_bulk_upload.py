@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,7 +31,6 @@ from eventyard.core.signatures import SIGNATURE_HEADER, signature_matches
 from eventyard.dialects.registry import create_account
 from eventyard.services.ingest import store_records
 from eventyard.storage.database import Database
-from eventyard.storage.migrate import upgrade_database
 from eventyard.storage.tables import contact_identifiers, contacts, list_members
 from tests.e2e.bulk_upload_support import (
     FileServer,
@@ -43,12 +41,12 @@ from tests.e2e.bulk_upload_support import (
     wait_for,
 )
 from tests.support import (
-    DEFAULT_POSTGRES_URL,
     admin,
     create_account_at,
     find_contact,
+    own_database,
+    run_cli,
     running_server,
-    scratch_postgres_database,
 )
 
 APIV2 = "/apiv2"
@@ -58,21 +56,6 @@ AWS_ENV = {
     "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_DEFAULT_REGION": "us-east-1",
 }
-ROOT = Path(__file__).resolve().parents[2]
-
-
-@contextmanager
-def own_database(backend: str, directory: Path) -> Iterator[str]:
-    """A migrated database no other server's worker looks at."""
-    if backend == "sqlite":
-        url = f"sqlite:///{directory / 'bulk.db'}"
-        upgrade_database(url)
-        yield url
-        return
-    admin_url = os.environ.get("EVENTYARD_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)
-    with scratch_postgres_database(admin_url) as url:
-        upgrade_database(url)
-        yield url
 
 
 @dataclass
@@ -710,17 +693,6 @@ def test_a_worker_killed_mid_import_is_taken_over_and_imports_every_row_once(
 
 
 # --- the command line -------------------------------------------------------------
-
-
-def run_cli(database_url: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "eventyard", *args],
-        env={**os.environ, "EVENTYARD_DATABASE_URL": database_url, **env},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=ROOT,
-    )
 
 
 def test_cli_imports_a_file_into_a_list(backend: str, tmp_path: Path, request: Any) -> None:

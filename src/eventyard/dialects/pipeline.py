@@ -160,6 +160,7 @@ class IngestEndpoint(Generic[P]):
 
 async def receive(request: Request, ctx: AppContext, endpoint: IngestEndpoint[Any]) -> Response:
     """Run one request through the pipeline and answer it in the dialect's shape."""
+    ctx.foreground.touch()
     credential = endpoint.read_credential(request)
     account: Account | None = None
     if credential is not None:

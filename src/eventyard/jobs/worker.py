@@ -33,6 +33,7 @@ from eventyard.services.jobs import (
     error_text,
     retry_delay,
 )
+from eventyard.services.pacing import Foreground
 from eventyard.services.ports import Store
 from eventyard.settings import Settings
 
@@ -66,8 +67,11 @@ class Worker:
         metrics: Metrics | None = None,
         clock: Callable[[], datetime] = _utc_now,
         periodic: Sequence[PeriodicJob] = (),
+        foreground: Foreground | None = None,
     ) -> None:
         self.store = store
+        #: The API's traffic in this process, which bulk jobs give way to.
+        self.foreground = foreground
         self.settings = settings
         self.handlers = dict(handlers)
         self.kinds = sorted(self.handlers)
@@ -155,6 +159,7 @@ class Worker:
             worker_id=self.worker_id,
             lease_seconds=self.settings.job_lease_seconds,
             clock=self.clock,
+            foreground=self.foreground,
         )
         outcome: Outcome | None = None
         error: str | None = None

@@ -17,6 +17,7 @@ import codecs
 import csv
 import io
 import itertools
+import time
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ from eventyard.core.model import Account, Job, ProfileUpdate
 from eventyard.services.bulk_resolution import resolve_chunk
 from eventyard.services.ingest import store_records
 from eventyard.services.jobs import JobFailed, JobRun, LeaseLost, enqueue
+from eventyard.services.pacing import give_way
 from eventyard.services.ports import Store, UnitOfWork
 from eventyard.services.sources import (
     Download,
@@ -264,13 +266,15 @@ def import_rows(
     clock: Callable[[], datetime],
     checkpoint: Checkpoint | None = None,
     on_batch: Callable[[ImportTally, Download], None] | None = None,
+    pace: Callable[[float], object] | None = None,
 ) -> None:
     """Import the rows of ``source`` after ``tally.rows_done`` into ``account``.
 
     ``tally`` is brought up to date after each committed batch (so after a
     failure it says what is stored). ``checkpoint`` runs inside each batch's
     transaction (the job saves its progress there); ``on_batch`` after each
-    commit (the CLI moves its progress bar).
+    commit (the CLI moves its progress bar); ``pace`` after each chunk with
+    the seconds it took (the job gives way to the API there).
     """
     with open_source(source, settings, local_files=local_files) as download:
 
@@ -300,7 +304,10 @@ def import_rows(
         try:
             with closing(chunks):
                 for chunk in chunks:
+                    started = time.monotonic()
                     flush(chunk)
+                    if pace is not None:
+                        pace(time.monotonic() - started)
         except EventyardError as exc:  # the header cannot be imported
             raise SourceRefused(exc.message) from exc
         if tally.rows_done == 1:  # an empty file: its outcome is committed all the same
@@ -359,6 +366,7 @@ def run_import_job(run: JobRun) -> dict[str, Any]:
             local_files=run.settings.import_local_files,
             clock=run.now,
             checkpoint=checkpoint,
+            pace=lambda worked: give_way(run.foreground, worked, run.settings.import_busy_share),
         )
     except LeaseLost:
         raise

@@ -16,6 +16,7 @@ from typing import Any
 from eventyard.core.errors import EventyardError, NotFound
 from eventyard.core.ids import is_id, new_id
 from eventyard.core.model import Account, Job
+from eventyard.services.pacing import Foreground
 from eventyard.services.ports import Store, UnitOfWork
 from eventyard.settings import Settings
 
@@ -181,6 +182,8 @@ class JobRun:
     worker_id: str
     lease_seconds: float
     clock: Callable[[], datetime]
+    #: The API's traffic in the worker's process (``None``: a worker of its own).
+    foreground: Foreground | None = None
     #: Set by :meth:`complete_in`: the worker then leaves the job as it is.
     completed: bool = False
 
