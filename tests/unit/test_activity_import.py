@@ -144,6 +144,26 @@ class TestNdjsonShape:
         assert errors(rows) == [(5, "name is missing or empty")]
 
 
+class TestEncodings:
+    def test_a_byte_order_mark_before_the_first_line_is_ignored(self) -> None:
+        """Rule: "A byte order mark before the first line is ignored" (as in CSV files,
+        which editors on Windows save with one)."""
+        rows = list(
+            read_json_lines(
+                iter([b'\xef\xbb\xbf{"name": "x", "occurred_at": 0, "email": "a@e.com"}']),
+                PRIMARY_KINDS,
+            )
+        )
+        assert only(rows).name == "x"
+
+    def test_null_properties_are_none(self) -> None:
+        """Rule: ``"properties": null`` is none."""
+        row = only(
+            read_ndjson('{"name": "x", "occurred_at": 0, "email": "a@e.com", "properties": null}')
+        )
+        assert row.properties == {}
+
+
 class TestIdentifiers:
     def test_nested_identifiers_of_any_kind(self) -> None:
         """Rule: ``"identifiers"?: {"email": …}``: an object of kind: value, every kind."""
@@ -184,6 +204,15 @@ class TestIdentifiers:
             ("identity", "u-1"),
             ("custID", "C1"),
         )
+
+    def test_anonymous_history_names_its_anonid_at_the_top_level(self) -> None:
+        """Rule: "``email``, ``mobile``, ``anonid`` and the account's primary kinds may
+        also be top-level fields": a web visitor's history loads as it was exported."""
+        row = only(read_ndjson('{"name": "Visit", "occurred_at": 0, "AnonId": "v-9"}'))
+        assert row.identifiers == (("anonid", "v-9"),)
+        csv_row = only(read_csv("name,occurred_at,anonid\nVisit,2025-01-01,v-9\n"))
+        assert csv_row.identifiers == (("anonid", "v-9"),)
+        assert csv_row.properties == {}
 
     def test_top_level_and_nested_identifiers_together(self) -> None:
         """Rule: both spellings name identifiers of the one contact; a pair named
@@ -475,7 +504,7 @@ class TestCsv:
             (
                 "name,occurred_at,city",
                 "the header row has no identifier column; "
-                "name one of: custID, email, identity, mobile",
+                "name one of: anonid, custID, email, identity, mobile",
             ),
             ("", "the file is empty: it has no header row"),
         ],

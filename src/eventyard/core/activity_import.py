@@ -8,9 +8,11 @@ An activity names its contact by identifiers, its ``name`` and when it
 and time is stored once, so a file may be loaded again) and ``properties``.
 
 * NDJSON: one JSON object per line, ``{"name", "occurred_at", "id"?,
-  "properties"?: {…}, "identifiers"?: {"email": …}}``; identifiers may also
-  be top-level fields named by their kind (``"email": …``), as an activity
-  export with the ``identifiers`` field writes them.
+  "properties"?: {…}, "identifiers"?: {"email": …}}``; ``identifiers`` may
+  name any kind, and ``email``, ``mobile``, ``anonid`` and the account's
+  primary kinds may also be top-level fields (``"email": …``), as an
+  activity export with the ``identifiers`` field writes them. A byte order
+  mark before the first line is ignored; ``"properties": null`` is none.
 * CSV: a header row; columns ``name``, ``occurred_at``, ``id`` and those
   named by an identifier kind mean what they do in NDJSON, every other
   column is a property (text, empty cells left out).
@@ -31,6 +33,7 @@ import orjson
 from eventyard.core.contact_import import MAX_REPORTED_ERRORS, RowError
 from eventyard.core.errors import EventyardError
 from eventyard.core.identifiers import (
+    ANONID,
     EMAIL,
     MOBILE,
     canonical_kind,
@@ -95,8 +98,9 @@ class BackfillTally:
 
 
 def identifier_kinds(primary_kinds: Sequence[str]) -> dict[str, str]:
-    """The identifier kinds a file may name, by lower-case name."""
-    return {kind.lower(): kind for kind in (EMAIL, MOBILE, *primary_kinds)}
+    """The identifier kinds a file may name as fields of their own, by lower-case name:
+    ``email``, ``mobile``, ``anonid`` (anonymous history) and the account's primary kinds."""
+    return {kind.lower(): kind for kind in (EMAIL, MOBILE, ANONID, *primary_kinds)}
 
 
 def parse_occurred_at(value: Any) -> datetime:
@@ -169,6 +173,8 @@ def read_json_lines(
     """Each non-blank line of an NDJSON file (numbered from 1) as an activity."""
     kinds = identifier_kinds(primary_kinds)
     for number, line in enumerate(lines, start=1):
+        if number == 1:
+            line = line.removeprefix(b"\xef\xbb\xbf")
         if not line.strip():
             continue
         try:
@@ -189,7 +195,7 @@ def read_json_lines(
             yield RowError(number, f"identifiers.{unknown[0][:40]} is no identifier kind")
             continue
         raw.extend((canonical_kind(key), value) for key, value in (nested or {}).items())
-        properties = doc.get("properties", {})
+        properties = doc.get("properties") or {}
         if not isinstance(properties, dict):
             yield RowError(number, "properties must be an object")
             continue

@@ -357,11 +357,22 @@ def chunks_after(rows: Iterator[N], done: int, size: int) -> Iterator[list[N]]:
 
 
 def split_lines(chunks: Iterator[bytes]) -> Iterator[bytes]:
-    """The lines of a file given as chunks of bytes (without their line ends)."""
-    left = b""
+    """The lines of a file given as chunks of bytes (without their line ends).
+
+    The start of a line that spans reads is kept in pieces and joined once
+    its end comes: a long line costs its length, not its length squared.
+    """
+    pieces: list[bytes] = []
     for chunk in chunks:
-        lines = (left + chunk).split(b"\n")
-        left = lines.pop()
+        if b"\n" not in chunk:
+            pieces.append(chunk)
+            continue
+        lines = chunk.split(b"\n")
+        if pieces:
+            pieces.append(lines[0])
+            lines[0] = b"".join(pieces)
+        pieces = [lines.pop()]
         yield from lines
+    left = b"".join(pieces)
     if left:
         yield left
