@@ -81,3 +81,18 @@ def test_a_share_of_one_never_pauses(clock: Clock, foreground: Foreground) -> No
 def test_a_worker_of_its_own_does_not_pause(clock: Clock) -> None:
     """A separate ``eventyard worker`` process sees no API traffic (``foreground`` None)."""
     assert give_way(None, 0.6, 0.3, clock.sleep) == 0
+
+
+def test_a_request_still_being_answered_keeps_the_api_busy(
+    clock: Clock, foreground: Foreground
+) -> None:
+    """On SQLite a request may wait seconds for the writer lock the import held: while
+    it is answered the API is busy, however long ago it arrived; once answered, for one
+    more busy window."""
+    with foreground.serving():
+        clock.now += 10 * BUSY_WINDOW_SECONDS
+        assert foreground.busy()
+    clock.now += BUSY_WINDOW_SECONDS / 2
+    assert foreground.busy()
+    clock.now += BUSY_WINDOW_SECONDS
+    assert not foreground.busy()

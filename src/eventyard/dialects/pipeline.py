@@ -160,7 +160,11 @@ class IngestEndpoint(Generic[P]):
 
 async def receive(request: Request, ctx: AppContext, endpoint: IngestEndpoint[Any]) -> Response:
     """Run one request through the pipeline and answer it in the dialect's shape."""
-    ctx.foreground.touch()
+    with ctx.foreground.serving():
+        return await _receive(request, ctx, endpoint)
+
+
+async def _receive(request: Request, ctx: AppContext, endpoint: IngestEndpoint[Any]) -> Response:
     credential = endpoint.read_credential(request)
     account: Account | None = None
     if credential is not None:

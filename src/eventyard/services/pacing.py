@@ -6,14 +6,17 @@ there competes with ingest for the interpreter (one thread runs Python at a
 time), for SQLite's one writer, and for PostgreSQL's CPU. Ingest must not
 starve: while ingest requests arrive, bulk work takes at most
 ``EVENTYARD_IMPORT_BUSY_SHARE`` of the time, pausing after each chunk for
-the rest, and goes back to full speed once no request came for
-:data:`BUSY_WINDOW_SECONDS`.
+the rest, and goes back to full speed once no request was answered for
+:data:`BUSY_WINDOW_SECONDS`. Requests still being answered count: on SQLite
+they may be waiting for the writer lock the import held, and an import that
+took their wait for quiet would take the lock again at once.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 #: The API counts as busy this long after its last ingest request.
 BUSY_WINDOW_SECONDS = 1.0
@@ -22,19 +25,34 @@ PAUSE_STEP_SECONDS = 0.05
 
 
 class Foreground:
-    """When this process last received an ingest request."""
+    """The ingest requests this process is answering, and when it last answered one.
+
+    Counted on the event loop's thread only; the job worker only reads.
+    """
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._last = float("-inf")
+        self._serving = 0
+
+    @contextmanager
+    def serving(self) -> Iterator[None]:
+        """Around the answering of one ingest request."""
+        self._serving += 1
+        try:
+            yield
+        finally:
+            self._serving -= 1
+            self._last = self._clock()
 
     def touch(self) -> None:
-        """An ingest request arrived (one attribute write: cheap enough for every request)."""
+        """An ingest request was answered just now."""
         self._last = self._clock()
 
     def busy(self) -> bool:
-        """Whether an ingest request arrived within the last :data:`BUSY_WINDOW_SECONDS`."""
-        return self._clock() - self._last <= BUSY_WINDOW_SECONDS
+        """Whether an ingest request is being answered, or was within the last
+        :data:`BUSY_WINDOW_SECONDS` (clients that send one after another)."""
+        return self._serving > 0 or self._clock() - self._last <= BUSY_WINDOW_SECONDS
 
 
 def give_way(
