@@ -41,6 +41,9 @@ Parts, each measured in the same run and on the same machine:
             batches idle, the same load while the import runs): ingest's
             events/s during the import against idle (target 70 %) and the
             import's seconds under that load (``--no-import-ingest``: not).
+``backfill`` an activity backfill of ``--backfill-rows`` NDJSON lines through
+            ``eventyard activities import`` (``bench/backfill.py``): activities/s
+            against the same limit as batch ingest (target on PostgreSQL: 50 %).
 
 The load generator runs in this process (or the part's own script), the
 server in its own; both share the machine's cores with PostgreSQL. The JSON
@@ -109,7 +112,7 @@ from eventyard.storage.tables import activities
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results"
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
-PARTS = ("limit", "ingest", "overlap", "workers", "single", "scaling", "import")
+PARTS = ("limit", "ingest", "overlap", "workers", "single", "scaling", "import", "backfill")
 #: The parts whose server ``--profile`` can record.
 PROFILED_PARTS = ("ingest", "overlap", "workers", "single", "scaling")
 #: The servers run production settings but for the per-key rate limit (100 requests/s
@@ -137,6 +140,7 @@ TARGET_READ_P99_MS = 20.0
 TARGET_IMPORT_SECONDS = 60.0
 TARGET_IMPORT_RSS_MB = 300.0
 TARGET_IMPORT_INGEST_SHARE = 0.70
+TARGET_BACKFILL_SHARE = 0.50
 
 PROFILES: dict[str, dict[str, Any]] = {
     "smoke": {
@@ -153,6 +157,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "read_requests": 5,
         "import_rows": 2000,
         "import_ingest_batches": 4,
+        "backfill_rows": 5000,
     },
     "quick": {
         "limit_rows": 30000,
@@ -168,6 +173,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "read_requests": 50,
         "import_rows": 100_000,
         "import_ingest_batches": 30,
+        "backfill_rows": 500_000,
     },
     "full": {
         "limit_rows": 100_000,
@@ -183,6 +189,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "read_requests": 200,
         "import_rows": 1_000_000,
         "import_ingest_batches": 60,
+        "backfill_rows": 10_000_000,
     },
 }
 
@@ -944,6 +951,25 @@ def measure_import(backends: Sequence[str], args: argparse.Namespace, folder: Pa
     return report.get("results", report)
 
 
+# --- part 6: activity backfill ----------------------------------------------------------
+
+
+def measure_backfill(backends: Sequence[str], args: argparse.Namespace, folder: Path) -> Any:
+    report = run_script(
+        "backfill.py",
+        [
+            "--rows",
+            str(args.backfill_rows),
+            "--backends",
+            ",".join(backends),
+            "--postgres-url",
+            args.postgres_url,
+        ],
+        folder / "backfill.json",
+    )
+    return report.get("results", report)
+
+
 # --- report -----------------------------------------------------------------------------
 
 
@@ -1142,6 +1168,33 @@ def show(result: dict[str, Any]) -> None:
             )
         console.print(table)
         show_import_under_load(console, result["import"])
+    if result.get("backfill"):
+        table = Table(title="6. Activity backfill (eventyard activities import, NDJSON)")
+        for column in (
+            "backend",
+            "lines",
+            "seconds",
+            "activities/s",
+            "of limit",
+            "target 50 %",
+            "peak RSS MB",
+        ):
+            table.add_column(column, justify="right")
+        for run in result["backfill"]:
+            limit = limit_of(run["backend"], limits)
+            share = run["rows_per_s"] / limit if limit else None
+            table.add_row(
+                run["backend"],
+                f"{run['rows']:,}",
+                str(run["seconds"]),
+                f"{run['rows_per_s']:,.0f}",
+                "" if share is None else f"{share:.0%}",
+                ""
+                if share is None or run["backend"] != "postgresql"
+                else verdict(share >= TARGET_BACKFILL_SHARE),
+                str(run["peak_rss_mb"]),
+            )
+        console.print(table)
 
 
 def show_import_under_load(console: Console, runs: list[dict[str, Any]]) -> None:
@@ -1300,6 +1353,7 @@ def main(argv: list[str] | None = None) -> int:
             "single": lambda: measure_single(backends, args, folder),
             "scaling": lambda: measure_scaling(args, folder),
             "import": lambda: measure_import(backends, args, folder),
+            "backfill": lambda: measure_backfill(backends, args, folder),
         }
         for part in PARTS:
             if part not in parts or (part == "scaling" and "postgresql" not in backends):
