@@ -24,13 +24,13 @@ number of Unix seconds (milliseconds from 10^11 on).
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
-from eventyard.core.contact_import import MAX_REPORTED_ERRORS, RowError
+from eventyard.core.contact_import import RowError, RowTally
 from eventyard.core.errors import EventyardError
 from eventyard.core.identifiers import (
     ANONID,
@@ -64,26 +64,17 @@ class BackfillRow:
 
 
 @dataclass
-class BackfillTally:
+class BackfillTally(RowTally):
     """Counts of a backfill so far; every line is stored, a repeat, or failed.
 
     ``rows_done`` is the number of the last line or row whose outcome is
     committed: a backfill started again with ``--after-row`` goes on after it.
     """
 
-    total: int = 0
     stored: int = 0
     repeated: int = 0
-    failed: int = 0
     contacts_created: int = 0
-    errors: list[dict[str, Any]] = field(default_factory=list)
     rows_done: int = 0
-
-    def fail(self, error: RowError) -> None:
-        self.total += 1
-        self.failed += 1
-        if len(self.errors) < MAX_REPORTED_ERRORS:
-            self.errors.append({"row": error.number, "reason": error.reason})
 
     def to_json(self) -> dict[str, Any]:
         return {

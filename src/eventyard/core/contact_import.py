@@ -60,25 +60,31 @@ class RowError:
 
 
 @dataclass
-class ImportTally:
-    """Counts of an import so far; every data row is created, updated or failed.
-
-    ``rows_done`` is the number of the last row whose outcome is committed: an
-    import taken over by another worker goes on after it.
-    """
+class RowTally:
+    """What every load of a file counts: its rows, the failed ones, the first errors."""
 
     total: int = 0
-    created: int = 0
-    updated: int = 0
     failed: int = 0
     errors: list[dict[str, Any]] = field(default_factory=list)
-    rows_done: int = 1
 
     def fail(self, error: RowError) -> None:
         self.total += 1
         self.failed += 1
         if len(self.errors) < MAX_REPORTED_ERRORS:
             self.errors.append({"row": error.number, "reason": error.reason})
+
+
+@dataclass
+class ImportTally(RowTally):
+    """Counts of an import so far; every data row is created, updated or failed.
+
+    ``rows_done`` is the number of the last row whose outcome is committed: an
+    import taken over by another worker goes on after it.
+    """
+
+    created: int = 0
+    updated: int = 0
+    rows_done: int = 1
 
     def to_json(self) -> dict[str, Any]:
         return {
