@@ -14,6 +14,8 @@ the identity audit and the list's members. On both databases.
 
 from __future__ import annotations
 
+import random
+import threading
 import uuid
 from collections import Counter
 from datetime import UTC, datetime
@@ -25,13 +27,19 @@ from sqlalchemy import select
 
 from eventyard.core.contact_import import ImportRow, ImportTally
 from eventyard.core.identifiers import Identifier
-from eventyard.core.model import Account, ProfileUpdate
+from eventyard.core.model import Account, NewActivity, ProfileUpdate
 from eventyard.dialects.registry import create_account
 from eventyard.services.imports import IMPORT_DIALECT, store_rows
 from eventyard.services.ingest import store_records
 from eventyard.services.lists import create_list
 from eventyard.storage.database import Database
-from eventyard.storage.tables import contact_identifiers, contacts, identity_events, list_members
+from eventyard.storage.tables import (
+    activities,
+    contact_identifiers,
+    contacts,
+    identity_events,
+    list_members,
+)
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 KINDS = ["identity", "email", "anonid"]
@@ -163,3 +171,93 @@ def test_staged_and_ingest_paths_store_the_same(
         _, held = holdings(store, account, list_id)
         results.append(((tally.total, tally.created, tally.updated, tally.failed), held))
     assert results[0] == results[1]
+
+
+def test_an_import_and_concurrent_ingest_of_the_same_people_make_one_contact_each(
+    store: Database,
+) -> None:
+    """Issue 19: the import shares the server with the API. While chunks of an import
+    create 3,000 people, ingest batches (the API's own path, in threads of their own)
+    name the same people, some first, some after: every person ends as exactly one
+    contact with its identifiers, the import counts every row once, and every
+    activity ingest acknowledged is stored for the contact of its person."""
+    account = create_account(store, f"race-{uuid.uuid4().hex[:8]}").account
+    list_id = create_list(store, account, "imported").id
+    people = 3000
+    rows = [
+        ImportRow(n + 2, (Identifier("email", f"p{n}@example.com"),), {"n": str(n)})
+        for n in range(people)
+    ]
+    tally = ImportTally()
+    errors: list[BaseException] = []
+
+    def import_file() -> None:
+        try:
+            for first in range(0, people, 500):
+                with store.unit_of_work() as uow:
+                    store_rows(uow, account, rows[first : first + 500], list_id, tally, NOW)
+                    uow.commit()
+        except BaseException as exc:  # reported by the assertion below
+            errors.append(exc)
+
+    def ingest(offset: int) -> None:
+        try:
+            order = list(range(offset, people, 3))
+            random.Random(offset).shuffle(order)
+            for first in range(0, len(order), 100):
+                records = [
+                    NewActivity(
+                        (Identifier("email", f"p{n}@example.com"), Identifier("identity", f"u{n}")),
+                        "Visit",
+                        NOW,
+                        "api",
+                        "netcore",
+                        {"n": n},
+                    )
+                    for n in order[first : first + 100]
+                ]
+                with store.unit_of_work() as uow:
+                    store_records(uow, account, records, now=NOW)
+                    uow.commit()
+        except BaseException as exc:  # reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=import_file)]
+    threads += [threading.Thread(target=ingest, args=(offset,)) for offset in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert (tally.total, tally.created + tally.updated, tally.failed) == (people, people, 0)
+    with store.engine.connect() as conn:
+        owners = dict(
+            conn.execute(
+                select(contact_identifiers.c.value, contact_identifiers.c.contact_id).where(
+                    contact_identifiers.c.account_id == account.id
+                )
+            ).all()
+        )
+        live = conn.execute(
+            select(contacts.c.id, contacts.c.attributes).where(
+                contacts.c.account_id == account.id, contacts.c.merged_into.is_(None)
+            )
+        ).all()
+        visits = conn.execute(
+            select(activities.c.contact_id, activities.c.properties).where(
+                activities.c.account_id == account.id
+            )
+        ).all()
+        members = set(
+            conn.execute(select(list_members.c.contact_id).where(list_members.c.list_id == list_id))
+            .scalars()
+            .all()
+        )
+    assert len(live) == people
+    for n in range(people):
+        assert owners[f"p{n}@example.com"] == owners[f"u{n}"]
+    assert {cid: attrs["n"] for cid, attrs in live} == {
+        owners[f"p{n}@example.com"]: str(n) for n in range(people)
+    }
+    assert sorted((owners[f"u{props['n']}"] == cid) for cid, props in visits) == [True] * people
+    assert members == {cid for cid, _ in live}

@@ -42,6 +42,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
+from psycopg.errors import UniqueViolation
 from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
@@ -315,7 +316,9 @@ class StagedChunk:
                         ("account_id", "kind", "value", "contact_id", "created_at"),
                         [(account, k, v, cid, now) for (k, v), cid in new_identifiers.items()],
                     )
-            except IntegrityError as exc:  # a concurrent writer created one meanwhile
+            # A concurrent writer created one meanwhile (COPY runs on the driver's
+            # own cursor: PostgreSQL's error comes unwrapped).
+            except (IntegrityError, UniqueViolation) as exc:
                 raise ConcurrentUpdate() from exc
             if list_id is not None:
                 copy_rows(
