@@ -8,15 +8,18 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
+from fastapi.routing import APIRoute
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from starlette.routing import BaseRoute
 
 from eventyard.core.model import NewAccount
 from eventyard.dialects.registry import create_account
@@ -219,3 +222,45 @@ def find_contact(http: httpx.Client, account: NewAccount, identifier: str) -> di
     contacts = r.json()["contacts"]
     assert len(contacts) <= 1, contacts
     return contacts[0] if contacts else None
+
+
+def app_routes(prefix: str) -> list[APIRoute]:
+    """Every route of the application whose path starts with ``prefix``, read from
+    the application itself, so that a test walking them covers a new one too.
+
+    FastAPI lists each ``include_router`` as one entry holding its router; the
+    routers here carry their prefix in their routes' paths, so opening them is
+    enough (one included with a prefix of its own would make its paths miss).
+    """
+    # Imported here: most tests never build an application in-process.
+    from eventyard.app import create_app
+    from eventyard.settings import Settings
+
+    unopened = Path("/nonexistent/never-opened.db")
+    app = create_app(Settings(database_url=f"sqlite:///{unopened}", run_worker=False))
+
+    def opened(routes: Iterable[BaseRoute]) -> Iterator[APIRoute]:
+        for route in routes:
+            if isinstance(route, APIRoute):
+                yield route
+            included = getattr(route, "original_router", None)
+            if included is not None:
+                yield from opened(included.routes)
+
+    return [r for r in opened(app.routes) if r.path.startswith(prefix)]
+
+
+@contextmanager
+def filled_database(
+    request: pytest.FixtureRequest, tmp_path: Path, fill: Callable[[str], None]
+) -> Iterator[str]:
+    """A database of the test's backend (``request.param``: sqlite or postgresql) that
+    ``fill(url)`` has brought to an older revision and filled: for migration tests."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'old.db'}"
+        fill(url)
+        yield url
+        return
+    with scratch_postgres_database(str(request.getfixturevalue("postgres_url"))) as url:
+        fill(url)
+        yield url

@@ -8,6 +8,7 @@ import gc
 import logging
 import re
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
@@ -22,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from eventyard import __version__
 from eventyard.api import accounts as accounts_api
 from eventyard.api import contacts as contacts_api
+from eventyard.api import credentials as credentials_api
 from eventyard.api import definitions as definitions_api
 from eventyard.api import health
 from eventyard.api import jobs as jobs_api
@@ -32,14 +34,14 @@ from eventyard.core.account_settings import MAX_DEDUP_WINDOW_HOURS
 from eventyard.core.errors import EventyardError, FieldError
 from eventyard.core.ratelimit import RateLimiter
 from eventyard.dialects.base import Dialect
-from eventyard.dialects.registry import BUILTIN_DIALECTS
+from eventyard.dialects.registry import BUILTIN_DIALECTS, ISSUABLE_KINDS
 from eventyard.errors import ERROR_SCHEMA, render_error
 from eventyard.jobs.periodic import periodic_jobs
 from eventyard.jobs.registry import HANDLERS
 from eventyard.jobs.worker import Worker, WorkerThread
 from eventyard.observability import Metrics, RequestContextMiddleware, configure_logging
 from eventyard.openapi import add_error_answers
-from eventyard.services.accounts import CredentialCache
+from eventyard.services.credentials import Authenticator
 from eventyard.services.group_commit import GroupCommitter
 from eventyard.services.idempotency import purge_idempotency_keys
 from eventyard.services.ingest_stats import (
@@ -66,6 +68,12 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     database = store or Database.from_settings(settings)
     metrics = Metrics.create()
     foreground = Foreground()
+    authenticator = Authenticator(
+        database,
+        check_seconds=settings.credential_check_seconds,
+        idle_seconds=settings.auth_cache_seconds,
+        on_refused=metrics.count_refusal,
+    )
     # One job worker per server process unless separate `eventyard worker`s run the jobs.
     worker = (
         Worker(
@@ -93,6 +101,7 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         purger = asyncio.create_task(purge_idempotency_keys_forever(database, settings))
+        rechecker = asyncio.create_task(recheck_credentials_forever(authenticator))
         worker_thread = None if worker is None else WorkerThread(worker)
         if worker_thread is not None:
             worker_thread.start()
@@ -102,9 +111,10 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
             if worker_thread is not None:
                 # The job in hand is finished and settled before the store goes.
                 await run_in_threadpool(worker_thread.stop)
-            purger.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await purger
+            for task in (purger, rechecker):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             if committer is not None:
                 # Requests already queued are stored and answered first.
                 await run_in_threadpool(committer.close)
@@ -131,7 +141,8 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
         wake=None if worker is None else worker.wake,
         store=database,
         metrics=metrics,
-        credentials=CredentialCache(settings.auth_cache_seconds),
+        authenticator=authenticator,
+        credential_kinds=ISSUABLE_KINDS,
         rate_limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
         committer=committer,
         foreground=foreground,
@@ -150,6 +161,7 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     app.include_router(lists_api.router)
     app.include_router(definitions_api.router)
     app.include_router(accounts_api.router)
+    app.include_router(credentials_api.router)
     mount_console(app)
 
     def owner_of(path: str) -> Dialect | None:
@@ -303,6 +315,23 @@ def tune_garbage_collector() -> None:
     gc.freeze()
     _, older, oldest = gc.get_threshold()
     gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
+
+
+async def recheck_credentials_forever(authenticator: Authenticator) -> None:
+    """Every ``check_seconds``, recheck the credentials this process remembers.
+
+    On a thread of its own rather than the request threads, so that a busy
+    server does not delay it (a delay would only send requests to the
+    database: entries not rechecked in time are not trusted).
+    """
+    loop = asyncio.get_running_loop()
+    with ThreadPoolExecutor(1, thread_name_prefix="eventyard-credentials") as thread:
+        while True:
+            await asyncio.sleep(authenticator.check_seconds)
+            try:
+                await loop.run_in_executor(thread, authenticator.recheck)
+            except Exception:
+                log.exception("could not recheck credentials; requests go to the database")
 
 
 async def purge_idempotency_keys_forever(store: Store, settings: Settings) -> None:

@@ -37,11 +37,12 @@ from eventyard.api.lists import list_json
 from eventyard.core.account_settings import effective_settings, settings_document
 from eventyard.core.activity_import import BackfillTally
 from eventyard.core.contact_import import ImportTally
+from eventyard.core.credentials import credential_document, issued_document
 from eventyard.core.errors import EventyardError
 from eventyard.core.identifiers import parse_identifier_query
 from eventyard.core.ids import is_id
 from eventyard.core.model import Account, ActivityDefinition, Job
-from eventyard.dialects.registry import BUILTIN_DIALECTS, create_account
+from eventyard.dialects.registry import BUILTIN_DIALECTS, ISSUABLE_KINDS, create_account
 from eventyard.jobs.periodic import periodic_jobs
 from eventyard.jobs.registry import HANDLERS
 from eventyard.jobs.worker import Worker, WorkerThread
@@ -56,6 +57,11 @@ from eventyard.services.accounts import (
     update_account_settings,
 )
 from eventyard.services.backfill import BackfillFormat, format_of, import_activities
+from eventyard.services.credentials import (
+    create_credential,
+    list_credentials,
+    revoke_credential,
+)
 from eventyard.services.imports import import_rows
 from eventyard.services.jobs import enqueue_job, get_job, list_jobs
 from eventyard.services.retention import purge_activities
@@ -70,6 +76,11 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 accounts_app = typer.Typer(help="Accounts (tenants) and their credentials.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(accounts_app, name="accounts")
+credentials_app = typer.Typer(
+    help="An account's credentials: issue, list and revoke keys and tokens.",
+    no_args_is_help=True,
+)
+app.add_typer(credentials_app, name="credentials")
 jobs_app = typer.Typer(
     help="Background jobs: follow them, enqueue a built-in one.", no_args_is_help=True
 )
@@ -515,7 +526,7 @@ def accounts_settings(
 ) -> None:
     """Show an account's settings, defaults filled in, or change them with --set.
 
-    Running servers see a change after at most EVENTYARD_AUTH_CACHE_SECONDS.
+    Running servers see a change within EVENTYARD_CREDENTIAL_CHECK_SECONDS.
     """
     patch = dict(_setting_change(text) for text in changes or [])
     with _command_store() as store:
@@ -530,6 +541,83 @@ def accounts_settings(
         ("setting", "value"),
         [(key, orjson.dumps(value).decode()) for key, value in document.items()],
     )
+
+
+@credentials_app.command("create")
+def credentials_create(
+    account_id: AccountOption,
+    kind: Annotated[
+        str,
+        typer.Option(
+            "--kind",
+            help="admin, read, or a dialect's: "
+            + ", ".join(k.kind for k in ISSUABLE_KINDS if k.kind not in ("admin", "read"))
+            + ".",
+        ),
+    ],
+    name: Annotated[str | None, typer.Option("--name", help="A label for people.")] = None,
+    expires_at: Annotated[
+        str | None,
+        typer.Option("--expires-at", help="ISO 8601 time with its offset, e.g. 2027-01-31T00:00Z."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Issue a credential and print it with its secret, shown this once only."""
+    with _command_store() as store:
+        account = get_account(store, account_id)
+        issued = create_credential(
+            store, account, ISSUABLE_KINDS, kind, name=name, expires_at=expires_at
+        )
+    document = issued_document(issued.credential, issued.kind, issued.secret)
+    if as_json:
+        typer.echo(orjson.dumps(document).decode())
+        return
+    table = Table(title=f"Credential {issued.credential.id}", show_header=False)
+    for key, value in document.items():
+        table.add_row(key, escape("" if value is None else str(value)))
+    console.print(table)
+    console.print("[yellow]Store the secret now: it is kept only as a hash.[/yellow]")
+
+
+@credentials_app.command("list")
+def credentials_list(
+    account_id: AccountOption,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
+) -> None:
+    """List the account's credentials (never their secrets), revoked ones included."""
+    with _command_store() as store:
+        account = get_account(store, account_id)
+        found = list_credentials(store, account.id)
+    now, kinds = datetime.now(UTC), {k.kind: k for k in ISSUABLE_KINDS}
+    documents = [credential_document(c, kinds.get(c.kind), now) for c in found]
+    if as_json:
+        for document in documents:
+            typer.echo(orjson.dumps(document).decode())
+        return
+    columns = ("id", "kind", "prefix", "name", "status", "created_at", "last_used_at", "expires_at")
+    _print_rows(columns, [[str(d[c] or "") for c in columns] for d in documents])
+
+
+@credentials_app.command("revoke")
+def credentials_revoke(
+    credential_id: Annotated[str, typer.Argument(help="The credential's id.")],
+    account_id: AccountOption,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Revoke a credential: every server refuses it within 2 x EVENTYARD_CREDENTIAL_CHECK_SECONDS.
+
+    The account's last active admin credential is not revoked.
+    """
+    with _command_store() as store:
+        account = get_account(store, account_id)
+        revoke_credential(store, account.id, credential_id)
+        revoked = next(c for c in list_credentials(store, account.id) if c.id == credential_id)
+    kinds = {k.kind: k for k in ISSUABLE_KINDS}
+    document = credential_document(revoked, kinds.get(revoked.kind), datetime.now(UTC))
+    if as_json:
+        typer.echo(orjson.dumps(document).decode())
+        return
+    console.print(f"Credential {escape(credential_id)} revoked.")
 
 
 def _setting_change(text: str) -> tuple[str, Any]:

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
+from eventyard.core.credentials import CredentialKind
 from eventyard.core.errors import EventyardError
 from eventyard.core.model import (
     Account,
@@ -19,7 +20,7 @@ from eventyard.core.model import (
 )
 from eventyard.core.ratelimit import RateLimiter
 from eventyard.observability import Metrics
-from eventyard.services.accounts import CredentialCache, authenticate, cached_account
+from eventyard.services.credentials import Authenticated, Authenticator
 from eventyard.services.group_commit import GroupCommitter
 from eventyard.services.ingest import (
     IngestRequest,
@@ -40,7 +41,10 @@ class AppContext:
     settings: Settings
     store: Store
     metrics: Metrics
-    credentials: CredentialCache
+    #: Checks credentials, remembering the live ones (see services/credentials.py).
+    authenticator: Authenticator
+    #: The kinds of credential the credentials API issues: admin, read and each dialect's.
+    credential_kinds: tuple[CredentialKind, ...] = ()
     now: Callable[[], datetime] = field(default=utc_now)
     #: Wakes this process's job worker after a job was committed; ``None``
     #: when the process runs no worker (``EVENTYARD_RUN_WORKER=false``).
@@ -56,17 +60,21 @@ class AppContext:
     async def authenticate(
         self, kind: str, secret: str | None, public_id: str | None = None
     ) -> Account:
-        """The credential's account, or ``Unauthorized``.
+        """The account a credential of ``kind`` opens, or ``Unauthorized``."""
+        return (await self.identify((kind,), secret, public_id)).account
 
-        A credential this process checked lately is answered from its cache on
+    async def identify(
+        self, kinds: tuple[str, ...], secret: str | None, public_id: str | None = None
+    ) -> Authenticated:
+        """The account and credential a secret of one of ``kinds`` stands for, or ``Unauthorized``.
+
+        A credential this process checked lately is answered from memory on
         the event loop; any other goes to the database in a worker thread.
         """
-        cached = cached_account(self.credentials, kind, secret, public_id)
+        cached = self.authenticator.cached(kinds, secret, public_id)
         if cached is not None:
             return cached
-        return await run_in_threadpool(
-            authenticate, self.store, kind, secret, public_id, self.credentials
-        )
+        return await run_in_threadpool(self.authenticator.check, kinds, secret, public_id)
 
     async def ingest(self, request: IngestRequest) -> StoredResponse:
         """Store ``request`` off the event loop; its response once it has committed.

@@ -38,6 +38,8 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
+            # `serve --workers N` interleaves N processes' lines in one stream.
+            "pid": record.process,
         }
         request_id = request_id_var.get()
         if request_id:
@@ -69,6 +71,7 @@ class Metrics:
     events: Counter
     jobs: Counter
     ingest_groups: Histogram
+    refusals: Counter
 
     @classmethod
     def create(cls) -> Metrics:
@@ -106,6 +109,13 @@ class Metrics:
                 registry=registry,
                 buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
             ),
+            refusals=Counter(
+                "eventyard_credential_refusals_total",
+                "Requests refused for their credential, by kind and reason "
+                "(unknown, revoked, expired)",
+                ["kind", "reason"],
+                registry=registry,
+            ),
         )
 
     def exposition(self) -> bytes:
@@ -130,6 +140,9 @@ class Metrics:
 
     def count_group(self, requests: int) -> None:
         self.ingest_groups.observe(requests)
+
+    def count_refusal(self, kind: str, reason: str) -> None:
+        self.refusals.labels(kind, reason).inc()
 
 
 class RequestContextMiddleware:

@@ -110,9 +110,19 @@ class Settings(BaseSettings):
         default=30,
         ge=0,
         description=(
-            "How long each server process remembers a credential it has checked, sparing "
-            "a database round trip per request; a removed credential keeps working on a "
-            "process for up to this long. 0 checks the database on every request."
+            "How long each server process remembers a credential no request has presented; "
+            "while remembered (and rechecked every credential_check_seconds) it is answered "
+            "without a database round trip. 0 checks the database on every request."
+        ),
+    )
+    credential_check_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description=(
+            "How often each server process asks the database whether the credentials it "
+            "remembers are still live (and their accounts' settings). A revoked or expired "
+            "credential is refused by every process within twice this."
         ),
     )
     rate_limit_per_second: float = Field(

@@ -23,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import inspect
 
 from eventyard.core.errors import Unauthorized
-from eventyard.services.accounts import authenticate
+from eventyard.services.credentials import authenticate
 from eventyard.storage.database import Database
 from eventyard.storage.engine import build_engine
 from eventyard.storage.migrate import current_revision, heads

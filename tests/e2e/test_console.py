@@ -8,38 +8,24 @@ default ``build/console-screenshots/`` at the repository root.
 
 from __future__ import annotations
 
-import os
 import re
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from eventyard.core.model import NewAccount
 from eventyard.dialects.registry import create_account
 from eventyard.storage.database import Database
-from tests.support import Server, find_contact, netcore_event
+from tests.e2e.console_support import page_csrf, shoot, sign_in, sign_in_http, unique
+from tests.support import find_contact, netcore_event
 
-CHROMIUM = "/usr/bin/chromium"
 UPLOAD = "/v1/activity/upload"
-SCREENSHOTS = Path(
-    os.environ.get(
-        "EVENTYARD_SCREENSHOT_DIR",
-        Path(__file__).resolve().parents[2] / "build" / "console-screenshots",
-    )
-)
 
 
 # -- helpers ---------------------------------------------------------------
-
-
-def unique() -> str:
-    return uuid.uuid4().hex[:10]
 
 
 def send_netcore(http: httpx.Client, account: NewAccount, events: list[dict[str, Any]]) -> None:
@@ -51,74 +37,9 @@ def now_stamp() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def sign_in_http(client: httpx.Client, token: str) -> httpx.Response:
-    """Sign in as a browser would: fetch the form (its CSRF token and cookie), post it."""
-    form = client.get("/console/sign-in")
-    assert form.status_code == 200
-    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
-    assert csrf is not None
-    return client.post("/console/sign-in", data={"csrf_token": csrf.group(1), "token": token})
-
-
-def page_csrf(html: str) -> str:
-    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert found is not None
-    return found.group(1)
-
-
 @pytest.fixture
 def other_account(store: Database) -> NewAccount:
     return create_account(store, f"other-{unique()}")
-
-
-@pytest.fixture
-def console(server: Server) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.base_url, timeout=30) as client:
-        yield client
-
-
-# -- the browser -----------------------------------------------------------
-
-
-# Module scope: Playwright's sync API keeps an event loop running in this
-# thread while it is open, which other modules' asyncio.run() must not meet.
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Browser]:
-    """Debian's Chromium (scripts/test installs it); with CI=true a missing one fails."""
-    if not Path(CHROMIUM).exists():
-        message = f"{CHROMIUM} is missing: apt-get install chromium (scripts/test does)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(chromium: Browser, server: Server) -> Iterator[Page]:
-    context = chromium.new_context(
-        viewport={"width": 1280, "height": 800}, base_url=server.base_url
-    )
-    tab = context.new_page()
-    tab.set_default_timeout(20_000)
-    yield tab
-    context.close()
-
-
-def shoot(page: Page, name: str, backend: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{backend}-{name}.png"))
-
-
-def sign_in(page: Page, account: NewAccount) -> None:
-    page.goto("/console")
-    expect(page).to_have_url(re.compile(r"/console/sign-in$"))
-    page.get_by_label("Admin token").fill(account.admin_token)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page).to_have_url(re.compile(r"/console$"))
-    expect(page.get_by_role("heading", name="Overview", level=1)).to_be_visible()
 
 
 # -- in the browser --------------------------------------------------------
@@ -382,7 +303,7 @@ class TestSignIn:
     def test_a_wrong_token_is_refused(self, console: httpx.Client) -> None:
         r = sign_in_http(console, "not-a-token")
         assert r.status_code == 401
-        assert "That is not an admin token of any account." in r.text
+        assert "That is not an admin or read token of any account." in r.text
         assert console.get("/console").status_code == 303
 
     def test_sign_in_without_the_forms_csrf_token_is_refused(

@@ -18,7 +18,8 @@ from eventyard.core.errors import Unauthorized
 from eventyard.core.model import NewAccount
 from eventyard.dialects.registry import CREDENTIAL_KINDS as KINDS
 from eventyard.dialects.registry import create_account
-from eventyard.services.accounts import authenticate, list_accounts
+from eventyard.services.accounts import list_accounts
+from eventyard.services.credentials import authenticate
 from eventyard.storage.database import Database
 from eventyard.storage.tables import credentials, metadata
 

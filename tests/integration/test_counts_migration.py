@@ -19,7 +19,7 @@ from eventyard.services.ingest_stats import hourly_activity_counts
 from eventyard.storage.database import Database
 from eventyard.storage.engine import normalize_database_url
 from eventyard.storage.migrate import upgrade_database
-from tests.support import scratch_postgres_database
+from tests.support import filled_database
 
 HOUR = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=5)
 # (received_at, dialect, name) of the activities stored before the upgrade.
@@ -35,13 +35,7 @@ STORED = [
 @pytest.fixture(params=["sqlite", "postgresql"])
 def old_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A database at revision 0005 holding activities of two accounts."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'old.db'}"
-        _fill(url)
-        yield url
-        return
-    with scratch_postgres_database(str(request.getfixturevalue("postgres_url"))) as url:
-        _fill(url)
+    with filled_database(request, tmp_path, _fill) as url:
         yield url
 
 

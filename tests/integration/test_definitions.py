@@ -16,12 +16,8 @@ import pytest
 from eventyard.core.definitions import DefinitionSpec, definition_from_attributes
 from eventyard.core.errors import EventyardError, NotFound
 from eventyard.core.model import Account, ActivityDefinition, NewAccount
-from eventyard.services.accounts import (
-    CredentialCache,
-    authenticate,
-    get_account,
-    update_account_settings,
-)
+from eventyard.services.accounts import get_account, update_account_settings
+from eventyard.services.credentials import Authenticator
 from eventyard.services.definitions import (
     create_definition,
     delete_definition,
@@ -285,14 +281,15 @@ class TestAccountSettings:
         self, store: Database, account: NewAccount
     ) -> None:
         """A settings change is seen at once by the process that made it."""
-        cache = CredentialCache(ttl_seconds=300)
-        before = authenticate(store, "admin", account.admin_token, cache=cache)
+        auth = Authenticator(store, idle_seconds=300)
+        before = auth.check(("admin",), account.admin_token).account
         assert before.auto_create_definitions is False
 
-        update_account_settings(store, before, {"auto_create_definitions": True}, cache)
+        update_account_settings(store, before, {"auto_create_definitions": True}, auth)
 
-        after = authenticate(store, "admin", account.admin_token, cache=cache)
-        assert after.auto_create_definitions is True
+        assert auth.cached(("admin",), account.admin_token) is None
+        after = auth.check(("admin",), account.admin_token)
+        assert after.account.auto_create_definitions is True
 
     def test_concurrent_patches_of_different_keys_all_take_effect(
         self, database_url: str, store: Database

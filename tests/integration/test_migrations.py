@@ -13,7 +13,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import func, select, text
 
 from eventyard.core.model import NewAccount
-from eventyard.services.accounts import authenticate
+from eventyard.services.credentials import authenticate
 from eventyard.settings import Settings
 from eventyard.storage.database import Database
 from eventyard.storage.migrate import current_revision, heads, upgrade_database

@@ -18,7 +18,7 @@ from sqlalchemy import create_engine, text
 
 from eventyard.storage.engine import normalize_database_url
 from eventyard.storage.migrate import upgrade_database
-from tests.support import scratch_postgres_database
+from tests.support import filled_database, scratch_postgres_database
 
 NOW = datetime.now(UTC)
 # Ten years back lands in the default partition; the others in their months.
@@ -28,13 +28,7 @@ WHEN = [NOW - timedelta(days=3650), NOW - timedelta(days=400), NOW - timedelta(d
 @pytest.fixture(params=["sqlite", "postgresql"])
 def old_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A database at revision 0004 holding four activities, one with a dedup key."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'old.db'}"
-        _fill(url)
-        yield url
-        return
-    with scratch_postgres_database(str(request.getfixturevalue("postgres_url"))) as url:
-        _fill(url)
+    with filled_database(request, tmp_path, _fill) as url:
         yield url
 
 

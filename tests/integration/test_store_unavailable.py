@@ -10,7 +10,7 @@ from sqlalchemy.exc import OperationalError
 
 from eventyard.core.errors import StoreUnavailable
 from eventyard.core.model import NewAccount
-from eventyard.services.accounts import authenticate
+from eventyard.services.credentials import authenticate
 from eventyard.storage.database import Database
 from eventyard.storage.migrate import upgrade_database
 

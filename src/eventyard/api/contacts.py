@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Response
 from starlette.concurrency import run_in_threadpool
 
-from eventyard.api.auth import admin_account
+from eventyard.api.auth import admin_account, reader_account
 from eventyard.context import AppContext, get_context
 from eventyard.core.errors import EventyardError, FieldError
 from eventyard.core.identifiers import parse_identifier_query
@@ -70,7 +70,7 @@ def activity_json(activity: Activity) -> dict[str, Any]:
 @router.get("/contacts", summary="Find contacts by identifier")
 async def find_contacts(
     identifier: str = Query(description="KIND:VALUE, for example email:jane@example.com"),
-    account: Account = Depends(admin_account),
+    account: Account = Depends(reader_account),
     ctx: AppContext = Depends(get_context),
 ) -> Response:
     try:
@@ -88,7 +88,7 @@ async def find_contacts(
 @router.get("/contacts/{contact_id}", summary="Get one contact")
 async def get_contact(
     contact_id: str,
-    account: Account = Depends(admin_account),
+    account: Account = Depends(reader_account),
     ctx: AppContext = Depends(get_context),
 ) -> Response:
     contact = await run_in_threadpool(contact_service.get_contact, ctx.store, account, contact_id)
@@ -101,7 +101,7 @@ async def list_activities(
     contact_id: str,
     limit: int = Query(50, description="Page size, 1 to 1000"),
     cursor: str | None = Query(None, description="next_cursor of the previous page"),
-    account: Account = Depends(admin_account),
+    account: Account = Depends(reader_account),
     ctx: AppContext = Depends(get_context),
 ) -> Response:
     page = await run_in_threadpool(
@@ -118,7 +118,7 @@ async def list_activities(
 )
 async def identity_events(
     contact_id: str,
-    account: Account = Depends(admin_account),
+    account: Account = Depends(reader_account),
     ctx: AppContext = Depends(get_context),
 ) -> Response:
     events = await run_in_threadpool(
@@ -170,7 +170,7 @@ async def erase_contact(
 @router.get("/erasures", summary="Contacts erased on request: the audit record, newest first")
 async def list_erasures(
     limit: int = Query(100, ge=1, le=1000, description="How many, 1 to 1000"),
-    account: Account = Depends(admin_account),
+    account: Account = Depends(reader_account),
     ctx: AppContext = Depends(get_context),
 ) -> Response:
     found = await run_in_threadpool(erasure_service.list_erasures, ctx.store, account, limit)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from eventyard.api.auth import admin_account
+from eventyard.api.auth import admin_account, reader_account
 from eventyard.context import AppContext, get_context
 from eventyard.core.errors import EventyardError, FieldError
 from eventyard.core.model import Account, ActivityDefinition
@@ -75,7 +75,7 @@ async def create_definition(
 
 @router.get("/activity-definitions", summary="The account's activity definitions")
 async def list_definitions(
-    account: Account = Depends(admin_account),
+    account: Account = Depends(reader_account),
     ctx: AppContext = Depends(get_context),
 ) -> Response:
     found = await run_in_threadpool(definition_service.list_definitions, ctx.store, account)
@@ -87,7 +87,7 @@ async def list_definitions(
 @router.get("/activity-definitions/{activity_id}", summary="One activity definition")
 async def get_definition(
     activity_id: str,
-    account: Account = Depends(admin_account),
+    account: Account = Depends(reader_account),
     ctx: AppContext = Depends(get_context),
 ) -> Response:
     found = await run_in_threadpool(

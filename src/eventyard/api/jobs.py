@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Response
 from starlette.concurrency import run_in_threadpool
 
-from eventyard.api.auth import admin_account
+from eventyard.api.auth import reader_account
 from eventyard.context import AppContext, get_context
 from eventyard.core.model import Account, Job
 from eventyard.http import iso_utc, json_response
@@ -62,7 +62,7 @@ def job_json(job: Job) -> dict[str, Any]:
 )
 async def get_job(
     job_id: str,
-    account: Account = Depends(admin_account),
+    account: Account = Depends(reader_account),
     ctx: AppContext = Depends(get_context),
 ) -> Response:
     job = await run_in_threadpool(job_service.get_job, ctx.store, account, job_id)
@@ -78,7 +78,7 @@ async def get_job(
 async def list_jobs(
     kind: str | None = Query(None, description="Only jobs of this kind"),
     limit: int = Query(50, description="How many, 1 to 1000"),
-    account: Account = Depends(admin_account),
+    account: Account = Depends(reader_account),
     ctx: AppContext = Depends(get_context),
 ) -> Response:
     jobs = await run_in_threadpool(

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Query, Response
 from starlette.concurrency import run_in_threadpool
 
-from eventyard.api.auth import admin_account
+from eventyard.api.auth import admin_account, reader_account
 from eventyard.api.contacts import contact_json
 from eventyard.context import AppContext, get_context
 from eventyard.core.lists import ContactList
@@ -48,7 +48,7 @@ async def create_list(
 
 @router.get("/lists", summary="The account's lists with their member counts")
 async def list_lists(
-    account: Account = Depends(admin_account),
+    account: Account = Depends(reader_account),
     ctx: AppContext = Depends(get_context),
 ) -> Response:
     found = await run_in_threadpool(list_service.list_lists, ctx.store, account)
@@ -58,7 +58,7 @@ async def list_lists(
 @router.get("/lists/{list_id}", summary="One list")
 async def get_list(
     list_id: int,
-    account: Account = Depends(admin_account),
+    account: Account = Depends(reader_account),
     ctx: AppContext = Depends(get_context),
 ) -> Response:
     found = await run_in_threadpool(list_service.get_list, ctx.store, account, list_id)
@@ -70,7 +70,7 @@ async def list_contacts(
     list_id: int,
     limit: int = Query(100, description="Page size, 1 to 1000"),
     cursor: str | None = Query(None, description="next_cursor of the previous page"),
-    account: Account = Depends(admin_account),
+    account: Account = Depends(reader_account),
     ctx: AppContext = Depends(get_context),
 ) -> Response:
     members, next_cursor = await run_in_threadpool(

@@ -9,7 +9,9 @@ from fastapi import FastAPI
 from starlette.staticfiles import StaticFiles
 
 from eventyard.console.routes import (
+    Refused,
     SignInRequired,
+    on_refused,
     on_sign_in_required,
     router,
 )
@@ -27,9 +29,10 @@ def mount_console(app: FastAPI) -> None:
         ctx.store,
         timedelta(hours=ctx.settings.console_session_hours),
         ctx.now,
-        ctx.credentials,
+        ctx.authenticator,
     )
     app.include_router(router)
     app.mount("/console/static", StaticFiles(directory=STATIC_DIR), name="console-static")
     app.add_exception_handler(SignInRequired, on_sign_in_required)
+    app.add_exception_handler(Refused, on_refused)
     app.add_middleware(ConsoleHeadersMiddleware)

@@ -3,6 +3,12 @@
 Every route but the sign-in form needs a signed-in session; a page without
 one redirects to the sign-in form, a data request answers 401. Everything a
 route reads is read for the session's account only.
+
+A route that changes anything takes its session from :func:`writer_session`
+(a page) or :func:`writer_form` (a form it receives): a session signed in
+with a read token is answered 403 there, before the route runs; a form
+without the session's CSRF token too. Sign-in and sign-out are the only
+forms outside that rule.
 """
 
 from __future__ import annotations
@@ -11,7 +17,8 @@ import asyncio
 import secrets
 import time
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode
@@ -23,12 +30,14 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
 from eventyard.context import AppContext, get_context
-from eventyard.core.errors import EventyardError, NotFound, Unauthorized
+from eventyard.core.credentials import Credential, issued_document
+from eventyard.core.errors import EventyardError, FieldError, NotFound, Unauthorized
 from eventyard.core.ids import is_id
 from eventyard.core.model import Activity
 from eventyard.http import iso_utc
 from eventyard.services import console as console_service
 from eventyard.services import contacts as contact_service
+from eventyard.services import credentials as credential_service
 from eventyard.services.console import ConsoleSession, ConsoleSessions, csrf_matches
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -58,6 +67,21 @@ async def on_sign_in_required(request: Request, exc: Exception) -> Response:
     return RedirectResponse("/console/sign-in", status_code=303)
 
 
+class Refused(Exception):
+    """The session may not send this: answered 403 with the page ``template``."""
+
+    def __init__(self, template: str, session: ConsoleSession) -> None:
+        super().__init__(template)
+        self.template = template
+        self.session = session
+
+
+async def on_refused(request: Request, exc: Exception) -> Response:
+    if not isinstance(exc, Refused):
+        raise exc
+    return _render(request, exc.template, exc.session, {}, status_code=403)
+
+
 def _sessions(request: Request) -> ConsoleSessions:
     sessions: ConsoleSessions = request.app.state.console_sessions
     return sessions
@@ -84,6 +108,38 @@ async def data_session(request: Request) -> ConsoleSession:
     if session is None:
         raise EventyardError("unauthorized", "Sign in to the console first", 401)
     return session
+
+
+async def writer_session(session: ConsoleSession = Depends(page_session)) -> ConsoleSession:
+    """The session of a request that changes something, or of the page leading to one.
+
+    A session signed in with a read token is refused: 403, the read-only page.
+    """
+    if not session.may_write:
+        raise Refused("read_only.html", session)
+    return session
+
+
+@dataclass(frozen=True, slots=True)
+class WriterForm:
+    """A form a session that may write sent from a console page."""
+
+    session: ConsoleSession
+    fields: dict[str, str]
+
+
+async def writer_form(
+    request: Request, session: ConsoleSession = Depends(writer_session)
+) -> WriterForm:
+    """The fields of a form that changes something; every such route takes them from here.
+
+    Refused with 403 for a read session (:func:`writer_session`) and for a
+    form without the session's CSRF token (the expired-form page).
+    """
+    fields = await _form(request)
+    if not csrf_matches(session.csrf_token, fields.get("csrf_token")):
+        raise Refused("csrf.html", session)
+    return WriterForm(session, fields)
 
 
 async def _form(request: Request) -> dict[str, str]:
@@ -157,7 +213,9 @@ async def sign_in(request: Request) -> Response:
     try:
         cookie, _session = await run_in_threadpool(sessions.sign_in, form.get("token", ""))
     except Unauthorized:
-        return await _sign_in_page(request, error="That is not an admin token of any account.")
+        return await _sign_in_page(
+            request, error="That is not an admin or read token of any account."
+        )
     response = RedirectResponse("/console", status_code=303)
     max_age = int(sessions.lifetime.total_seconds())
     _set_cookie(request, response, SESSION_COOKIE, cookie, max_age)
@@ -305,6 +363,180 @@ async def jobs_rows(
     """The jobs table's rows, which the jobs page fetches again while it is open."""
     jobs = await run_in_threadpool(console_service.account_jobs, ctx.store, session.account)
     return _render(request, "_job_rows.html", session, {"jobs": jobs})
+
+
+# -- credentials ----------------------------------------------------------
+
+#: What the create form calls each field a refusal names.
+CREDENTIAL_FIELD_LABELS = {"kind": "Kind", "name": "Name", "expires_at": "Expires (UTC)"}
+
+
+@router.get("/credentials")
+async def credentials_page(
+    request: Request,
+    session: ConsoleSession = Depends(page_session),
+    ctx: AppContext = Depends(get_context),
+) -> Response:
+    return await _credentials_page(request, session, ctx)
+
+
+async def _credentials_page(
+    request: Request,
+    session: ConsoleSession,
+    ctx: AppContext,
+    *,
+    form: dict[str, str] | None = None,
+    error: FieldError | None = None,
+    status_code: int = 200,
+) -> Response:
+    """The account's credentials, newest first; for an admin, the create form (``form``
+    as sent, with the ``error`` it was refused for)."""
+    found = await run_in_threadpool(
+        credential_service.list_credentials, ctx.store, session.account.id
+    )
+    now = ctx.now()
+    rows = [(credential, credential.refusal(now) or "active") for credential in reversed(found)]
+    return _render(
+        request,
+        "credentials.html",
+        session,
+        {
+            "rows": rows,
+            "kinds": [kind.kind for kind in ctx.credential_kinds],
+            "form": form or {},
+            "error": error,
+            "error_label": None if error is None else CREDENTIAL_FIELD_LABELS.get(error.field),
+        },
+        status_code=status_code,
+    )
+
+
+@router.post("/credentials")
+async def create_credential(
+    request: Request,
+    writer: WriterForm = Depends(writer_form),
+    ctx: AppContext = Depends(get_context),
+) -> Response:
+    """Issue a credential and show its secret, this once (the page is not cached)."""
+    fields, session = writer.fields, writer.session
+    try:
+        expires_at = _utc_expiry(fields.get("expires_at"))
+        issued = await run_in_threadpool(
+            lambda: credential_service.create_credential(
+                ctx.store,
+                session.account,
+                ctx.credential_kinds,
+                fields.get("kind"),
+                name=fields.get("name"),
+                expires_at=expires_at,
+                now=ctx.now(),
+            )
+        )
+    except EventyardError as exc:
+        if not exc.errors:
+            raise
+        return await _credentials_page(
+            request, session, ctx, form=fields, error=exc.errors[0], status_code=exc.status
+        )
+    document = issued_document(issued.credential, issued.kind, issued.secret)
+    return _render(
+        request,
+        "credential_issued.html",
+        session,
+        {"document": document, "kind": issued.kind},
+        status_code=201,
+    )
+
+
+def _utc_expiry(value: str | None) -> datetime | None:
+    """The create form's expiry: a ``datetime-local`` value, read as UTC (``None``: never)."""
+    if not value or not value.strip():
+        return None
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        reason = "expires_at must be a date and time, such as 2027-01-31T09:30"
+        raise EventyardError(
+            "invalid_credential", reason, 400, errors=[FieldError("expires_at", reason)]
+        ) from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+@router.get("/credentials/{credential_id}/revoke")
+async def revoke_credential_form(
+    request: Request,
+    credential_id: str,
+    session: ConsoleSession = Depends(writer_session),
+    ctx: AppContext = Depends(get_context),
+) -> Response:
+    """Ask before revoking: the revocation cannot be undone."""
+    credential = await _find_credential(ctx, session, credential_id)
+    if credential is None:
+        return _not_found(request, session, "credential")
+    return _revoke_page(request, session, ctx, credential, error=None)
+
+
+@router.post("/credentials/{credential_id}/revoke")
+async def revoke_credential(
+    request: Request,
+    credential_id: str,
+    writer: WriterForm = Depends(writer_form),
+    ctx: AppContext = Depends(get_context),
+) -> Response:
+    session = writer.session
+    try:
+        await run_in_threadpool(
+            lambda: credential_service.revoke_credential(
+                ctx.store,
+                session.account.id,
+                credential_id,
+                now=ctx.now(),
+                authenticator=ctx.authenticator,
+            )
+        )
+    except NotFound:
+        return _not_found(request, session, "credential")
+    except EventyardError as exc:
+        if exc.code != "last_admin_credential":
+            raise
+        credential = await _find_credential(ctx, session, credential_id)
+        if credential is None:  # gone meanwhile: credentials are never deleted
+            return _not_found(request, session, "credential")
+        return _revoke_page(request, session, ctx, credential, error=exc.message, status_code=409)
+    return RedirectResponse("/console/credentials", status_code=303)
+
+
+async def _find_credential(
+    ctx: AppContext, session: ConsoleSession, credential_id: str
+) -> Credential | None:
+    found = await run_in_threadpool(
+        credential_service.list_credentials, ctx.store, session.account.id
+    )
+    return next((c for c in found if c.id == credential_id), None)
+
+
+def _revoke_page(
+    request: Request,
+    session: ConsoleSession,
+    ctx: AppContext,
+    credential: Credential,
+    *,
+    error: str | None,
+    status_code: int = 200,
+) -> Response:
+    return _render(
+        request,
+        "revoke.html",
+        session,
+        {
+            "credential": credential,
+            "status": credential.refusal(ctx.now()) or "active",
+            # The longest a process answers from memory after a revocation.
+            "within_seconds": ctx.authenticator.trusted_for,
+            "error": error,
+        },
+        status_code=status_code,
+    )
 
 
 # -- live tail ------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from eventyard.core.credentials import ADMIN, CredentialKind
+from eventyard.core.credentials import ADMIN, READ, CredentialKind
 from eventyard.core.model import NewAccount
 from eventyard.dialects.base import Dialect
 from eventyard.dialects.clevertap import DIALECT as CLEVERTAP
@@ -22,6 +22,9 @@ CREDENTIAL_KINDS: tuple[CredentialKind, ...] = (
     ADMIN,
     *(kind for dialect in BUILTIN_DIALECTS for kind in dialect.credentials),
 )
+
+#: What the credentials API issues: those, and the read-only token.
+ISSUABLE_KINDS: tuple[CredentialKind, ...] = (*CREDENTIAL_KINDS, READ)
 
 
 def create_account(store: Store, name: str, settings: dict[str, Any] | None = None) -> NewAccount:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from eventyard.core.credentials import ADMIN, READ
 from eventyard.core.errors import NotFound
 from eventyard.core.identifiers import (
     WELL_KNOWN_KINDS,
@@ -25,7 +26,7 @@ from eventyard.core.identifiers import (
 from eventyard.core.ids import is_id
 from eventyard.core.lists import ContactList
 from eventyard.core.model import Account, Activity, Contact, Job
-from eventyard.services.accounts import CredentialCache, authenticate
+from eventyard.services.credentials import Authenticator
 from eventyard.services.imports import import_summary
 from eventyard.services.ingest_stats import (
     Rejection,
@@ -38,6 +39,8 @@ from eventyard.services.ports import Store
 
 #: ``instance_secrets`` row holding the key that signs console cookies.
 SIGNING_KEY_NAME = "console_signing_key"
+#: The credentials that sign in to the console.
+SIGN_IN_KINDS = (ADMIN.kind, READ.kind)
 #: Contacts a search lists at most.
 SEARCH_LIMIT = 20
 #: Days of hourly counts the overview charts.
@@ -54,6 +57,13 @@ class ConsoleSession:
     id: str
     account: Account
     csrf_token: str
+    #: The kind of credential the session signed in with (``admin`` or ``read``).
+    kind: str = ADMIN.kind
+
+    @property
+    def may_write(self) -> bool:
+        """Whether the session may change anything (an admin's); a read session only looks."""
+        return self.kind == ADMIN.kind
 
 
 class ConsoleSessions:
@@ -69,12 +79,12 @@ class ConsoleSessions:
         store: Store,
         lifetime: timedelta,
         clock: Callable[[], datetime],
-        credentials: CredentialCache | None = None,
+        authenticator: Authenticator,
     ) -> None:
         self.store = store
         self.lifetime = lifetime
         self.clock = clock
-        self.credentials = credentials
+        self.authenticator = authenticator
         self._key: bytes | None = None
         self._lock = threading.Lock()
 
@@ -109,21 +119,30 @@ class ConsoleSessions:
         """The CSRF token of the sign-in form for the nonce in the visitor's cookie."""
         return self._mac(f"sign-in:{nonce}")
 
-    def sign_in(self, admin_token: str) -> tuple[str, ConsoleSession]:
-        """A new session for the account of ``admin_token``: its cookie value and itself.
+    def sign_in(self, secret: str) -> tuple[str, ConsoleSession]:
+        """A new session for the account of an admin or read token: its cookie value and itself.
 
-        Raises ``Unauthorized`` for a token that is no account's admin token.
+        Raises ``Unauthorized`` for a token that is neither. A session signed
+        in with a read token shows everything and changes nothing.
         """
-        account = authenticate(self.store, "admin", admin_token.strip(), None, self.credentials)
+        found = self.authenticator.check(SIGN_IN_KINDS, secret.strip())
         token = secrets.token_urlsafe(32)
         session = ConsoleSession(
-            id=_digest(token), account=account, csrf_token=secrets.token_urlsafe(32)
+            id=_digest(token),
+            account=found.account,
+            csrf_token=secrets.token_urlsafe(32),
+            kind=found.kind,
         )
         now = self.clock()
         with self.store.unit_of_work() as uow:
             uow.console.purge_sessions(now)
             uow.console.add_session(
-                session.id, account.id, session.csrf_token, now, now + self.lifetime
+                session.id,
+                found.account.id,
+                found.credential_id,
+                session.csrf_token,
+                now,
+                now + self.lifetime,
             )
             uow.commit()
         return self.sign(token), session
@@ -139,7 +158,7 @@ class ConsoleSessions:
             account = None if found is None else uow.accounts.get(found[0])
         if found is None or account is None:
             return None
-        return ConsoleSession(id=session_id, account=account, csrf_token=found[1])
+        return ConsoleSession(id=session_id, account=account, csrf_token=found[1], kind=found[2])
 
     def sign_out(self, session: ConsoleSession) -> None:
         with self.store.unit_of_work() as uow:

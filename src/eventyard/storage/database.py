@@ -19,6 +19,7 @@ from eventyard.storage.repositories.accounts import AccountRepository
 from eventyard.storage.repositories.activities import ActivityRepository
 from eventyard.storage.repositories.console import ConsoleRepository
 from eventyard.storage.repositories.contacts import ContactRepository
+from eventyard.storage.repositories.credentials import CredentialRepository
 from eventyard.storage.repositories.definitions import DefinitionRepository
 from eventyard.storage.repositories.erasures import ErasureRepository
 from eventyard.storage.repositories.event_types import EventTypeRepository, KnownTypes
@@ -40,6 +41,7 @@ class UnitOfWork:
         # Run after the commit, in order: what the process may now cache.
         self._after_commit: list[Callable[[], None]] = []
         self.accounts = AccountRepository(conn)
+        self.credentials = CredentialRepository(conn)
         self.contacts = ContactRepository(conn)
         self.activities = ActivityRepository(conn)
         self.event_types = EventTypeRepository(conn, known_types, self._after_commit)

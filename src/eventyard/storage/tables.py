@@ -45,17 +45,29 @@ accounts = Table(
 
 # One row per credential. Secrets are stored as SHA-256 digests: they are
 # random 32-byte tokens, so a fast hash is enough and allows an indexed lookup;
-# the digest found is then compared again in constant time.
+# the digest found is then compared again in constant time. A revoked or
+# expired credential keeps its row (the console and the API list it).
 credentials = Table(
     "credentials",
     metadata,
+    Column("id", ID, primary_key=True),
     Column("account_id", ID, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
     Column("kind", String(32), nullable=False),
+    # The secret's first characters, to recognise it by (NULL: issued before
+    # credentials had one).
+    Column("prefix", String(32)),
+    Column("name", String(200)),
+    # Sent beside the secret by some dialects (CleverTap's account id).
     Column("public_id", String(64)),
     Column("secret_hash", String(64), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
-    PrimaryKeyConstraint("kind", "secret_hash"),
-    Index(None, "account_id"),
+    # Written at most once a minute per credential, by each process's
+    # credential check rather than by the request that used it.
+    Column("last_used_at", UTCDateTime()),
+    Column("expires_at", UTCDateTime()),
+    Column("revoked_at", UTCDateTime()),
+    UniqueConstraint("secret_hash"),
+    Index(None, "account_id", "kind"),
 )
 
 contacts = Table(
@@ -316,6 +328,9 @@ console_sessions = Table(
     Column("id", String(64), primary_key=True),
     Column("account_id", ID, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
     Column("csrf_token", String(64), nullable=False),
+    # The credential the session signed in with: its kind says what the
+    # session may do, and revoking it ends the session.
+    Column("credential_id", ID),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("expires_at", UTCDateTime(), nullable=False),
     Index(None, "account_id"),

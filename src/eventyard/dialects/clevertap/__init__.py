@@ -30,6 +30,8 @@ DIALECT = Dialect(
             "eyt",
             public_id_name="clevertap_account_id",
             new_public_id=new_account_id,
+            public_id_field="account_id",
+            secret_field="passcode",  # noqa: S106 (a field name, not a secret)
         ),
     ),
 )

@@ -19,7 +19,6 @@ from eventyard.context import AppContext, get_context
 from eventyard.core.errors import EventyardError, FieldError, Unauthorized
 from eventyard.dialects.netcore.translate import DIALECT
 from eventyard.http import json_response, read_body
-from eventyard.services.accounts import authenticate
 from eventyard.services.imports import ImportRequest, submit_import
 
 PATH = "/apiv2"
@@ -150,9 +149,7 @@ async def bulk_upload(request: Request, ctx: AppContext = Depends(get_context)) 
         for key, value in parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True):
             params.setdefault(key, value)
     try:
-        account = await run_in_threadpool(
-            authenticate, ctx.store, DIALECT, params.get("apikey"), None, ctx.credentials
-        )
+        account = await ctx.authenticate(DIALECT, params.get("apikey"))
     except Unauthorized as exc:
         raise EventyardError("unauthorized", "Invalid API Key", 401) from exc
     ctx.limit_rate(DIALECT, account.id)

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
@@ -8,16 +7,18 @@ from sqlalchemy.engine import Connection
 
 from eventyard.core.model import Account
 from eventyard.storage.sql_dialect import supports_row_locks
-from eventyard.storage.tables import accounts, credentials
+from eventyard.storage.tables import accounts
 
 
-def _account(row: Any) -> Account:
+def account_of_row(row: Any) -> Account:
+    """The account in a row that selected the ``accounts`` columns (alone or joined)."""
+    m, a = row._mapping, accounts.c
     return Account(
-        id=row.id,
-        name=row.name,
-        settings=row.settings,
-        created_at=row.created_at,
-        signing_secret=row.signing_secret,
+        id=m[a.id],
+        name=m[a.name],
+        settings=m[a.settings],
+        created_at=m[a.created_at],
+        signing_secret=m[a.signing_secret],
     )
 
 
@@ -25,7 +26,7 @@ class AccountRepository:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
-    def add(self, account: Account, creds: Sequence[tuple[str, str | None, str]]) -> None:
+    def add(self, account: Account) -> None:
         self.conn.execute(
             insert(accounts).values(
                 id=account.id,
@@ -35,37 +36,6 @@ class AccountRepository:
                 signing_secret=account.signing_secret,
             )
         )
-        self.conn.execute(
-            insert(credentials),
-            [
-                {
-                    "account_id": account.id,
-                    "kind": kind,
-                    "public_id": public_id,
-                    "secret_hash": digest,
-                    "created_at": account.created_at,
-                }
-                for kind, public_id, digest in creds
-            ],
-        )
-
-    def find_by_credential(
-        self, kind: str, secret_hash: str, public_id: str | None = None
-    ) -> tuple[Account, str] | None:
-        query = (
-            select(accounts, credentials.c.secret_hash)
-            .join(credentials, credentials.c.account_id == accounts.c.id)
-            .where(credentials.c.kind == kind, credentials.c.secret_hash == secret_hash)
-        )
-        # A credential issued with a public id (CleverTap's account id) only
-        # opens the account together with that id.
-        query = query.where(
-            credentials.c.public_id.is_(None)
-            if public_id is None
-            else credentials.c.public_id == public_id
-        )
-        row = self.conn.execute(query).first()
-        return None if row is None else (_account(row), row.secret_hash)
 
     def get(self, account_id: str, *, for_update: bool = False) -> Account | None:
         """The account; ``for_update`` locks its row to the end of the transaction (PostgreSQL).
@@ -76,7 +46,7 @@ class AccountRepository:
         if for_update and supports_row_locks(self.conn):
             query = query.with_for_update()
         row = self.conn.execute(query).first()
-        return None if row is None else _account(row)
+        return None if row is None else account_of_row(row)
 
     def update_settings(self, account_id: str, settings: dict[str, Any]) -> bool:
         """Store the account's settings as given; ``False`` when there is no such account."""
@@ -87,7 +57,7 @@ class AccountRepository:
 
     def list(self) -> list[Account]:
         rows = self.conn.execute(select(accounts).order_by(accounts.c.created_at))
-        return [_account(r) for r in rows]
+        return [account_of_row(r) for r in rows]
 
     def count(self) -> int:
         return int(self.conn.execute(select(func.count()).select_from(accounts)).scalar_one())

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, func, select, tuple_
+from sqlalchemy import and_, delete, func, or_, select, tuple_
 from sqlalchemy.engine import Connection
 
 from eventyard.core.identifiers import Identifier
@@ -19,6 +19,7 @@ from eventyard.storage.tables import (
     console_sessions,
     contact_identifiers,
     contacts,
+    credentials,
     instance_secrets,
     list_members,
     lists,
@@ -53,25 +54,43 @@ class ConsoleRepository:
         return value
 
     def add_session(
-        self, session_id: str, account_id: str, csrf_token: str, now: datetime, expires_at: datetime
+        self,
+        session_id: str,
+        account_id: str,
+        credential_id: str,
+        csrf_token: str,
+        now: datetime,
+        expires_at: datetime,
     ) -> None:
         self.conn.execute(
             console_sessions.insert().values(
                 id=session_id,
                 account_id=account_id,
+                credential_id=credential_id,
                 csrf_token=csrf_token,
                 created_at=now,
                 expires_at=expires_at,
             )
         )
 
-    def get_session(self, session_id: str, now: datetime) -> tuple[str, str] | None:
-        """``(account_id, csrf_token)`` of the session if it has not expired."""
-        s = console_sessions.c
+    def get_session(self, session_id: str, now: datetime) -> tuple[str, str, str] | None:
+        """``(account_id, csrf_token, credential kind)`` of a live session.
+
+        Live: not expired, and signed in with a credential that is neither
+        revoked nor expired (revoking it ends the session).
+        """
+        s, c = console_sessions.c, credentials.c
         row = self.conn.execute(
-            select(s.account_id, s.csrf_token).where(s.id == session_id, s.expires_at > now)
+            select(s.account_id, s.csrf_token, c.kind)
+            .join(credentials, and_(c.id == s.credential_id, c.account_id == s.account_id))
+            .where(
+                s.id == session_id,
+                s.expires_at > now,
+                c.revoked_at.is_(None),
+                or_(c.expires_at.is_(None), c.expires_at > now),
+            )
         ).first()
-        return None if row is None else (row.account_id, row.csrf_token)
+        return None if row is None else (row.account_id, row.csrf_token, row.kind)
 
     def delete_session(self, session_id: str) -> None:
         self.conn.execute(delete(console_sessions).where(console_sessions.c.id == session_id))

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 from eventyard.core.model import Account
 from eventyard.storage import partitions
 from eventyard.storage.partitions import Month
-from eventyard.storage.repositories.accounts import _account
+from eventyard.storage.repositories.accounts import account_of_row
 from eventyard.storage.sql_dialect import supports_row_locks
 from eventyard.storage.tables import accounts, activities
 
@@ -40,7 +40,7 @@ class RetentionRepository:
         query = select(accounts).order_by(accounts.c.created_at, accounts.c.id)
         if lock and supports_row_locks(self.conn):
             query = query.with_for_update(read=True)
-        return [_account(row) for row in self.conn.execute(query)]
+        return [account_of_row(row) for row in self.conn.execute(query)]
 
     def count_expired(self, account_id: str, cutoff: datetime) -> int:
         """How many of the account's activities occurred before ``cutoff``."""
