@@ -357,12 +357,13 @@ class Authenticator:
         if asked:
             with self.store.unit_of_work(write=False) as uow:
                 live = uow.credentials.live(asked, now)
+                accounts = uow.accounts.get_many(live.values())
             with self._lock:
                 for key, entry in list(self._entries.items()):
                     cid = entry.found.credential_id
                     if cid not in asked:
                         continue  # checked after the question was asked
-                    account = live.get(cid)
+                    account = accounts.get(live.get(cid, ""))
                     if account is None:
                         del self._entries[key]
                     else:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
@@ -47,6 +48,17 @@ class AccountRepository:
             query = query.with_for_update()
         row = self.conn.execute(query).first()
         return None if row is None else account_of_row(row)
+
+    def get_many(self, account_ids: Iterable[str]) -> dict[str, Account]:
+        """The accounts of ``account_ids`` that exist, by id."""
+        ids = sorted(set(account_ids))
+        found: dict[str, Account] = {}
+        for start in range(0, len(ids), 500):
+            rows = self.conn.execute(
+                select(accounts).where(accounts.c.id.in_(ids[start : start + 500]))
+            )
+            found.update((r.id, account_of_row(r)) for r in rows)
+        return found
 
     def update_settings(self, account_id: str, settings: dict[str, Any]) -> bool:
         """Store the account's settings as given; ``False`` when there is no such account."""

@@ -150,18 +150,21 @@ class CredentialRepository:
         )
         return bool(result.rowcount)
 
-    def live(self, credential_ids: Iterable[str], now: datetime) -> dict[str, Account]:
-        """Of ``credential_ids``, those still active at ``now``, with their accounts as stored."""
+    def live(self, credential_ids: Iterable[str], now: datetime) -> dict[str, str]:
+        """Of ``credential_ids``, those still active at ``now``, with their account ids.
+
+        Only the two ids travel: the caller reads each account once.
+        """
         ids = list(credential_ids)
-        live: dict[str, Account] = {}
+        live: dict[str, str] = {}
         c = credentials.c
         for start in range(0, len(ids), _CHUNK):
             rows = self.conn.execute(
-                select(accounts, c.id.label("credential_id"))
-                .join(accounts, accounts.c.id == c.account_id)
-                .where(c.id.in_(ids[start : start + _CHUNK]), _active(now))
+                select(c.id, c.account_id).where(
+                    c.id.in_(ids[start : start + _CHUNK]), _active(now)
+                )
             )
-            live.update((r.credential_id, account_of_row(r)) for r in rows)
+            live.update((r.id, r.account_id) for r in rows)
         return live
 
     def record_use(self, used: Mapping[str, datetime], granularity: timedelta) -> None:
