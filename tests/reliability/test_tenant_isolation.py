@@ -41,6 +41,8 @@ class Victim:
     list_id: int
     export_job: str
     definition: str
+    #: The id of the victim's Netcore key.
+    credential: str
 
     def ids(self) -> dict[str, str]:
         return {
@@ -48,6 +50,7 @@ class Victim:
             "list_id": str(self.list_id),
             "job_id": self.export_job,
             "activity_id": self.definition,
+            "credential_id": self.credential,
         }
 
     def secrets(self) -> list[str]:
@@ -57,6 +60,7 @@ class Victim:
             self.contact_id,
             self.export_job,
             self.account.account.id,
+            self.credential,
         ]
 
 
@@ -145,6 +149,11 @@ CASES: dict[tuple[str, str], Case] = {
     ),
     ("delete", "/api/v1/activity-definitions/{activity_id}"): Case("admin"),
     ("get", "/api/v1/account"): Case("admin", allowed=(200,)),
+    ("get", "/api/v1/credentials"): Case("admin", allowed=(200,)),
+    ("post", "/api/v1/credentials"): Case(
+        "admin", body=lambda v: {"kind": "netcore"}, allowed=(201,)
+    ),
+    ("delete", "/api/v1/credentials/{credential_id}"): Case("admin"),
     ("patch", "/api/v1/account/settings"): Case(
         "admin", body=lambda v: {"auto_create_definitions": True}, allowed=(200,)
     ),
@@ -241,6 +250,8 @@ def victim(http: httpx.Client, account: NewAccount, database_url: str) -> Victim
     )
     assert r.status_code == 202, r.text
     export_job = r.json()["jobID"]
+    r = http.get("/api/v1/credentials", headers=admin(account))
+    credential = next(c["id"] for c in r.json()["credentials"] if c["kind"] == "netcore")
     return Victim(
         account,
         email,
@@ -249,6 +260,7 @@ def victim(http: httpx.Client, account: NewAccount, database_url: str) -> Victim
         list_id,
         export_job,
         definition,
+        credential,
     )
 
 

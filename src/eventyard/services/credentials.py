@@ -209,7 +209,7 @@ def revoke_credential(
     with store.unit_of_work() as uow:
         found = uow.credentials.get(account_id, credential_id) if is_id(credential_id) else None
         if found is None or uow.accounts.get(account_id, for_update=True) is None:
-            raise NotFound(f"No credential {credential_id!r}")
+            raise NotFound("No such credential")
         if (
             found.kind == ADMIN.kind
             and found.refusal(now) is None
