@@ -98,6 +98,36 @@ def create_account_at(database_url: str, name: str) -> NewAccount:
         store.dispose()
 
 
+@dataclass(frozen=True)
+class TlsFiles:
+    """A certificate for 127.0.0.1 and localhost, signed by a CA made for the test.
+
+    For SDKs that speak only HTTPS: the server is started with ``cert`` and
+    ``key``, and the SDK's own CA setting (``REQUESTS_CA_BUNDLE``,
+    ``NODE_EXTRA_CA_CERTS``, an ``ssl`` context ...) is pointed at ``ca``.
+    """
+
+    ca: Path
+    cert: Path
+    key: Path
+
+
+def tls_files(directory: Path) -> TlsFiles:
+    """Make a CA and a server certificate (``trustme``) and write them into ``directory``."""
+    import trustme
+
+    directory.mkdir(parents=True, exist_ok=True)
+    authority = trustme.CA()
+    issued = authority.issue_cert("127.0.0.1", "localhost")
+    files = TlsFiles(directory / "ca.pem", directory / "server.pem", directory / "server.key")
+    authority.cert_pem.write_to_path(str(files.ca))
+    issued.cert_chain_pems[0].write_to_path(str(files.cert))
+    for intermediate in issued.cert_chain_pems[1:]:
+        intermediate.write_to_path(str(files.cert), append=True)
+    issued.private_key_pem.write_to_path(str(files.key))
+    return files
+
+
 @dataclass
 class Server:
     """A real eventyard server process on a loopback port."""
@@ -105,13 +135,20 @@ class Server:
     base_url: str
     process: subprocess.Popen[bytes]
     log_path: Path
+    #: The CA that signed the server's certificate, when it serves HTTPS.
+    ca: Path | None = None
 
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace")
 
 
 def wait_until_serving(
-    process: subprocess.Popen[bytes], base_url: str, log_path: Path, path: str = "/healthz"
+    process: subprocess.Popen[bytes],
+    base_url: str,
+    log_path: Path,
+    path: str = "/healthz",
+    *,
+    ca: Path | None = None,
 ) -> None:
     """Return once ``base_url + path`` answers 200; raise with the log if the process dies first."""
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
@@ -121,7 +158,8 @@ def wait_until_serving(
                 f"server exited with {process.returncode}:\n{log_path.read_text(errors='replace')}"
             )
         try:
-            if httpx.get(f"{base_url}{path}", timeout=1).status_code == 200:
+            answer = httpx.get(f"{base_url}{path}", timeout=1, verify=str(ca) if ca else True)
+            if answer.status_code == 200:
                 return
         except httpx.TransportError:
             pass
@@ -150,6 +188,7 @@ def running_server(
     ready_path: str = "/healthz",
     body_timeout_seconds: float | None = 2,
     port: int | None = None,
+    tls: TlsFiles | None = None,
 ) -> Iterator[Server]:
     """Start ``uvicorn eventyard.app:create_app_from_env`` and wait until ``ready_path`` answers.
 
@@ -157,6 +196,7 @@ def running_server(
     waits 2 s rather than 30; ``None`` leaves the server's own default (the
     benchmark measures default settings). ``extra_env`` comes last and wins.
     ``port`` lets a restarted server come back where its clients are (a free one by default).
+    ``tls`` serves HTTPS with that certificate (``Server.ca`` names its CA).
     """
     port = port or free_port()
     env = {
@@ -182,12 +222,17 @@ def running_server(
         str(workers),
         "--no-access-log",
     ]
-    base_url = f"http://127.0.0.1:{port}"
+    scheme = "http"
+    if tls is not None:
+        command += ["--ssl-certfile", str(tls.cert), "--ssl-keyfile", str(tls.key)]
+        scheme = "https"
+    base_url = f"{scheme}://127.0.0.1:{port}"
+    ca = None if tls is None else tls.ca
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(command, env=env, stdout=log_file, stderr=subprocess.STDOUT)
         try:
-            wait_until_serving(process, base_url, log_path, ready_path)
-            yield Server(base_url=base_url, process=process, log_path=log_path)
+            wait_until_serving(process, base_url, log_path, ready_path, ca=ca)
+            yield Server(base_url=base_url, process=process, log_path=log_path, ca=ca)
         finally:
             stop_server(process)
 

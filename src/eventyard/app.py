@@ -35,6 +35,7 @@ from eventyard.core.errors import EventyardError, FieldError
 from eventyard.core.ratelimit import RateLimiter
 from eventyard.dialects.base import Dialect
 from eventyard.dialects.registry import BUILTIN_DIALECTS, ISSUABLE_KINDS
+from eventyard.dialects.shared import dialect_of, shared_router
 from eventyard.errors import ERROR_SCHEMA, render_error
 from eventyard.jobs.periodic import periodic_jobs
 from eventyard.jobs.registry import HANDLERS
@@ -155,6 +156,11 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     for dialect in BUILTIN_DIALECTS:
         app.include_router(dialect.router)
         owners.update(dict.fromkeys(dialect.paths, dialect))
+    # Paths several dialects post to; a request's errors answer in the shape
+    # of the dialect its body was dispatched to, the path's default before.
+    shared, defaults = shared_router(BUILTIN_DIALECTS)
+    app.include_router(shared)
+    owners.update(defaults)
     app.include_router(health.router)
     app.include_router(contacts_api.router)
     app.include_router(jobs_api.router)
@@ -204,6 +210,9 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     app.openapi = openapi  # type: ignore[method-assign]
 
     def render(request: Request, exc: EventyardError) -> Response:
+        dispatched = dialect_of(request)
+        if dispatched is not None:
+            return dispatched.render_error(exc)
         return render_for_path(request.url.path, exc)
 
     async def render_and_remember(request: Request, exc: EventyardError) -> Response:

@@ -62,13 +62,19 @@ def send_stored(stored: StoredResponse) -> Response:
     )
 
 
+def body_too_large(*, unread: bool = False) -> EventyardError:
+    """The 413 of a body beyond its limit.
+
+    ``unread``: refused before the body was read; ``Connection: close`` ends
+    the connection after the answer, so the rest of it is never received.
+    """
+    headers = {"Connection": "close"} if unread else {}
+    return EventyardError("payload_too_large", "Payload Too Large", 413, headers=headers)
+
+
 async def read_body(request: Request, *, max_bytes: int, timeout_seconds: float) -> bytes:
     """The whole request body, or 408 when it does not arrive in time, 413 when too big."""
-    # Refused before it is read; ``Connection: close`` ends the connection after
-    # the answer, so the rest of the body is never received either.
-    too_large = EventyardError(
-        "payload_too_large", "Payload Too Large", 413, headers={"Connection": "close"}
-    )
+    too_large = body_too_large(unread=True)
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise too_large
@@ -148,7 +154,7 @@ def gunzip_body(body: bytes, max_bytes: int) -> bytes:
             raise _bad_gzip(f"body is not valid gzip: {exc}") from exc
         size += len(part)
         if size > max_bytes or inflater.unconsumed_tail:
-            raise EventyardError("payload_too_large", "Payload Too Large", 413)
+            raise body_too_large()
         if not inflater.eof:
             raise _bad_gzip("body is not valid gzip: the compressed data is truncated")
         parts.append(part)

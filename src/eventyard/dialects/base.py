@@ -4,12 +4,35 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 
 from eventyard.core.credentials import CredentialKind
 from eventyard.core.errors import EventyardError
+
+if TYPE_CHECKING:
+    from eventyard.dialects.pipeline import IngestEndpoint
+
+
+@dataclass(frozen=True)
+class SharedRoute:
+    """A vendor path that several dialects post to (``/batch``: Amplitude's and PostHog's).
+
+    The application mounts one route for the path; it reads and inflates the
+    body once, then asks each dialect sharing the path, in registry order,
+    whether the body is its own (``claims``, given the request and the
+    inflated body; it must be cheap: no full parse where a glance will do)
+    and runs the first claimant's ``endpoint``. The last dialect to share a
+    path is the default: it takes a body nobody claims, and its error shape
+    answers what goes wrong before a claim (a body too large, a 404 or 405).
+    """
+
+    path: str
+    claims: Callable[[Request, bytes], bool]
+    endpoint: IngestEndpoint[Any]
+    summary: str
+    description: str
 
 
 @dataclass(frozen=True)
@@ -25,3 +48,5 @@ class Dialect:
     error_schema: dict[str, Any]
     #: The credentials an account holds for this dialect, made at account creation.
     credentials: tuple[CredentialKind, ...] = ()
+    #: Paths this dialect shares with others, each dispatched on the body.
+    shared_routes: tuple[SharedRoute, ...] = ()

@@ -47,6 +47,7 @@ from eventyard.core.model import (
     StoredResponse,
 )
 from eventyard.http import (
+    body_too_large,
     decode_content,
     idempotency_key,
     off_loop_if_large,
@@ -158,23 +159,35 @@ class IngestEndpoint(Generic[P]):
         return min(self.max_body_bytes, ctx.settings.max_body_bytes)
 
 
-async def receive(request: Request, ctx: AppContext, endpoint: IngestEndpoint[Any]) -> Response:
-    """Run one request through the pipeline and answer it in the dialect's shape."""
+async def receive(
+    request: Request,
+    ctx: AppContext,
+    endpoint: IngestEndpoint[Any],
+    *,
+    body: bytes | None = None,
+) -> Response:
+    """Run one request through the pipeline and answer it in the dialect's shape.
+
+    ``body``: the body already read and inflated (by the dispatch of a
+    shared path), checked against the endpoint's limit instead of read again.
+    """
     with ctx.foreground.serving():
-        return await _receive(request, ctx, endpoint)
+        return await _receive(request, ctx, endpoint, body)
 
 
-async def _receive(request: Request, ctx: AppContext, endpoint: IngestEndpoint[Any]) -> Response:
+async def _receive(
+    request: Request, ctx: AppContext, endpoint: IngestEndpoint[Any], body: bytes | None
+) -> Response:
     credential = endpoint.read_credential(request)
     account: Account | None = None
     if credential is not None:
         account = await _admit(request, ctx, endpoint, credential)
     limit = endpoint.body_limit(ctx)
     try:
-        body = await read_body(
-            request, max_bytes=limit, timeout_seconds=ctx.settings.body_timeout_seconds
-        )
-        body = await decode_content(request, body, limit)
+        if body is None:
+            body = await read_inflated_body(request, ctx, limit)
+        elif len(body) > limit:
+            raise body_too_large()
     except EventyardError as exc:
         if exc.status != 413 or endpoint.too_large is None:
             raise
@@ -240,6 +253,14 @@ async def _receive(request: Request, ctx: AppContext, endpoint: IngestEndpoint[A
     response = send_stored(stored)
     response.headers.update(submission.headers(stored))
     return response
+
+
+async def read_inflated_body(request: Request, ctx: AppContext, limit: int) -> bytes:
+    """The request's body read in time and without its ``Content-Encoding``, at most ``limit``."""
+    body = await read_body(
+        request, max_bytes=limit, timeout_seconds=ctx.settings.body_timeout_seconds
+    )
+    return await decode_content(request, body, limit)
 
 
 async def _admit(
