@@ -211,11 +211,6 @@ def translator(endpoint: Endpoint) -> Callable[[Incoming, Arrival], Answer]:
 
 def translate(endpoint: Endpoint, parsed: Incoming, arrival: Arrival) -> Answer:
     request = arrival.request
-    token = None if endpoint == "import" else arrival.credential.secret
-    translation = translate_records(
-        parsed.objects,
-        Context(endpoint, arrival.now, token, suspicious=parsed.suspicious),
-    )
     verbose = _flag(parsed, request, "verbose") == "1"
     strict_flag = _flag(parsed, request, "strict")
     style: Style = "track"
@@ -224,6 +219,16 @@ def translate(endpoint: Endpoint, parsed: Incoming, arrival: Arrival) -> Answer:
         # "status": 1}", mixpanel-python#88); a JSON body gets the strict answer
         # unless it asks for strict=0 (the OpenAPI's default is "1").
         style = "lenient" if strict_flag == "0" else "strict"
+    translation = translate_records(
+        parsed.objects,
+        Context(
+            endpoint,
+            arrival.now,
+            None if endpoint == "import" else arrival.credential.secret,
+            suspicious=parsed.suspicious,
+            strict=style == "strict",
+        ),
+    )
     return Answer(translation.records, translation=translation, style=style, verbose=verbose)
 
 

@@ -240,6 +240,9 @@ class Context:
     #: The token every record must name (``None``: /import, authenticated by header).
     token: str | None
     suspicious: bool = False
+    #: /import's strict validation: ``$insert_id`` is required ("strict=1 … Each
+    #: event needs … ``properties.$insert_id``"); a non-strict import may omit it.
+    strict: bool = False
 
 
 def translate_records(objects: list[Any], context: Context) -> Translation:
@@ -315,7 +318,7 @@ def translate_event(
         return []
     if event in (IDENTIFY, CREATE_ALIAS, MERGE):
         return _identity_event(event, properties, context, fail)
-    insert_id = _insert_id(properties, required=strict, fail=fail)
+    insert_id = _insert_id(properties, required=strict and context.strict, fail=fail)
     if insert_id is not None:
         translation.insert_ids[index] = insert_id
     identifiers, distinct_id = event_identifiers(properties, strict=strict, fail=fail)
