@@ -294,11 +294,29 @@ class TestTrack:
         assert r.json() == OK
         assert [a["name"] for a in activities(http, account, f"identity:{user}")] == ["Zipped"]
 
-    def test_malformed_bodies_are_400(self, http: httpx.Client) -> None:
-        for content in (b"", b"data=", b"data=%7Bnot-json", b"[1,"):
+    def test_malformed_bodies_are_400_and_empty_ones_401(
+        self, http: httpx.Client, account: NewAccount
+    ) -> None:
+        """An unreadable body is a 400; an empty one names no token: 401 on /track, and
+        "data, missing or empty" on /import."""
+        for content in (b"data=%7Bnot-json", b"[1,", b"data=bm90IGpzb24="):
             r = http.post("/track", content=content)
             assert r.status_code == 400, content
             assert r.json()["status"] == "Bad Request"
+        for content in (b"", b"data=", b"verbose=1"):
+            r = http.post("/track", content=content)
+            assert r.status_code == 401, content
+        r = http.post("/import", content=b"[]", auth=secret_auth(account))
+        assert r.status_code == 400
+        assert r.json()["error"] == "data, missing or empty"
+
+    def test_an_empty_post_may_carry_data_in_its_query(
+        self, http: httpx.Client, account: NewAccount
+    ) -> None:
+        user = uid()
+        r = http.post("/track", params=form(event(account, "Queried", user), verbose=1))
+        assert r.json() == OK
+        assert [a["name"] for a in activities(http, account, f"identity:{user}")] == ["Queried"]
 
 
 class TestIdentity:

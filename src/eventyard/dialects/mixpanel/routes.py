@@ -33,6 +33,7 @@ from eventyard.dialects.pipeline import (
     IngestEndpoint,
     Report,
     Submission,
+    read_inflated_body,
     receive,
 )
 from eventyard.dialects.toolkit.basic_auth import decode_basic, split_authorization
@@ -219,6 +220,8 @@ def translate(endpoint: Endpoint, parsed: Incoming, arrival: Arrival) -> Answer:
         # "status": 1}", mixpanel-python#88); a JSON body gets the strict answer
         # unless it asks for strict=0 (the OpenAPI's default is "1").
         style = "lenient" if strict_flag == "0" else "strict"
+    if not parsed.objects:
+        raise mixpanel_error("data, missing or empty", field="data")
     translation = translate_records(
         parsed.objects,
         Context(
@@ -255,12 +258,28 @@ def _ingest_endpoint(endpoint: Endpoint) -> IngestEndpoint[Incoming]:
     )
 
 
+async def _read_body(request: Request, ctx: AppContext, ingest: IngestEndpoint[Incoming]) -> bytes:
+    limit = ingest.body_limit(ctx)
+    try:
+        return await read_inflated_body(request, ctx, limit)
+    except EventyardError as exc:
+        if exc.status != 413:
+            raise
+        raise too_large(limit, exc) from exc
+
+
 def _route(endpoint: Endpoint) -> Callable[[Request, AppContext], Awaitable[Response]]:
     ingest = _ingest_endpoint(endpoint)
 
     async def route(request: Request, ctx: AppContext = Depends(get_context)) -> Response:
         # GET (the Node SDK's single calls, pixel integrations): the form is the query.
         body = request.url.query.encode() if request.method == "GET" else None
+        if body is None and endpoint != "import":
+            # The token travels in the body: it is read before anything is checked
+            # anyway. An empty body may leave ``data`` in the query (legacy HTTP spec).
+            body = await _read_body(request, ctx, ingest)
+            if not body.strip() and "data" in request.query_params:
+                body = request.url.query.encode()
         return await receive(request, ctx, ingest, body=body)
 
     route.__name__ = f"mixpanel_{endpoint}"
@@ -309,13 +328,15 @@ _DESCRIPTIONS: dict[Endpoint, tuple[str, str]] = {
 }
 
 for _endpoint, (_summary, _description) in _DESCRIPTIONS.items():
-    router.add_api_route(
-        f"/{_endpoint}",
-        _route(_endpoint),
-        methods=["POST", "GET"],
-        summary=_summary,
-        description=_description,
-        responses={200: {"description": "Stored (see the description for the body)"}},
-    )
+    for _method in ("POST", "GET"):
+        router.add_api_route(
+            f"/{_endpoint}",
+            _route(_endpoint),
+            methods=[_method],
+            operation_id=f"mixpanel_{_endpoint}_{_method.lower()}",
+            summary=_summary if _method == "POST" else f"{_summary}, the form in the query",
+            description=_description,
+            responses={200: {"description": "Stored (see the description for the body)"}},
+        )
 
 __all__ = ["PATHS", "router"]

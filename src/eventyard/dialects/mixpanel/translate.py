@@ -129,7 +129,8 @@ def parse_body(body: bytes) -> Incoming:
     """
     text = body.lstrip()
     if not text:
-        raise mixpanel_error("data, missing or empty", field="data")
+        # Nothing names a token: /track answers 401, /import "data, missing or empty".
+        return Incoming([], {}, form=True)
     if text[:1] in (b"[", b"{"):
         value, suspicious = _json_or_ndjson(body)
         return _incoming(value, {}, form=False, suspicious=suspicious)
@@ -140,7 +141,7 @@ def parse_body(body: bytes) -> Incoming:
     fields = dict(pairs)
     data = fields.pop("data", "")
     if not data.strip():
-        raise mixpanel_error("data, missing or empty", field="data")
+        return Incoming([], fields, form=True)
     value, suspicious = _data_field(data)
     return _incoming(value, fields, form=True, suspicious=suspicious)
 
