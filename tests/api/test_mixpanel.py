@@ -14,6 +14,7 @@ import json
 import time
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -272,7 +273,7 @@ class TestTrack:
         assert "2001" in r.json()["error"]
         many = event(account, "Many", user, **{f"p{i}": i for i in range(260)})
         long = event(account, "Long", user, text="x" * 300, deep={"t": "y" * 300})
-        bad_id = event(account, "BadId", user, **{"$insert_id": "not valid!"})
+        bad_id = event(account, "BadId", user, **{"$insert_id": 12345})
         r = track(http, many, long, bad_id)
         assert r.headers["X-Eventyard-Rejected-Records"] == "2"
         [stored] = activities(http, account, f"identity:{user}")
@@ -637,3 +638,107 @@ def test_openapi_describes_every_mixpanel_endpoint(http: httpx.Client) -> None:
     for path in ("/track", "/engage", "/groups", "/import"):
         assert {"get", "post"} <= set(paths[path]), path
         assert "Mixpanel" in paths[path]["post"]["summary"]
+
+
+PAYLOADS = Path(__file__).resolve().parents[1] / "payloads" / "mixpanel"
+TOKEN_PLACEHOLDERS = ("YOUR_PROJECT_TOKEN", "<project token>", "<token>")
+
+
+def sample(name: str, account: NewAccount) -> str:
+    """A sample body of tests/payloads/mixpanel, its project token the account's."""
+    text = (PAYLOADS / name).read_text()
+    for placeholder in TOKEN_PLACEHOLDERS:
+        text = text.replace(placeholder, account.mixpanel_project_token)
+    return text.replace('"token": "t"', f'"token": "{account.mixpanel_project_token}"')
+
+
+class TestSamplePayloads:
+    def test_the_import_events_samples_as_json_and_ndjson(
+        self, http: httpx.Client, account: NewAccount
+    ) -> None:
+        """The import-events page's Signup and Purchase, "``application/json`` or
+        ``application/x-ndjson``": stored once although sent in both forms."""
+        for name, content_type in (
+            ("import_events.json", "application/json"),
+            ("import_events.ndjson", "application/x-ndjson"),
+        ):
+            r = http.post(
+                "/import",
+                content=sample(name, account),
+                headers={"Content-Type": content_type},
+                auth=secret_auth(account),
+            )
+            assert r.json() == {"code": 200, "num_records_imported": 2, "status": "OK"}, name
+        stored = {
+            a["name"]: a
+            for a in activities(http, account, "identity:91304156-cafc-4673-a237-623d1129c801")
+        }
+        assert set(stored) == {"Signup", "Purchase"}
+        assert stored["Signup"]["occurred_at"] == "2021-04-18T03:27:57Z"
+        assert stored["Signup"]["properties"]["Referred by"] == "Friend"
+        assert stored["Purchase"]["properties"]["Amount"] == 5.0
+        assert len(activities(http, account, "identity:91304156-cafc-4673-a237-623d1129c801")) == 2
+
+    def test_the_track_samples_are_skipped_as_too_old_then_stored_when_recent(
+        self, http: httpx.Client, account: NewAccount
+    ) -> None:
+        """Both track samples are from 2021: "older ones are dropped while the call still
+        reports success". The digest's event object, sent an hour old, is stored."""
+        r = http.post("/track", content=sample("track_events.json", account))
+        assert (r.status_code, r.text) == (200, "1")
+        r = http.post("/track?verbose=1", data={"data": sample("track_event_object.json", account)})
+        assert r.json() == OK
+        assert find_contact(http, account, "identity:user_123") is None
+        assert find_contact(http, account, "identity:u-1") is None
+        recent = json.loads(sample("track_event_object.json", account))
+        recent["properties"]["time"] = int(time.time()) - 3600
+        assert track(http, recent).json() == OK
+        [stored] = activities(http, account, "identity:u-1")
+        assert stored["name"] == "Signed Up"
+        assert stored["properties"]["ip"] == "136.24.0.114"
+        assert stored["properties"]["plan"] == "pro"
+
+    def test_the_profile_samples(self, http: httpx.Client, account: NewAccount) -> None:
+        """ "Set Property" and the digest's profile update object: ``$set`` attributes,
+        ``$email`` also an identifier; ``$time``, ``$ip`` and ``$ignore_time`` ignored."""
+        r = http.post("/engage", content=sample("engage_set.json", account))
+        assert (r.status_code, r.text) == (200, "1")
+        found = contact(http, account, "identity:user123")
+        assert found["attributes"] == {
+            "$email": "john.doe@example.com",
+            "$name": "John Doe",
+            "plan": "premium",
+            "credits": 100,
+        }
+        assert ("email", "john.doe@example.com") in identifiers(found)
+        r = http.post(
+            "/engage", data={"data": sample("engage_update_object.json", account), "verbose": "1"}
+        )
+        assert r.json() == OK
+        assert contact(http, account, "identity:u-1")["attributes"] == {"$email": "a@b.com"}
+
+    def test_the_group_sample_is_refused(self, http: httpx.Client, account: NewAccount) -> None:
+        r = http.post(
+            "/groups", data={"data": sample("groups_update_object.json", account), "verbose": "1"}
+        )
+        assert r.json()["status"] == 0
+        assert "group company=acme" in r.json()["error"]
+
+    def test_the_merge_and_alias_samples(self, http: httpx.Client, account: NewAccount) -> None:
+        """The Python SDK's ``merge`` (to /import) and ``alias`` (to /track) bodies."""
+        r = http.post(
+            "/import",
+            data={"data": sample("merge.json", account), "verbose": "1"},
+            auth=secret_auth(account),
+        )
+        assert r.json() == OK
+        assert identifiers(contact(http, account, "identity:a")) == {
+            ("identity", "a"),
+            ("identity", "b"),
+        }
+        r = http.post("/track", data={"data": sample("create_alias.json", account), "verbose": "1"})
+        assert r.json() == OK
+        assert identifiers(contact(http, account, "identity:alias_id")) == {
+            ("identity", "original"),
+            ("identity", "alias_id"),
+        }

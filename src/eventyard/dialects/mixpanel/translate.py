@@ -319,7 +319,9 @@ def translate_event(
         return []
     if event in (IDENTIFY, CREATE_ALIAS, MERGE):
         return _identity_event(event, properties, context, fail)
-    insert_id = _insert_id(properties, required=strict and context.strict, fail=fail)
+    insert_id = _insert_id(
+        properties, required=strict and context.strict, checked=strict, fail=fail
+    )
     if insert_id is not None:
         translation.insert_ids[index] = insert_id
     identifiers, distinct_id = event_identifiers(properties, strict=strict, fail=fail)
@@ -479,7 +481,12 @@ def _identifier(kind: str, value: str, path: str, fail: Fail) -> Identifier | No
         return None
 
 
-def _insert_id(properties: dict[str, Any], *, required: bool, fail: Fail) -> str | None:
+def _insert_id(
+    properties: dict[str, Any], *, required: bool, checked: bool, fail: Fail
+) -> str | None:
+    """``$insert_id``: /import checks it ("≤ 36 bytes; only alphanumerics and ``-``");
+    /track takes any string of at most 255 characters (the track reference's own example
+    is ``unique_event_id_123``)."""
     raw = properties.get("$insert_id")
     path = "properties.$insert_id"
     if raw is None or raw == "":
@@ -489,6 +496,11 @@ def _insert_id(properties: dict[str, Any], *, required: bool, fail: Fail) -> str
     if not isinstance(raw, str):
         fail(path, f"'{path}' must be a string")
         return None
+    if not checked:
+        if len(raw) > MAX_STRING:
+            fail(path, f"'{path}' is invalid: at most {MAX_STRING} characters")
+            return None
+        return raw
     if len(raw.encode()) > MAX_INSERT_ID_BYTES or not INSERT_ID.match(raw):
         fail(path, f"'{path}' is invalid: at most 36 bytes of letters, digits and '-'")
         return None
