@@ -36,6 +36,8 @@ def apply_update(
     if strategy in _LIST_OPERATIONS:
         merged = dict(current)
         for key, value in patch.items():
+            if strategy == "remove" and key not in merged:
+                continue  # nothing to take a value out of
             merged[key] = _LIST_OPERATIONS[strategy](merged.get(key), value)
         return merged
     if strategy == "unset":
