@@ -169,6 +169,21 @@ class TestTrack:
         names = sorted(a["name"] for a in activities(http, account, f"identity:{user}"))
         assert names == ["A", "B", "C", "D"]
 
+    def test_paths_with_a_trailing_slash_as_mixpanel_browser_sends_them(
+        self, http: httpx.Client, account: NewAccount
+    ) -> None:
+        """mixpanel-browser posts to ``/track/?ip=1&_=<ms>``; "Route ``/track``, ``/engage``,
+        ``/groups``, ``/import`` with and without trailing slash"."""
+        user = uid()
+        r = http.post("/track/?ip=1&_=1700000000000", data=form(event(account, "Slash", user)))
+        assert (r.status_code, r.text) == (200, "1")
+        r = http.post("/engage/", data=form(update(account, user, **{"$set": {"a": 1}})))
+        assert (r.status_code, r.text) == (200, "1")
+        r = http.post("/import/", json=[import_event(account, "Slashed", user)], auth=("x", ""))
+        assert r.status_code == 401
+        assert r.json()["status"] == "Unauthorized"
+        assert len(activities(http, account, f"identity:{user}")) == 1
+
     def test_without_verbose_the_answer_is_a_bare_1_or_0(
         self, http: httpx.Client, account: NewAccount
     ) -> None:

@@ -338,5 +338,13 @@ for _endpoint, (_summary, _description) in _DESCRIPTIONS.items():
             description=_description,
             responses={200: {"description": "Stored (see the description for the body)"}},
         )
+    # mixpanel-browser posts to "/track/?ip=1&_=…": "Route … with and without trailing
+    # slash" (a redirect would lose a browser's cross-origin POST).
+    router.add_api_route(
+        f"/{_endpoint}/",
+        _route(_endpoint),
+        methods=["POST", "GET"],
+        include_in_schema=False,
+    )
 
 __all__ = ["PATHS", "router"]
