@@ -521,7 +521,10 @@ class TestImport:
         no_distinct = import_event(account, "NoDistinct", user)
         del no_distinct["properties"]["distinct_id"]
         early = import_event(account, "Early", user, time=100)
-        r = post_import(http, account, [good, no_time, future, no_insert, no_distinct, early])
+        nameless = import_event(account, "", user)
+        r = post_import(
+            http, account, [good, no_time, future, no_insert, no_distinct, early, nameless]
+        )
         assert r.status_code == 400, r.text
         body = r.json()
         assert body["code"] == 400
@@ -535,10 +538,12 @@ class TestImport:
             (3, "properties.$insert_id"),
             (4, "properties.distinct_id"),
             (5, "properties.time"),
+            (6, "event"),
         }
         first = body["failed_records"][0]
         assert first["insert_id"] == no_time["properties"]["$insert_id"]
         assert "seconds since epoch" in first["message"]
+        assert body["failed_records"][-1]["insert_id"] == nameless["properties"]["$insert_id"]
         assert [a["name"] for a in activities(http, account, f"identity:{user}")] == ["Good"]
 
     def test_strict_0_answers_200_with_what_was_imported(

@@ -309,21 +309,23 @@ def translate_event(
     if not _check_record(obj, context, fail, "properties.token"):
         return []
     strict = context.endpoint == "import"
-    event = obj.get("event")
-    if not isinstance(event, str) or not event.strip():
-        fail("event", "'event' must be a non-empty string")
-        return []
     properties = obj.get("properties")
     if not isinstance(properties, dict):
         fail("properties", "'properties' must be an object")
+        return []
+    sent_id = properties.get("$insert_id")
+    if isinstance(sent_id, str) and sent_id:
+        # failed_records names it whatever else is wrong with the event.
+        translation.insert_ids[index] = sent_id
+    event = obj.get("event")
+    if not isinstance(event, str) or not event.strip():
+        fail("event", "'event' must be a non-empty string")
         return []
     if event in (IDENTIFY, CREATE_ALIAS, MERGE):
         return _identity_event(event, properties, context, fail)
     insert_id = _insert_id(
         properties, required=strict and context.strict, checked=strict, fail=fail
     )
-    if insert_id is not None:
-        translation.insert_ids[index] = insert_id
     identifiers, distinct_id = event_identifiers(properties, strict=strict, fail=fail)
     occurred_at = _event_time(properties, context, fail)
     _check_sizes(properties, "properties", fail, top=True)
