@@ -13,6 +13,7 @@ from eventyard.context import AppContext, get_context
 from eventyard.core.errors import EventyardError
 from eventyard.core.model import RecordsOutcome, StoredResponse
 from eventyard.dialects.mixpanel.errors import mixpanel_error, unauthorized
+from eventyard.dialects.mixpanel.schemas import openapi_extra
 from eventyard.dialects.mixpanel.translate import (
     DIALECT,
     MAX_BODY_BYTES,
@@ -336,7 +337,7 @@ for _endpoint, (_summary, _description) in _DESCRIPTIONS.items():
             operation_id=f"mixpanel_{_endpoint}_{_method.lower()}",
             summary=_summary if _method == "POST" else f"{_summary}, the form in the query",
             description=_description,
-            responses={200: {"description": "Stored (see the description for the body)"}},
+            openapi_extra=openapi_extra(_endpoint, _method),
         )
     # mixpanel-browser posts to "/track/?ip=1&_=…": "Route … with and without trailing
     # slash" (a redirect would lose a browser's cross-origin POST).
