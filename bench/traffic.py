@@ -22,6 +22,10 @@ The shapes, from the vendors' documentation and what their SDKs send:
 - Ortto: ``fields`` with ``str::email`` and the external id ``str:cm:external-id``
   (both in ``merge_by``), ``str::first``, typed ``attributes`` with an ``obj``.
 - Cordial: one activity per request, ``email``, ``ats`` and nested ``properties``.
+- Mixpanel: a server-side ``/import`` of 1000 events (gzip, the API secret as
+  Basic user): ``distinct_id`` and ``$user_id`` (the identity) with ``$device_id``
+  (an anonymous id), ``time`` in milliseconds, ``$insert_id``, ``mp_lib`` and
+  nested ``properties`` with a product object and a cart array.
 """
 
 from __future__ import annotations
@@ -315,6 +319,39 @@ def cordial(account: NewAccount, events: Sequence[Event], rng: random.Random) ->
     )
 
 
+def mixpanel(account: NewAccount, events: Sequence[Event], rng: random.Random) -> Request:
+    now_ms = int(time.time() * 1000)
+    batch = []
+    for n, mark in events:
+        (name, category), (other, _) = rng.sample(PRODUCTS, 2)
+        batch.append(
+            {
+                "event": rng.choice(("Product Viewed", "Added To Cart", "Order Completed")),
+                "properties": {
+                    "distinct_id": identity(n),
+                    "$user_id": identity(n),
+                    "$device_id": str(uuid.uuid5(uuid.NAMESPACE_OID, str(n))),
+                    "time": now_ms - rng.randrange(0, 3_600_000),
+                    "$insert_id": uuid.uuid4().hex,
+                    "mp_lib": "python",
+                    MARK: mark,
+                    "product": {"name": name, "category": category, "price": rng.randrange(1, 500)},
+                    "cart": [name, other],
+                    "revenue": rng.randrange(100, 10000) / 10,
+                },
+            }
+        )
+    headers, content = _json(batch)
+    return Request(
+        "POST",
+        "/import?strict=1",
+        {**headers, "Content-Encoding": "gzip"},
+        gzip.compress(content, compresslevel=6),
+        [mark for _, mark in events],
+        auth=(account.mixpanel_api_secret, ""),
+    )
+
+
 @dataclass(frozen=True)
 class Traffic:
     """How the suite sends one dialect's traffic and checks what was acknowledged."""
@@ -344,6 +381,7 @@ TRAFFIC: dict[str, Traffic] = {
         Traffic("segment", 1000, segment),
         Traffic("ortto", 100, ortto),
         Traffic("cordial", 1, cordial),
+        Traffic("mixpanel", 1000, mixpanel),
     )
 }
 

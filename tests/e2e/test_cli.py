@@ -45,6 +45,8 @@ CREDENTIAL_KEYS = {
     "clevertap_account_id",
     "clevertap_passcode",
     "segment_write_key",
+    "mixpanel_project_token",
+    "mixpanel_api_secret",
     "signing_secret",
 }
 SECRET_KEYS = CREDENTIAL_KEYS - {"account_id", "clevertap_account_id"}
@@ -214,6 +216,8 @@ class TestAccountsCreate:
                 ("ortto", created["ortto_api_key"], None),
                 ("clevertap", created["clevertap_passcode"], created["clevertap_account_id"]),
                 ("segment", created["segment_write_key"], None),
+                ("mixpanel", created["mixpanel_project_token"], None),
+                ("mixpanel_import", created["mixpanel_api_secret"], None),
             ):
                 assert authenticate(store, kind, secret, public_id).id == created["account_id"]
             with pytest.raises(Unauthorized):

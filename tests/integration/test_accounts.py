@@ -36,6 +36,8 @@ def secrets_of(created: NewAccount) -> dict[str, str]:
         "ortto": created.ortto_api_key,
         "clevertap": created.clevertap_passcode,
         "segment": created.segment_write_key,
+        "mixpanel": created.mixpanel_project_token,
+        "mixpanel_import": created.mixpanel_api_secret,
     }
 
 
@@ -109,6 +111,8 @@ class TestSecretsAtRest:
             "ortto": None,
             "clevertap": account.clevertap_account_id,
             "segment": None,
+            "mixpanel": None,
+            "mixpanel_import": None,
         }
 
     def test_every_account_gets_its_own_secrets(self, store: Database, account: NewAccount) -> None:

@@ -187,6 +187,31 @@ def _segment_accepted(r: httpx.Response) -> bool:
     return r.status_code == 200 and "X-Eventyard-Rejected-Messages" not in r.headers
 
 
+def _mixpanel(account: NewAccount, markers: Sequence[str]) -> Request:
+    """Mixpanel's strict ``/import``: ``time``, ``distinct_id`` and ``$insert_id`` each."""
+    d = DIALECTS_BY_NAME["mixpanel"]
+    body = [
+        {
+            "event": "Reliability Check",
+            "properties": {
+                "distinct_id": d.contact_of(m),
+                "time": 1767225600,
+                # Fresh per request: the hostile-input cases reuse one marker in one
+                # account, and the same (event, distinct_id, time, $insert_id) is a duplicate.
+                "$insert_id": uuid.uuid4().hex,
+                MARK: m,
+            },
+        }
+        for m in markers
+    ]
+    return Request("POST", "/import", {}, body, auth=(account.mixpanel_api_secret, ""))
+
+
+def _mixpanel_accepted(r: httpx.Response) -> bool:
+    """Strict ``/import`` answers 200 only when every event was imported."""
+    return r.status_code == 200 and r.json().get("code") == 200
+
+
 DIALECTS: tuple[Dialect, ...] = (
     Dialect("netcore", 1000, _netcore),
     Dialect("clevertap", 1000, _clevertap, accepted=_clevertap_accepted),
@@ -200,6 +225,7 @@ DIALECTS: tuple[Dialect, ...] = (
     ),
     Dialect("cordial", 1, _cordial),
     Dialect("segment", 1000, _segment, accepted=_segment_accepted),
+    Dialect("mixpanel", 1000, _mixpanel, accepted=_mixpanel_accepted),
 )
 DIALECTS_BY_NAME = {d.name: d for d in DIALECTS}
 

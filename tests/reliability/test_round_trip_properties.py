@@ -168,6 +168,19 @@ def send_segment(http: httpx.Client, account: NewAccount, s: Sample) -> Sent:
     return Sent(f"identity:{s.person}", s.name, s.properties, s.moment)
 
 
+def send_mixpanel(http: httpx.Client, account: NewAccount, s: Sample) -> Sent:
+    """A strict ``/import``; ``time`` in milliseconds (the moment is kept to the millisecond),
+    and ``distinct_id`` and ``$insert_id`` stay among the properties."""
+    moment_ms = int(s.moment.timestamp() * 1000)
+    properties = {**s.properties, "distinct_id": s.person, "$insert_id": uuid.uuid4().hex}
+    event = {"event": s.name, "properties": {**properties, "time": moment_ms}}
+    r = http.post("/import", json=[event], auth=(account.mixpanel_api_secret, ""))
+    assert r.status_code == 200, r.text
+    assert r.json() == {"code": 200, "num_records_imported": 1, "status": "OK"}, r.text
+    moment = datetime.fromtimestamp(moment_ms / 1000, UTC)
+    return Sent(f"identity:{s.person}", s.name, properties, moment)
+
+
 #: Ortto attributes are typed by their field id ("str:cm:...", "int:cm:...")
 #: and declared in the activity's definition first.
 ORTTO_ACTIVITY = "act:cm:round-trip"
@@ -234,6 +247,7 @@ DIALECTS: dict[str, Dialect] = {
     "cordial": Dialect(send_cordial),
     "segment": Dialect(send_segment),
     "ortto": Dialect(send_ortto, prepare_ortto),
+    "mixpanel": Dialect(send_mixpanel),
 }
 
 SAMPLES = st.builds(

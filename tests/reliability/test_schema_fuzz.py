@@ -21,7 +21,9 @@ left out where the vendor answers 200 with an outcome per record instead:
 CleverTap ("Requests with processing errors will be returned in the API call
 response": ``{"status": "fail", "unprocessed": [...]}``) and Segment ("Segment
 returns a 200 response for all API requests except errors caused by large
-payloads and JSON errors"; docs/dialects/segment.md). Their per-record
+payloads and JSON errors"; docs/dialects/segment.md) and Mixpanel's /track,
+/engage and /groups ("invalid payload … 200 … ``{"status": 0, "error":
+…}``"; docs/dialects/mixpanel.md). Their per-record
 answers are tested in tests/api.
 """
 
@@ -48,7 +50,7 @@ from tests.reliability.test_tenant_isolation import CASES, credentials
 from tests.support import Server
 
 #: Route kinds whose vendor answers a bad record with 200 and its per-record outcome.
-PER_RECORD_OUTCOME = ("clevertap", "segment")
+PER_RECORD_OUTCOME = ("clevertap", "segment", "mixpanel")
 #: Examples per operation and store, each one HTTP request; a longer hunt:
 #: ``EVENTYARD_FUZZ_EXAMPLES=500 ./scripts/test tests/reliability/test_schema_fuzz.py``.
 EXAMPLES = int(os.environ.get("EVENTYARD_FUZZ_EXAMPLES", "40"))
@@ -87,8 +89,12 @@ def test_every_operation_answers_as_documented(
 ) -> None:
     route = CASES.get((case.method.lower(), case.path))  # None: /healthz, /readyz, /metrics
     auth = credentials(route.kind, fuzz_account) if route else {}
-    if "params" in auth:  # the Netcore bulk call takes its key in the query string
-        case.query = {**(case.query or {}), "apikey": auth.pop("params")["apikey"]}
+    if "params" in auth:
+        # The Netcore bulk call takes its key in the query string; Mixpanel's token
+        # travels in the records, sent as the form's ``data`` in the query.
+        params = auth.pop("params")
+        extra = {"apikey": params["apikey"]} if "apikey" in params else params
+        case.query = {**(case.query or {}), **extra}
     if "headers" in auth:
         case.headers = {**(case.headers or {}), **auth.pop("headers")}
     excluded = [positive_data_acceptance]

@@ -15,6 +15,7 @@ complete: a route added without a case here fails it.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -91,6 +92,20 @@ def credentials(kind: str, account: NewAccount) -> dict[str, Any]:
         return {"auth": (account.cordial_api_key, "")}
     if kind == "segment":
         return {"auth": (account.segment_write_key, "")}
+    if kind == "mixpanel":
+        # The project token travels inside each record: a form ``data`` in the query,
+        # one record that is an event (/track) and a profile update (/engage) at once.
+        token = account.mixpanel_project_token
+        record = {
+            "event": "Intrude",
+            "properties": {"token": token, "distinct_id": "intruder"},
+            "$token": token,
+            "$distinct_id": "intruder",
+            "$set": {"intruded": True},
+        }
+        return {"params": {"data": json.dumps([record])}}
+    if kind == "mixpanel_import":
+        return {"auth": (account.mixpanel_api_secret, "")}
     raise AssertionError(kind)
 
 
@@ -117,6 +132,11 @@ def _netcore(v: Victim) -> Any:
             "activity_params": {"email": v.email},
         }
     ]
+
+
+def _mixpanel_import(v: Victim) -> dict[str, Any]:
+    properties = {"distinct_id": v.email, "time": 1767225600, "$insert_id": uuid.uuid4().hex}
+    return {"event": "Intrude", "properties": properties}
 
 
 OWN_WRITE = (200, 202)
@@ -211,6 +231,24 @@ CASES: dict[tuple[str, str], Case] = {
         body=lambda v: {"batch": [{"type": "track", "userId": v.email, "event": "Intrude"}]},
         allowed=(200,),
     ),
+    # /track, /engage, /groups: the token is in the records, which name the intruder's
+    # own user; /groups refuses every update (200, "0").
+    **{
+        (method, f"/{path}"): Case("mixpanel", allowed=(200,))
+        for method in ("get", "post")
+        for path in ("track", "engage", "groups")
+    },
+    **{
+        (method, "/import"): Case(
+            "mixpanel_import",
+            body=(lambda v: [_mixpanel_import(v)]) if method == "post" else None,
+            params=(lambda v: {"data": json.dumps(_mixpanel_import(v))})
+            if method == "get"
+            else None,
+            allowed=(200,),
+        )
+        for method in ("get", "post")
+    },
 }
 
 

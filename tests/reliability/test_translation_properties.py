@@ -27,6 +27,8 @@ from hypothesis import strategies as st
 from eventyard.core.errors import EventyardError
 from eventyard.dialects.clevertap.translate import translate_records
 from eventyard.dialects.cordial.translate import CONTACT_KEYS, translate_activity
+from eventyard.dialects.mixpanel.translate import Context as MixpanelContext
+from eventyard.dialects.mixpanel.translate import translate_records as mixpanel_records
 from eventyard.dialects.netcore.translate import translate_events
 from eventyard.dialects.ortto.translate import Accepted, Refused, translate
 from eventyard.dialects.segment.translate import (
@@ -251,12 +253,50 @@ SEGMENT = Dialect(
     segment_translate,
 )
 
+# --- Mixpanel (strict /import) ---------------------------------------------
+
+
+def mixpanel_valid(n: int) -> dict[str, Any]:
+    return {
+        "event": "Purchase",
+        "properties": {
+            "distinct_id": f"user-{n}",
+            "time": int(NOW.timestamp()) - 86400 * 30,
+            "$insert_id": f"insert-{n}",
+            "cart": {"items": [{"sku": "A1"}]},
+        },
+    }
+
+
+def mixpanel_translate(batch: list[Any]) -> Outcome:
+    translation = mixpanel_records(batch, MixpanelContext("import", NOW, None, strict=True))
+    return (
+        [Problem(p.index, p.field) for p in translation.errors],
+        len(set(translation.positions)),
+    )
+
+
+MIXPANEL = Dialect(
+    mixpanel_valid,
+    {
+        "event": [MISSING, "", 5],
+        "properties": [[], "x"],
+        # "rejected if before 1971-01-01 or more than 1 hour in the future".
+        "properties.time": [MISSING, "soon", 100, int(NOW.timestamp()) + 7200],
+        "properties.distinct_id": [MISSING, "undefined", "null", {"id": 1}],
+        # "≤ 36 bytes; only alphanumerics and -".
+        "properties.$insert_id": [MISSING, "not valid!", "x" * 37, 5],
+    },
+    mixpanel_translate,
+)
+
 DIALECTS: dict[str, Dialect] = {
     "netcore": NETCORE,
     "clevertap": CLEVERTAP,
     "ortto": Dialect(ORTTO.valid, {**ORTTO.bad, **ortto_typed_attributes()}, ORTTO.translate),
     "cordial": CORDIAL,
     "segment": SEGMENT,
+    "mixpanel": MIXPANEL,
 }
 
 

@@ -19,8 +19,22 @@ ContactStatus = Literal["known", "anonymous"]
 #: How a profile update treats a contact that already exists: ``overwrite``
 #: every given attribute, ``fill_empty`` only attributes it lacks (missing,
 #: null or ""), or ``create_only``: attributes are set on a contact the update
-#: creates and an existing contact is left as it is.
-MergeStrategy = Literal["overwrite", "fill_empty", "create_only"]
+#: creates and an existing contact is left as it is. The list operations of
+#: product-analytics profiles (see ``core/profiles.py``): ``increment`` adds
+#: numbers, ``append`` adds one value to a list, ``union`` adds the values a
+#: list lacks, ``remove`` takes a value out of a list, ``unset`` deletes the
+#: given attributes, ``clear`` deletes them all.
+MergeStrategy = Literal[
+    "overwrite",
+    "fill_empty",
+    "create_only",
+    "increment",
+    "append",
+    "union",
+    "remove",
+    "unset",
+    "clear",
+]
 JobStatus = Literal["queued", "running", "completed", "failed"]
 
 #: Activities older than this when received do not trigger journeys (Netcore:
