@@ -45,9 +45,11 @@ CREDENTIAL_KEYS = {
     "clevertap_account_id",
     "clevertap_passcode",
     "segment_write_key",
+    "customerio_site_id",
+    "customerio_api_key",
     "signing_secret",
 }
-SECRET_KEYS = CREDENTIAL_KEYS - {"account_id", "clevertap_account_id"}
+SECRET_KEYS = CREDENTIAL_KEYS - {"account_id", "clevertap_account_id", "customerio_site_id"}
 ENTRY_POINTS = ("module", "script")
 
 
@@ -214,6 +216,7 @@ class TestAccountsCreate:
                 ("ortto", created["ortto_api_key"], None),
                 ("clevertap", created["clevertap_passcode"], created["clevertap_account_id"]),
                 ("segment", created["segment_write_key"], None),
+                ("customerio", created["customerio_api_key"], created["customerio_site_id"]),
             ):
                 assert authenticate(store, kind, secret, public_id).id == created["account_id"]
             with pytest.raises(Unauthorized):

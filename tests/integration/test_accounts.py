@@ -36,11 +36,16 @@ def secrets_of(created: NewAccount) -> dict[str, str]:
         "ortto": created.ortto_api_key,
         "clevertap": created.clevertap_passcode,
         "segment": created.segment_write_key,
+        "customerio": created.customerio_api_key,
     }
 
 
 def public_id_for(kind: str, created: NewAccount) -> str | None:
-    return created.clevertap_account_id if kind == "clevertap" else None
+    public_ids = {
+        "clevertap": created.clevertap_account_id,
+        "customerio": created.customerio_site_id,
+    }
+    return public_ids.get(kind)
 
 
 def forms_of(secret: str) -> list[str]:
@@ -109,6 +114,7 @@ class TestSecretsAtRest:
             "ortto": None,
             "clevertap": account.clevertap_account_id,
             "segment": None,
+            "customerio": account.customerio_site_id,
         }
 
     def test_every_account_gets_its_own_secrets(self, store: Database, account: NewAccount) -> None:

@@ -9,13 +9,23 @@ from eventyard.core.model import NewAccount
 from eventyard.dialects.base import Dialect
 from eventyard.dialects.clevertap import DIALECT as CLEVERTAP
 from eventyard.dialects.cordial import DIALECT as CORDIAL
+from eventyard.dialects.customerio import DIALECT as CUSTOMERIO
+from eventyard.dialects.customerio import DIALECT_V2 as CUSTOMERIO_V2
 from eventyard.dialects.netcore import DIALECT as NETCORE
 from eventyard.dialects.ortto import DIALECT as ORTTO
 from eventyard.dialects.segment import DIALECT as SEGMENT
 from eventyard.services import accounts
 from eventyard.services.ports import Store
 
-BUILTIN_DIALECTS: tuple[Dialect, ...] = (NETCORE, CLEVERTAP, ORTTO, CORDIAL, SEGMENT)
+BUILTIN_DIALECTS: tuple[Dialect, ...] = (
+    NETCORE,
+    CLEVERTAP,
+    ORTTO,
+    CORDIAL,
+    SEGMENT,
+    CUSTOMERIO,
+    CUSTOMERIO_V2,
+)
 
 #: Every credential an account holds: the admin token and each dialect's.
 CREDENTIAL_KINDS: tuple[CredentialKind, ...] = (
