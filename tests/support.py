@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -158,7 +159,8 @@ def wait_until_serving(
                 f"server exited with {process.returncode}:\n{log_path.read_text(errors='replace')}"
             )
         try:
-            answer = httpx.get(f"{base_url}{path}", timeout=1, verify=str(ca) if ca else True)
+            verify = ssl.create_default_context(cafile=str(ca)) if ca else True
+            answer = httpx.get(f"{base_url}{path}", timeout=1, verify=verify)
             if answer.status_code == 200:
                 return
         except httpx.TransportError:
