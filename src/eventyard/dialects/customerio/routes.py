@@ -26,7 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from eventyard.context import AppContext, get_context
 from eventyard.core.commands import Record
 from eventyard.core.errors import EventyardError, NotFound
-from eventyard.core.model import Account, RecordsOutcome, StoredResponse
+from eventyard.core.model import Account, RecordRejection, RecordsOutcome, StoredResponse
 from eventyard.core.payload import JsonBody, decode_json, unstorable_values
 from eventyard.dialects.customerio.errors import invalid, unauthorized
 from eventyard.dialects.customerio.translate import (
@@ -93,7 +93,7 @@ class Single(Submission):
 
     def respond(self, outcome: RecordsOutcome | None) -> StoredResponse:
         self.refused = [
-            RejectionError(None, "identifier", r.message)
+            RejectionError(None, "identifier", refusal_message(r))
             for r in (outcome.rejected if outcome is not None else ())
         ]
         return StoredResponse(status_code=200, body=EMPTY)
@@ -116,7 +116,7 @@ class Batch(Submission):
 
     def respond(self, outcome: RecordsOutcome | None) -> StoredResponse:
         self.refused = [
-            RejectionError(self.positions[r.index], "identifiers", r.message)
+            RejectionError(self.positions[r.index], "identifiers", refusal_message(r))
             for r in (outcome.rejected if outcome is not None else ())
         ]
         errors = sorted([*self.problems, *self.refused], key=lambda e: e.index or 0)
@@ -134,6 +134,13 @@ class Batch(Submission):
             {"accepted": self.operations - len(rejected), "rejected": len(rejected)},
             [*self.problems, *self.refused],
         )
+
+
+def refusal_message(rejection: RecordRejection) -> str:
+    """Why the store refused a record, without echoing a contact id."""
+    if rejection.code == "unknown_contact":
+        return "no person has this cio_id"
+    return rejection.message
 
 
 def dump(body: Any) -> bytes:
