@@ -22,6 +22,11 @@ The shapes, from the vendors' documentation and what their SDKs send:
 - Ortto: ``fields`` with ``str::email`` and the external id ``str:cm:external-id``
   (both in ``merge_by``), ``str::first``, typed ``attributes`` with an ``obj``.
 - Cordial: one activity per request, ``email``, ``ats`` and nested ``properties``.
+- Customer.io: a v2 ``/api/v2/batch`` of person operations, as the ``customerio``
+  SDK's ``batch()`` sends it (no gzip): ``event`` operations by ``identifiers.id``
+  with a ULID-like ``id``, a unix ``timestamp`` and nested ``attributes``; one
+  operation in 10 an ``identify`` carrying ``email``, ``anonymous_id`` and (for a
+  third) ``phone`` attributes (900 events in 1000 operations, under the 500 KB).
 """
 
 from __future__ import annotations
@@ -315,6 +320,52 @@ def cordial(account: NewAccount, events: Sequence[Event], rng: random.Random) ->
     )
 
 
+def customerio(account: NewAccount, events: Sequence[Event], rng: random.Random) -> Request:
+    now = int(time.time())
+    operations: list[dict[str, Any]] = []
+    marks = []
+    for position, (n, mark) in enumerate(events):
+        person = {"type": "person", "identifiers": {"id": identity(n)}}
+        if position % 10 == 9:
+            attributes: dict[str, Any] = {
+                "email": email(n),
+                "anonymous_id": str(uuid.uuid5(uuid.NAMESPACE_OID, str(n))),
+                "first_name": f"Customer {n}",
+                "plan": "pro",
+            }
+            if (phone := mobile(n)) is not None:
+                attributes["phone"] = phone
+            operations.append({**person, "action": "identify", "attributes": attributes})
+            continue
+        marks.append(mark)
+        (name, category), *_ = rng.sample(PRODUCTS, 1)
+        operations.append(
+            {
+                **person,
+                "action": "event",
+                "name": rng.choice(("product_viewed", "added_to_cart", "purchase")),
+                "id": uuid.uuid4().hex.upper()[:26],
+                "timestamp": now - rng.randrange(0, 3600),
+                "attributes": {
+                    MARK: mark,
+                    "price": rng.randrange(100, 10000) / 10,
+                    "product": {"name": name, "category": category, "quantity": 1},
+                },
+            }
+        )
+    headers, content = _json({"batch": operations})
+    if len(content) > SEGMENT_MAX_BATCH_BYTES:
+        raise ValueError(f"a Customer.io batch of {len(content)} bytes is over its 500 KB")
+    return Request(
+        "POST",
+        "/api/v2/batch",
+        headers,
+        content,
+        marks,
+        auth=(account.customerio_site_id, account.customerio_api_key),
+    )
+
+
 @dataclass(frozen=True)
 class Traffic:
     """How the suite sends one dialect's traffic and checks what was acknowledged."""
@@ -344,6 +395,7 @@ TRAFFIC: dict[str, Traffic] = {
         Traffic("segment", 1000, segment),
         Traffic("ortto", 100, ortto),
         Traffic("cordial", 1, cordial),
+        Traffic("customerio", 1000, customerio),
     )
 }
 

@@ -47,7 +47,14 @@ def test_the_suite_runs_every_part_on_tiny_sizes(tmp_path: Path, postgres_url: s
     assert set(report["limit"]["postgresql"]) == {"1 connection", "2 connections"}
     for backend in ("sqlite", "postgresql"):
         per_dialect = report["ingest"][backend]
-        assert set(per_dialect) == {"netcore", "clevertap", "segment", "ortto", "cordial"}
+        assert set(per_dialect) == {
+            "netcore",
+            "clevertap",
+            "segment",
+            "ortto",
+            "cordial",
+            "customerio",
+        }
         for figures in per_dialect.values():
             assert figures["events"] > 0
             assert (figures["missing"], figures["doubled"], figures["failed"]) == (0, 0, 0)
@@ -131,6 +138,8 @@ def test_the_suite_sends_batches_shaped_like_real_traffic() -> None:
         clevertap_account_id="a",
         clevertap_passcode="p",
         segment_write_key="k",
+        customerio_site_id="s",
+        customerio_api_key="k",
     )
     pool = ContactPool(0, seed=1)
     rng = random.Random(1)
@@ -178,3 +187,13 @@ def test_the_suite_sends_batches_shaped_like_real_traffic() -> None:
     cordial = body("cordial")
     assert cordial["email"]
     assert isinstance(cordial["properties"]["product"], dict)
+
+    customerio = body("customerio")["batch"]
+    assert len(customerio) == 1000
+    assert {o["action"] for o in customerio} == {"event", "identify"}
+    assert all(o["identifiers"]["id"] for o in customerio)
+    events = [o for o in customerio if o["action"] == "event"]
+    assert len(events) == 900
+    assert all(o["id"] and isinstance(o["attributes"]["product"], dict) for o in events)
+    identifies = [o for o in customerio if o["action"] == "identify"]
+    assert all(o["attributes"]["email"] and o["attributes"]["anonymous_id"] for o in identifies)
