@@ -329,6 +329,21 @@ class TestEvents:
         found = contact(http, account, f"identity:{user}")
         assert [a["name"] for a in activities(http, account, found["id"])] == ["zipped"]
 
+    def test_values_no_store_can_keep_are_refused(
+        self, http: httpx.Client, account: NewAccount
+    ) -> None:
+        """A NUL character or nesting beyond 254 levels: 400 naming the path, nothing half
+        stored (DESIGN.md: "expected failures are 4xx, never 500")."""
+        deep: Any = "x"
+        for _ in range(300):
+            deep = {"d": deep}
+        user = uid()
+        for data in ({"note": "a\u0000b"}, deep):
+            r = call(http, account, "POST", customer(user, "/events"), {"name": "n", "data": data})
+            assert r.status_code == 400, r.text
+            assert "meta" in r.json()
+        assert find_contact(http, account, f"identity:{user}") is None
+
     def test_bad_json_is_400(self, http: httpx.Client, account: NewAccount) -> None:
         r = http.post(customer(uid(), "/events"), content=b"{", auth=auth(account))
         assert r.status_code == 400

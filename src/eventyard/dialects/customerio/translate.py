@@ -505,17 +505,21 @@ def merge(body: Any, fail: Problems) -> list[Record]:
 # --- v2 ------------------------------------------------------------------
 
 
-def entity(operation: Any, *, now: datetime, fail: Problems) -> Operation | None:
+def entity(
+    operation: Any, *, now: datetime, fail: Problems, thorough: bool = True
+) -> Operation | None:
     """One v2 operation (``/api/v2/entity``, an item of ``/api/v2/batch``).
 
     Person actions map as the module says; ``object`` and ``delivery``
     operations have no place in the canonical model and are refused, naming
     ``type``, as is ``delete_relationships`` (a membership cannot be ended).
+    ``thorough``: look for every unstorable value, not only too deep a nesting
+    (the body held a NUL or a long integer).
     """
     if not isinstance(operation, dict):
         fail("body", "each operation must be an object")
         return None
-    problems = unstorable_values(operation, thorough=True)
+    problems = unstorable_values(operation, thorough=thorough)
     if problems:
         for path, reason in problems:
             fail(path, f"{path} {reason}")
