@@ -112,6 +112,22 @@ class TestAuth:
         )
         assert r.status_code == 401
 
+    def test_the_credentials_api_issues_a_key_for_the_same_site_id(
+        self, http: httpx.Client, account: NewAccount
+    ) -> None:
+        """Issue 22: the credentials API issues the pair as ``site_id`` and ``api_key``;
+        a new key pairs with the account's site id, and a revoked one opens nothing."""
+        r = http.post("/api/v1/credentials", json={"kind": "customerio"}, headers=admin(account))
+        assert r.status_code == 201, r.text
+        created = r.json()
+        assert created["site_id"] == account.customerio_site_id
+        assert created["api_key"] == created["secret"]
+        pair = (created["site_id"], created["api_key"])
+        ok(http.put(customer(uid()), json={}, auth=pair))
+        r = http.delete(f"/api/v1/credentials/{created['id']}", headers=admin(account))
+        assert r.status_code in (200, 204), r.text
+        assert http.put(customer(uid()), json={}, auth=pair).status_code == 401
+
 
 class TestIdentify:
     def test_attributes_are_top_level_keys(self, http: httpx.Client, account: NewAccount) -> None:
@@ -445,6 +461,13 @@ class TestDelete:
 
 
 class TestV2:
+    def test_unknown_methods_answer_in_v2_shape(
+        self, http: httpx.Client, account: NewAccount
+    ) -> None:
+        r = http.get(BATCH, auth=auth(account))
+        assert r.status_code == 405
+        assert r.json()["errors"][0]["reason"] == "method_not_allowed"
+
     def test_entity_identify_and_event(self, http: httpx.Client, account: NewAccount) -> None:
         """§5.1's example, then an event with ``attributes`` as v1's ``data``."""
         user = uid()
