@@ -200,7 +200,7 @@ class TestIdentify:
             ({"bio": "x" * 1001}, "value for attribute 'bio' cannot be longer than 1000 bytes"),
             ({"id": ""}, "id attribute cannot be an empty string"),
             ({"id": ["a"]}, "id attribute must be a string value"),
-            ([1, 2], "attributes must be a hash"),
+            ([1, 2], "the body must be a hash"),
         ],
     )
     def test_limits_answer_400_with_meta_errors(
@@ -448,6 +448,23 @@ class TestDelete:
         ok(call(http, account, "DELETE", customer(user), {}))  # already gone: 200
         ok(call(http, account, "PUT", customer(user), {"plan": "y"}))
         assert contact(http, account, f"identity:{user}")["attributes"] == {"plan": "y"}
+
+    def test_a_person_named_in_another_contacts_identity_audit_is_erased(
+        self, http: httpx.Client, account: NewAccount
+    ) -> None:
+        """A merge of two known people leaves a conflict in the primary's identity
+        history naming the secondary's identifiers; deleting the secondary erases it
+        and takes its identifiers out of that history (a 500 before)."""
+        a, b = uid(), uid()
+        ok(call(http, account, "PUT", customer(a), {}))
+        ok(call(http, account, "PUT", customer(b), {}))
+        body = {"primary": {"id": a}, "secondary": {"id": b}}
+        ok(call(http, account, "POST", f"{V1}/merge_customers", body))
+        ok(call(http, account, "DELETE", customer(b), {}))
+        assert find_contact(http, account, f"identity:{b}") is None
+        primary = contact(http, account, f"identity:{a}")
+        r = http.get(f"/api/v1/contacts/{primary['id']}/identity-events", headers=admin(account))
+        assert b not in r.text
 
     def test_unknown_paths_answer_404_in_v1_shape(
         self, http: httpx.Client, account: NewAccount

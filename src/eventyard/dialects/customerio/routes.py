@@ -28,7 +28,8 @@ from eventyard.core.commands import Record
 from eventyard.core.errors import EventyardError, NotFound
 from eventyard.core.model import Account, RecordRejection, RecordsOutcome, StoredResponse
 from eventyard.core.payload import JsonBody, decode_json, unstorable_values
-from eventyard.dialects.customerio.errors import invalid, unauthorized
+from eventyard.dialects.customerio import schemas
+from eventyard.dialects.customerio.errors import V2_ERROR_SCHEMA, invalid, unauthorized
 from eventyard.dialects.customerio.translate import (
     ADD_DEVICE,
     DELETE_DEVICE,
@@ -228,27 +229,55 @@ def _delete(person: Person, body: Any, arrival: Arrival, rest: list[str], fail: 
     return Erase(person)
 
 
+#: The calls under /customers/{identifier}, by method, first segment after it and count.
+_CUSTOMER_CALLS: dict[tuple[Any, ...], CustomerCall] = {
+    ("PUT", 0): _identify,
+    ("DELETE", 0): _delete,
+    ("POST", "events", 1): _event,
+    ("PUT", "devices", 1): _add_device,
+    ("DELETE", "devices", 2): _delete_device,
+    ("POST", "suppress", 1): _suppress,
+    ("POST", "unsuppress", 1): _suppress,
+}
+
+
+def _shape(rest: list[str]) -> tuple[Any, ...]:
+    return (*(rest[:1] if rest else ()), len(rest))
+
+
 def customer_call(method: str, rest: list[str]) -> CustomerCall | None:
     """The call of ``method`` on ``/customers/{identifier}/<rest>``; ``None``: no such path."""
-    shape = (method, *(rest[:1] if rest else ()), len(rest))
-    calls: dict[tuple[Any, ...], CustomerCall] = {
-        ("PUT", 0): _identify,
-        ("DELETE", 0): _delete,
-        ("POST", "events", 1): _event,
-        ("PUT", "devices", 1): _add_device,
-        ("DELETE", "devices", 2): _delete_device,
-        ("POST", "suppress", 1): _suppress,
-        ("POST", "unsuppress", 1): _suppress,
-    }
-    return calls.get(shape)
+    return _CUSTOMER_CALLS.get((method, *_shape(rest)))
+
+
+def check_customer_path(request: Request) -> None:
+    """404 for a path under /customers that is no call, 405 (with ``Allow``) for another method.
+
+    The routes match the decoded path, where an identifier's ``%2F`` became a
+    separator; the raw path decides, before anything else is read.
+    """
+    segments = customer_segments(request)
+    if not segments[0]:
+        raise EventyardError("not_found", "Not Found", 404)
+    if customer_call(request.method, segments[1:]) is not None:
+        return
+    shape = _shape(segments[1:])
+    allowed = sorted(method for method, *rest in _CUSTOMER_CALLS if tuple(rest) == shape)
+    if not allowed:
+        raise EventyardError("not_found", "Not Found", 404)
+    raise EventyardError(
+        "method_not_allowed", "Method Not Allowed", 405, headers={"Allow": ", ".join(allowed)}
+    )
 
 
 def translate_customer(payload: JsonBody, arrival: Arrival) -> Single:
     """A call on ``/api/v1/customers/{identifier}[/…]``, read from the raw path."""
     segments = customer_segments(arrival.request)
     call = customer_call(arrival.request.method, segments[1:])
-    if call is None or not segments[0]:
+    if call is None:  # checked before: the route answered 404 or 405
         raise EventyardError("not_found", "Not Found", 404)
+    if not isinstance(payload.value, dict):
+        raise invalid([("body", "the body must be a hash")])
     refuse_unstorable(payload)
     fail = Problems()
     person = path_person(segments[0], fail)
@@ -411,11 +440,27 @@ async def _run(request: Request, ctx: AppContext, endpoint: IngestEndpoint[JsonB
 
 
 _OK: dict[int | str, dict[str, Any]] = {200: {"description": "Stored: `{}`"}}
+_PARTIAL: dict[int | str, dict[str, Any]] = {
+    **_OK,
+    207: {
+        "description": "Some operations refused (named by `batch_index`), the others stored",
+        "content": {"application/json": {"schema": V2_ERROR_SCHEMA}},
+    },
+}
 _AUTH = "HTTP Basic: the account's Customer.io site id as user name, its API key as password. "
 
 
-def _customer_route(method: str, suffix: str, summary: str, description: str) -> None:
+def _customer_route(
+    method: str,
+    suffix: str,
+    summary: str,
+    description: str,
+    schema: dict[str, Any],
+    *,
+    required: bool = True,
+) -> None:
     async def handler(request: Request, ctx: AppContext = Depends(get_context)) -> Response:
+        check_customer_path(request)
         return await _run(request, ctx, CUSTOMER)
 
     handler.__name__ = "customerio_" + summary.lower().replace(" ", "_")
@@ -426,6 +471,10 @@ def _customer_route(method: str, suffix: str, summary: str, description: str) ->
         summary=summary + " (Customer.io)",
         description=description + " " + _AUTH,
         responses=_OK,
+        openapi_extra={
+            "parameters": schemas.customer_parameters(suffix),
+            **schemas.body(schema, required=required),
+        },
     )
 
 
@@ -436,6 +485,8 @@ _customer_route(
     "/devices/{device_id}",
     "Delete a device",
     "Kept as a `delete_device` activity of the person.",
+    schemas.EMPTY,
+    required=False,
 )
 _customer_route(
     "PUT",
@@ -443,18 +494,30 @@ _customer_route(
     "Add or update a device",
     '`{"device": {"id", "platform": ios|android, "last_used", "attributes"}}`, kept '
     "as an `add_device` activity of the person.",
+    schemas.DEVICE,
 )
 _customer_route(
     "POST",
     "/events",
     "Track an event for a person",
     '`{"name", "type": event|page|screen, "id", "timestamp", "data"}`; a repeated `id` is ignored.',
+    schemas.EVENT,
 )
 _customer_route(
-    "POST", "/suppress", "Suppress a person", "Sets the person's `cio_suppressed` to true."
+    "POST",
+    "/suppress",
+    "Suppress a person",
+    "Sets the person's `cio_suppressed` to true.",
+    schemas.EMPTY,
+    required=False,
 )
 _customer_route(
-    "POST", "/unsuppress", "Unsuppress a person", "Sets the person's `cio_suppressed` to false."
+    "POST",
+    "/unsuppress",
+    "Unsuppress a person",
+    "Sets the person's `cio_suppressed` to false.",
+    schemas.EMPTY,
+    required=False,
 )
 _customer_route(
     "PUT",
@@ -462,17 +525,27 @@ _customer_route(
     "Add or update a person",
     "The body is the person's attributes; `{identifier}` is an id, an e-mail address or "
     "`cio_<contact id>`.",
+    schemas.IDENTIFY,
+    required=False,  # no body: no attributes, as {}
 )
 _customer_route(
     "DELETE",
     "",
     "Delete a person",
     "Erases the person and everything eventyard holds about them (right to erasure).",
+    schemas.EMPTY,
+    required=False,
 )
 
 
 def _simple_route(
-    router: APIRouter, path: str, endpoint: IngestEndpoint[JsonBody], summary: str, text: str
+    router: APIRouter,
+    path: str,
+    endpoint: IngestEndpoint[JsonBody],
+    summary: str,
+    text: str,
+    schema: dict[str, Any],
+    responses: dict[int | str, dict[str, Any]] = _OK,
 ) -> None:
     async def handler(request: Request, ctx: AppContext = Depends(get_context)) -> Response:
         return await _run(request, ctx, endpoint)
@@ -484,7 +557,8 @@ def _simple_route(
         methods=["POST"],
         summary=summary + " (Customer.io)",
         description=text + " " + _AUTH,
-        responses=_OK,
+        responses=responses,
+        openapi_extra=schemas.body(schema),
     )
 
 
@@ -495,6 +569,7 @@ _simple_route(
     "Track an anonymous event",
     "As a person's event, with `anonymous_id`: identifying a person with that "
     "`anonymous_id` later gives them the event.",
+    schemas.ANONYMOUS_EVENT,
 )
 _simple_route(
     v1_router,
@@ -503,6 +578,7 @@ _simple_route(
     "Merge two people",
     '`{"primary": {"id"|"email"|"cio_id": …}, "secondary": {…}}` through identity '
     "resolution (two known contacts are never merged; the conflict is audited).",
+    schemas.MERGE,
 )
 _simple_route(
     v2_router,
@@ -510,6 +586,7 @@ _simple_route(
     ENTITY,
     "One person operation",
     '`{"type": "person", "identifiers", "action", …}`, at most 32 KB.',
+    schemas.ENTITY,
 )
 _simple_route(
     v2_router,
@@ -518,6 +595,8 @@ _simple_route(
     "A batch of person operations",
     '`{"batch": [operations]}`, at most 500 KB and 32 KB an operation; 207 names the '
     "operations refused by `batch_index`.",
+    schemas.BATCH,
+    _PARTIAL,
 )
 
 __all__ = ["V1_PATHS", "V2_PATHS", "v1_router", "v2_router"]

@@ -349,7 +349,8 @@ def event(
         fail("body", "the body must be a hash")
         return []
     before = fail.count()
-    kind = kind or body.get("type") or "event"
+    if kind is None:
+        kind = "event" if body.get("type") is None else body["type"]
     if kind not in EVENT_TYPES:
         fail("type", f"type must be one of {', '.join(EVENT_TYPES)} (got {kind!r})")
     raw_name = body.get("name")
