@@ -44,7 +44,6 @@ from eventyard.dialects.customerio.translate import (
     entity,
     event,
     identify,
-    json_bytes,
     merge,
     path_person,
     suppression,
@@ -341,12 +340,19 @@ def translate_batch(payload: JsonBody, arrival: Arrival) -> Batch:
     problems: list[RejectionError] = []
     erasures: list[Erase] = []
     for index, operation in enumerate(operations):
-        if json_bytes(operation) > MAX_ENTITY_BYTES:
+        size = serialized_size(operation)
+        if size is not None and size > MAX_ENTITY_BYTES:
             message = f"batch[{index}] is larger than {MAX_ENTITY_BYTES} bytes (32 KB)"
             problems.append(RejectionError(index, "batch", message))
             continue
         fail = Problems()
-        done = entity(operation, now=arrival.now, fail=fail, thorough=payload.suspicious)
+        done = entity(
+            operation,
+            now=arrival.now,
+            fail=fail,
+            thorough=payload.suspicious,
+            serialized=size is not None,
+        )
         if fail.items or done is None:
             problems.extend(RejectionError(index, f, m) for f, m in fail.items)
             continue
@@ -357,6 +363,15 @@ def translate_batch(payload: JsonBody, arrival: Arrival) -> Batch:
         positions.extend([index] * len(done))
     remember_erasures(arrival, erasures)
     return Batch(records, positions=positions, problems=problems, operations=len(operations))
+
+
+def serialized_size(operation: Any) -> int | None:
+    """Bytes of ``operation`` as compact JSON; ``None`` when the fast codec cannot write it
+    (too deep, not Unicode, an integer beyond 64 bits: ``entity`` says which)."""
+    try:
+        return len(orjson.dumps(operation))
+    except orjson.JSONEncodeError:
+        return None
 
 
 # --- deletions -------------------------------------------------------------
