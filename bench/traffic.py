@@ -26,6 +26,11 @@ The shapes, from the vendors' documentation and what their SDKs send:
   Basic user): ``distinct_id`` and ``$user_id`` (the identity) with ``$device_id``
   (an anonymous id), ``time`` in milliseconds, ``$insert_id``, ``mp_lib`` and
   nested ``properties`` with a product object and a cart array.
+- Customer.io: a v2 ``/api/v2/batch`` of person operations, as the ``customerio``
+  SDK's ``batch()`` sends it (no gzip): ``event`` operations by ``identifiers.id``
+  with a ULID-like ``id``, a unix ``timestamp`` and nested ``attributes``; one
+  operation in 10 an ``identify`` carrying ``email``, ``anonymous_id`` and (for a
+  third) ``phone`` attributes (900 events in 1000 operations, under the 500 KB).
 """
 
 from __future__ import annotations
@@ -352,6 +357,52 @@ def mixpanel(account: NewAccount, events: Sequence[Event], rng: random.Random) -
     )
 
 
+def customerio(account: NewAccount, events: Sequence[Event], rng: random.Random) -> Request:
+    now = int(time.time())
+    operations: list[dict[str, Any]] = []
+    marks = []
+    for position, (n, mark) in enumerate(events):
+        person = {"type": "person", "identifiers": {"id": identity(n)}}
+        if position % 10 == 9:
+            attributes: dict[str, Any] = {
+                "email": email(n),
+                "anonymous_id": str(uuid.uuid5(uuid.NAMESPACE_OID, str(n))),
+                "first_name": f"Customer {n}",
+                "plan": "pro",
+            }
+            if (phone := mobile(n)) is not None:
+                attributes["phone"] = phone
+            operations.append({**person, "action": "identify", "attributes": attributes})
+            continue
+        marks.append(mark)
+        (name, category), *_ = rng.sample(PRODUCTS, 1)
+        operations.append(
+            {
+                **person,
+                "action": "event",
+                "name": rng.choice(("product_viewed", "added_to_cart", "purchase")),
+                "id": uuid.uuid4().hex.upper()[:26],
+                "timestamp": now - rng.randrange(0, 3600),
+                "attributes": {
+                    MARK: mark,
+                    "price": rng.randrange(100, 10000) / 10,
+                    "product": {"name": name, "category": category, "quantity": 1},
+                },
+            }
+        )
+    headers, content = _json({"batch": operations})
+    if len(content) > SEGMENT_MAX_BATCH_BYTES:
+        raise ValueError(f"a Customer.io batch of {len(content)} bytes is over its 500 KB")
+    return Request(
+        "POST",
+        "/api/v2/batch",
+        headers,
+        content,
+        marks,
+        auth=(account.customerio_site_id, account.customerio_api_key),
+    )
+
+
 @dataclass(frozen=True)
 class Traffic:
     """How the suite sends one dialect's traffic and checks what was acknowledged."""
@@ -382,6 +433,7 @@ TRAFFIC: dict[str, Traffic] = {
         Traffic("ortto", 100, ortto),
         Traffic("cordial", 1, cordial),
         Traffic("mixpanel", 1000, mixpanel),
+        Traffic("customerio", 1000, customerio),
     )
 }
 

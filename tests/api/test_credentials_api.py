@@ -78,6 +78,7 @@ class TestIssuing:
             "admin",
             "clevertap",
             "cordial",
+            "customerio",
             "mixpanel",
             "mixpanel_import",
             "netcore",

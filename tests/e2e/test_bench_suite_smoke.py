@@ -54,6 +54,7 @@ def test_the_suite_runs_every_part_on_tiny_sizes(tmp_path: Path, postgres_url: s
             "ortto",
             "cordial",
             "mixpanel",
+            "customerio",
         }
         for figures in per_dialect.values():
             assert figures["events"] > 0
@@ -139,6 +140,8 @@ def test_the_suite_sends_batches_shaped_like_real_traffic() -> None:
         clevertap_passcode="p",
         segment_write_key="k",
         mixpanel_api_secret="k",
+        customerio_site_id="s",
+        customerio_api_key="k",
     )
     pool = ContactPool(0, seed=1)
     rng = random.Random(1)
@@ -192,3 +195,12 @@ def test_the_suite_sends_batches_shaped_like_real_traffic() -> None:
     assert all(e["properties"]["$user_id"] and e["properties"]["$device_id"] for e in mixpanel)
     assert len({e["properties"]["$insert_id"] for e in mixpanel}) == 1000
     assert all(isinstance(e["properties"]["product"], dict) for e in mixpanel)
+    customerio = body("customerio")["batch"]
+    assert len(customerio) == 1000
+    assert {o["action"] for o in customerio} == {"event", "identify"}
+    assert all(o["identifiers"]["id"] for o in customerio)
+    events = [o for o in customerio if o["action"] == "event"]
+    assert len(events) == 900
+    assert all(o["id"] and isinstance(o["attributes"]["product"], dict) for o in events)
+    identifies = [o for o in customerio if o["action"] == "identify"]
+    assert all(o["attributes"]["email"] and o["attributes"]["anonymous_id"] for o in identifies)

@@ -47,9 +47,11 @@ CREDENTIAL_KEYS = {
     "segment_write_key",
     "mixpanel_project_token",
     "mixpanel_api_secret",
+    "customerio_site_id",
+    "customerio_api_key",
     "signing_secret",
 }
-SECRET_KEYS = CREDENTIAL_KEYS - {"account_id", "clevertap_account_id"}
+SECRET_KEYS = CREDENTIAL_KEYS - {"account_id", "clevertap_account_id", "customerio_site_id"}
 ENTRY_POINTS = ("module", "script")
 
 
@@ -218,6 +220,7 @@ class TestAccountsCreate:
                 ("segment", created["segment_write_key"], None),
                 ("mixpanel", created["mixpanel_project_token"], None),
                 ("mixpanel_import", created["mixpanel_api_secret"], None),
+                ("customerio", created["customerio_api_key"], created["customerio_site_id"]),
             ):
                 assert authenticate(store, kind, secret, public_id).id == created["account_id"]
             with pytest.raises(Unauthorized):

@@ -38,11 +38,16 @@ def secrets_of(created: NewAccount) -> dict[str, str]:
         "segment": created.segment_write_key,
         "mixpanel": created.mixpanel_project_token,
         "mixpanel_import": created.mixpanel_api_secret,
+        "customerio": created.customerio_api_key,
     }
 
 
 def public_id_for(kind: str, created: NewAccount) -> str | None:
-    return created.clevertap_account_id if kind == "clevertap" else None
+    public_ids = {
+        "clevertap": created.clevertap_account_id,
+        "customerio": created.customerio_site_id,
+    }
+    return public_ids.get(kind)
 
 
 def forms_of(secret: str) -> list[str]:
@@ -113,6 +118,7 @@ class TestSecretsAtRest:
             "segment": None,
             "mixpanel": None,
             "mixpanel_import": None,
+            "customerio": account.customerio_site_id,
         }
 
     def test_every_account_gets_its_own_secrets(self, store: Database, account: NewAccount) -> None:

@@ -212,6 +212,36 @@ def _mixpanel_accepted(r: httpx.Response) -> bool:
     return r.status_code == 200 and r.json().get("code") == 200
 
 
+def _customerio(account: NewAccount, markers: Sequence[str]) -> Request:
+    """Customer.io's v2 batch: one ``event`` operation per marker, its ``id`` for dedup.
+
+    The ids are fresh for every request built (a request resent keeps them): the
+    hostile-input cases share one account and the same marker, and an id seen
+    before would be dropped as a repeat ("a repeated value is ignored")."""
+    d = DIALECTS_BY_NAME["customerio"]
+    body = {
+        "batch": [
+            {
+                "type": "person",
+                "identifiers": {"email": d.contact_of(m)},
+                "action": "event",
+                "name": "Reliability Check",
+                "id": uuid.uuid4().hex,
+                "timestamp": 1767225600,
+                "attributes": {MARK: m},
+            }
+            for m in markers
+        ]
+    }
+    auth = (account.customerio_site_id, account.customerio_api_key)
+    return Request("POST", "/api/v2/batch", {}, body, auth=auth)
+
+
+def _customerio_accepted(r: httpx.Response) -> bool:
+    """200 ``{}``: every operation stored; 207 names the refused ones."""
+    return r.status_code == 200
+
+
 DIALECTS: tuple[Dialect, ...] = (
     Dialect("netcore", 1000, _netcore),
     Dialect("clevertap", 1000, _clevertap, accepted=_clevertap_accepted),
@@ -226,6 +256,7 @@ DIALECTS: tuple[Dialect, ...] = (
     Dialect("cordial", 1, _cordial),
     Dialect("segment", 1000, _segment, accepted=_segment_accepted),
     Dialect("mixpanel", 1000, _mixpanel, accepted=_mixpanel_accepted),
+    Dialect("customerio", 1000, _customerio, accepted=_customerio_accepted),
 )
 DIALECTS_BY_NAME = {d.name: d for d in DIALECTS}
 

@@ -52,6 +52,9 @@ class Victim:
             "job_id": self.export_job,
             "activity_id": self.definition,
             "credential_id": self.credential,
+            # Customer.io names a contact by its id as cio_<id>.
+            "identifier": f"cio_{self.contact_id}",
+            "device_id": "victim-device",
         }
 
     def secrets(self) -> list[str]:
@@ -106,6 +109,8 @@ def credentials(kind: str, account: NewAccount) -> dict[str, Any]:
         return {"params": {"data": json.dumps([record])}}
     if kind == "mixpanel_import":
         return {"auth": (account.mixpanel_api_secret, "")}
+    if kind == "customerio":
+        return {"auth": (account.customerio_site_id, account.customerio_api_key)}
     raise AssertionError(kind)
 
 
@@ -249,6 +254,63 @@ CASES: dict[tuple[str, str], Case] = {
         )
         for method in ("get", "post")
     },
+    # Customer.io: cio_<the victim's contact id> names no contact of the intruder's
+    # account, so the record is dropped (200 {}) and a deletion erases nothing.
+    ("put", "/api/v1/customers/{identifier}"): Case(
+        "customerio", body=lambda v: {"email": v.email, "plan": "intruder"}, allowed=(200,)
+    ),
+    ("delete", "/api/v1/customers/{identifier}"): Case(
+        "customerio", body=lambda v: {}, allowed=(200,)
+    ),
+    ("post", "/api/v1/customers/{identifier}/events"): Case(
+        "customerio", body=lambda v: {"name": "Intrude"}, allowed=(200,)
+    ),
+    ("put", "/api/v1/customers/{identifier}/devices"): Case(
+        "customerio",
+        body=lambda v: {"device": {"id": "t", "platform": "ios"}},
+        allowed=(200,),
+    ),
+    ("delete", "/api/v1/customers/{identifier}/devices/{device_id}"): Case(
+        "customerio", body=lambda v: {}, allowed=(200,)
+    ),
+    ("post", "/api/v1/customers/{identifier}/suppress"): Case(
+        "customerio", body=lambda v: {}, allowed=(200,)
+    ),
+    ("post", "/api/v1/customers/{identifier}/unsuppress"): Case(
+        "customerio", body=lambda v: {}, allowed=(200,)
+    ),
+    ("post", "/api/v1/events"): Case(
+        "customerio", body=lambda v: {"name": "Intrude", "anonymous_id": v.email}, allowed=(200,)
+    ),
+    ("post", "/api/v1/merge_customers"): Case(
+        "customerio",
+        body=lambda v: {"primary": {"cio_id": v.contact_id}, "secondary": {"email": v.email}},
+        allowed=(200,),
+    ),
+    ("post", "/api/v2/entity"): Case(
+        "customerio",
+        body=lambda v: {
+            "type": "person",
+            "identifiers": {"cio_id": v.contact_id},
+            "action": "delete",
+        },
+        allowed=(200,),
+    ),
+    ("post", "/api/v2/batch"): Case(
+        "customerio",
+        body=lambda v: {
+            "batch": [
+                {"type": "person", "identifiers": {"cio_id": v.contact_id}, "action": "delete"},
+                {
+                    "type": "person",
+                    "identifiers": {"cio_id": v.contact_id},
+                    "action": "event",
+                    "name": "Intrude",
+                },
+            ]
+        },
+        allowed=(207,),  # the event names no contact of the intruder's: refused by index
+    ),
 }
 
 

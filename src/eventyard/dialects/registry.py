@@ -9,6 +9,8 @@ from eventyard.core.model import NewAccount
 from eventyard.dialects.base import Dialect
 from eventyard.dialects.clevertap import DIALECT as CLEVERTAP
 from eventyard.dialects.cordial import DIALECT as CORDIAL
+from eventyard.dialects.customerio import DIALECT as CUSTOMERIO
+from eventyard.dialects.customerio import DIALECT_V2 as CUSTOMERIO_V2
 from eventyard.dialects.mixpanel import DIALECT as MIXPANEL
 from eventyard.dialects.netcore import DIALECT as NETCORE
 from eventyard.dialects.ortto import DIALECT as ORTTO
@@ -16,7 +18,16 @@ from eventyard.dialects.segment import DIALECT as SEGMENT
 from eventyard.services import accounts
 from eventyard.services.ports import Store
 
-BUILTIN_DIALECTS: tuple[Dialect, ...] = (NETCORE, CLEVERTAP, ORTTO, CORDIAL, SEGMENT, MIXPANEL)
+BUILTIN_DIALECTS: tuple[Dialect, ...] = (
+    NETCORE,
+    CLEVERTAP,
+    ORTTO,
+    CORDIAL,
+    SEGMENT,
+    MIXPANEL,
+    CUSTOMERIO,
+    CUSTOMERIO_V2,
+)
 
 #: Every credential an account holds: the admin token and each dialect's.
 CREDENTIAL_KINDS: tuple[CredentialKind, ...] = (

@@ -172,7 +172,7 @@ class ErasureRepository:
         ).all()
         erased = set(identifiers)
         for row in rows:
-            kept = [pair for pair in row.identifiers if tuple(pair[:2]) not in erased]
+            kept = [pair for pair in row.identifiers if _identifier_pair(pair) not in erased]
             kept, _ = scrub(kept, values)
             details, _ = scrub(row.details, values)
             self.conn.execute(
@@ -292,3 +292,11 @@ class ErasureRepository:
             select(e.contact_ids).where(e.account_id == account_id, e.erased_at >= since)
         ).scalars()
         return {contact_id for ids in rows for contact_id in ids}
+
+
+def _identifier_pair(entry: Any) -> tuple[Any, ...]:
+    """``(kind, value)`` of an identity event's identifier: ``{"kind", "value"}`` as
+    identity resolution writes it, or a ``[kind, value]`` pair."""
+    if isinstance(entry, dict):
+        return (entry.get("kind"), entry.get("value"))
+    return tuple(entry[:2])
