@@ -19,8 +19,23 @@ ContactStatus = Literal["known", "anonymous"]
 #: How a profile update treats a contact that already exists: ``overwrite``
 #: every given attribute, ``fill_empty`` only attributes it lacks (missing,
 #: null or ""), or ``create_only``: attributes are set on a contact the update
-#: creates and an existing contact is left as it is.
-MergeStrategy = Literal["overwrite", "fill_empty", "create_only"]
+#: creates and an existing contact is left as it is. The others change each
+#: given attribute by its value (``core.profiles.apply_update`` says how):
+#: ``unset`` removes it, ``increment`` adds a number to it, ``append`` /
+#: ``prepend`` add values to its list, ``append_missing`` /
+#: ``prepend_missing`` only the values it lacks, ``remove`` takes values out.
+MergeStrategy = Literal[
+    "overwrite",
+    "fill_empty",
+    "create_only",
+    "unset",
+    "increment",
+    "append",
+    "prepend",
+    "append_missing",
+    "prepend_missing",
+    "remove",
+]
 JobStatus = Literal["queued", "running", "completed", "failed"]
 
 #: Activities older than this when received do not trigger journeys (Netcore:

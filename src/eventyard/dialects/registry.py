@@ -6,6 +6,7 @@ from typing import Any
 
 from eventyard.core.credentials import ADMIN, READ, CredentialKind
 from eventyard.core.model import NewAccount
+from eventyard.dialects.amplitude import DIALECT as AMPLITUDE
 from eventyard.dialects.base import Dialect
 from eventyard.dialects.clevertap import DIALECT as CLEVERTAP
 from eventyard.dialects.cordial import DIALECT as CORDIAL
@@ -15,7 +16,14 @@ from eventyard.dialects.segment import DIALECT as SEGMENT
 from eventyard.services import accounts
 from eventyard.services.ports import Store
 
-BUILTIN_DIALECTS: tuple[Dialect, ...] = (NETCORE, CLEVERTAP, ORTTO, CORDIAL, SEGMENT)
+BUILTIN_DIALECTS: tuple[Dialect, ...] = (
+    NETCORE,
+    CLEVERTAP,
+    ORTTO,
+    CORDIAL,
+    SEGMENT,
+    AMPLITUDE,
+)
 
 #: Every credential an account holds: the admin token and each dialect's.
 CREDENTIAL_KINDS: tuple[CredentialKind, ...] = (
