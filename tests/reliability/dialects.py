@@ -187,6 +187,28 @@ def _segment_accepted(r: httpx.Response) -> bool:
     return r.status_code == 200 and "X-Eventyard-Rejected-Messages" not in r.headers
 
 
+def _amplitude(account: NewAccount, markers: Sequence[str]) -> Request:
+    """Through the shared ``/batch`` (Amplitude's Batch API: 1000 events per second per
+    user, so the suite's loads stay under the throttle). Each request gets fresh
+    ``insert_id`` values (a resent request keeps its own): the hostile-input cases
+    reuse one marker in one account, and equal ids would make later cases duplicates."""
+    d = DIALECTS_BY_NAME["amplitude"]
+    body = {
+        "api_key": account.amplitude_api_key,
+        "events": [
+            {
+                "user_id": d.contact_of(m),
+                "event_type": "Reliability Check",
+                "event_properties": {MARK: m},
+                "insert_id": f"{m}-{uuid.uuid4()}",
+                "time": 1767225600000,
+            }
+            for m in markers
+        ],
+    }
+    return Request("POST", "/batch", {}, body)
+
+
 DIALECTS: tuple[Dialect, ...] = (
     Dialect("netcore", 1000, _netcore),
     Dialect("clevertap", 1000, _clevertap, accepted=_clevertap_accepted),
@@ -200,6 +222,7 @@ DIALECTS: tuple[Dialect, ...] = (
     ),
     Dialect("cordial", 1, _cordial),
     Dialect("segment", 1000, _segment, accepted=_segment_accepted),
+    Dialect("amplitude", 1000, _amplitude),
 )
 DIALECTS_BY_NAME = {d.name: d for d in DIALECTS}
 
