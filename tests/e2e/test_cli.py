@@ -45,6 +45,7 @@ CREDENTIAL_KEYS = {
     "clevertap_account_id",
     "clevertap_passcode",
     "segment_write_key",
+    "amplitude_api_key",
     "signing_secret",
 }
 SECRET_KEYS = CREDENTIAL_KEYS - {"account_id", "clevertap_account_id"}

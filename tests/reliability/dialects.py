@@ -61,6 +61,9 @@ class Dialect:
     accepted: Callable[[httpx.Response], bool] = lambda r: 200 <= r.status_code < 300
     #: Called once per account before the first request (definitions, settings).
     prepare: Callable[[httpx.Client, NewAccount], None] = lambda http, account: None
+    #: The status of a request whose credential opens no account (Amplitude: 400, the key
+    #: travels in the body as ``api_key``).
+    unauthorized_status: int = 401
 
     def contact_of(self, marker: str) -> str:
         """The e-mail of the contact an activity with ``marker`` belongs to.
@@ -222,7 +225,7 @@ DIALECTS: tuple[Dialect, ...] = (
     ),
     Dialect("cordial", 1, _cordial),
     Dialect("segment", 1000, _segment, accepted=_segment_accepted),
-    Dialect("amplitude", 1000, _amplitude),
+    Dialect("amplitude", 1000, _amplitude, unauthorized_status=400),
 )
 DIALECTS_BY_NAME = {d.name: d for d in DIALECTS}
 
