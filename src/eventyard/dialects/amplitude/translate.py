@@ -23,7 +23,7 @@ import hashlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 from urllib.parse import parse_qs
@@ -83,6 +83,7 @@ BLOCKED_IDS = frozenset(
         "-1",
     }
 )
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 IDENTIFY = "$identify"
 GROUP_IDENTIFY = "$groupidentify"
 DEFAULT_SOURCE = "api"
@@ -467,7 +468,8 @@ def _time(event: dict[str, Any], now: datetime, fail: Fail) -> datetime:
         fail("invalid", "time", "time must be an integer: milliseconds since epoch")
         return now
     try:
-        moment = datetime.fromtimestamp(raw / 1000, UTC)
+        # Exact for integers (no float division): the stored moment is the sent millisecond.
+        moment = EPOCH + timedelta(milliseconds=raw)
     except (OverflowError, OSError, ValueError):
         fail("invalid", "time", "time is out of range (milliseconds since epoch)")
         return now
