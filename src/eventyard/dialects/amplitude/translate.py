@@ -332,6 +332,7 @@ def translate_event(
     groups = _groups(event.get("groups"), fail)
     if event_type is None or not identifiers:
         return [], (device_id, user_id)
+    key = dedup_key(insert_id, device_id, user_id)
     records: list[Record] = []
     if event_type == IDENTIFY:
         updates = profile_operations(user_properties or {}, "user_properties", fail)
@@ -354,6 +355,7 @@ def translate_event(
                 location=_location(event),
                 value_milli=revenue_milli(event, event_properties or {}),
                 context=_context(event),
+                message_id=key,
             )
         )
         plain = {k: v for k, v in (user_properties or {}).items() if not k.startswith("$")}
@@ -361,10 +363,13 @@ def translate_event(
             # Plain user_properties on an event are set; the operations are
             # honoured on $identify only (kept in the activity's context).
             records.extend(_updates(identifiers, [("overwrite", plain)]))
-    key = dedup_key(insert_id, device_id, user_id)
     if key is not None:
+        # Each record of the event its own id (a retried $identify adds once);
+        # an activity, first of its event, carries the key itself already.
         records = [
-            replace(record, message_id=key if slot == 0 else f"{key}.{slot}")
+            record
+            if record.message_id == key
+            else replace(record, message_id=key if slot == 0 else f"{key}.{slot}")
             for slot, record in enumerate(records)
         ]
     return records, (device_id, user_id)
@@ -407,6 +412,7 @@ def _identifiers(
     upload with a 400 error."
     """
     kept: dict[str, str] = {}
+    found: list[Identifier] = []
     short: list[str] = []
     for key, kind in (("user_id", IDENTITY), ("device_id", ANONID)):
         raw = event.get(key)
@@ -426,16 +432,12 @@ def _identifiers(
             short.append(key)
             continue
         try:
-            normalize_identifier(kind, text)
+            found.append(normalize_identifier(kind, text))
         except ValueError as exc:
             fail("invalid", key, f"{key} {exc}")
             continue
         kept[key] = text
-    identifiers = tuple(
-        normalize_identifier(kind, kept[key])
-        for key, kind in (("user_id", IDENTITY), ("device_id", ANONID))
-        if key in kept
-    )
+    identifiers = tuple(found)
     given = any(event.get(key) not in (None, "") for key in ("user_id", "device_id"))
     if not kept and short:
         for key in short:
@@ -645,6 +647,8 @@ def revenue_milli(event: dict[str, Any], properties: dict[str, Any]) -> int | No
     ``event_properties`` instead, read the same way.
     """
     for prefix, source in (("", event), ("$", properties)):
+        if f"{prefix}price" not in source and f"{prefix}revenue" not in source:
+            continue
         revenue = _number(source.get(f"{prefix}revenue"))
         price = _number(source.get(f"{prefix}price"))
         quantity = _number(source.get(f"{prefix}quantity"))
@@ -662,11 +666,11 @@ def revenue_milli(event: dict[str, Any], properties: dict[str, Any]) -> int | No
 
 
 def _number(raw: Any) -> Decimal | None:
-    if isinstance(raw, bool) or not isinstance(raw, int | float):
+    if raw is None or isinstance(raw, bool) or not isinstance(raw, int | float):
         return None
     if isinstance(raw, float) and not math.isfinite(raw):
         return None
-    return Decimal(str(raw))
+    return Decimal(raw) if isinstance(raw, int) else Decimal(repr(raw))
 
 
 # --- identifications ---------------------------------------------------------
