@@ -12,10 +12,11 @@ from typing import Any
 import orjson
 import pytest
 
+from eventyard.core.errors import EventyardError
 from eventyard.core.model import GroupMembership, NewActivity, ProfileUpdate
 from eventyard.core.profiles import apply_update
 from eventyard.core.ratelimit import RateLimiter
-from eventyard.dialects.amplitude.errors import AmplitudeError
+from eventyard.dialects.amplitude.errors import AmplitudeError, plain_error, render_error
 from eventyard.dialects.amplitude.routes import claims_batch
 from eventyard.dialects.amplitude.throttle import HTTPAPI, check_throttle
 from eventyard.dialects.amplitude.translate import (
@@ -208,3 +209,28 @@ class TestThrottle:
         assert refusal.extra["throttled_devices"] == {"d1": 2}
         assert refusal.extra["throttled_events"] == [0, 1]
         assert refusal.extra["eps_threshold"] == 30
+
+
+class TestRenderError:
+    def test_the_request_limit_is_amplitudes_429_naming_no_event(self) -> None:
+        exc = EventyardError("rate_limited", "Too many requests", 429, headers={"Retry-After": "3"})
+        response = render_error(exc)
+        assert response.status_code == 429
+        assert response.headers["Retry-After"] == "3"
+        body = orjson.loads(response.body)
+        assert body["code"] == 429
+        assert body["error"] == "Too many requests for some devices and users"
+        assert body["throttled_events"] == []
+
+    def test_every_error_carries_its_status_in_code(self) -> None:
+        """The SDK reads the status from the body's ``code``."""
+        for status, error in ((404, "Invalid request path"), (413, "Payload too large")):
+            body = orjson.loads(render_error(EventyardError("x", "why", status)).body)
+            assert (body["code"], body["error"], body["message"]) == (status, error, "why")
+        body = orjson.loads(render_error(EventyardError("x", "Database down", 503)).body)
+        assert (body["code"], body["error"]) == (503, "Database down")
+
+    def test_identify_answers_in_plain_text(self) -> None:
+        response = render_error(plain_error("missing_event"))
+        assert (response.status_code, response.body) == (400, b"missing_event")
+        assert response.media_type == "text/plain"
