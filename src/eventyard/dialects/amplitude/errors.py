@@ -98,8 +98,8 @@ def render_error(exc: EventyardError) -> Response:
             return Response(exc.plain, exc.status, headers, media_type="text/plain")
         return json_response(error_body(exc.message, exc.status, **exc.extra), exc.status, headers)
     if exc.status == 429:
-        # eventyard's per-API-key request limit: no event is named (the
-        # body was not read), so the SDK retries them all.
+        # eventyard's per-API-key request limit, taken before the events are
+        # translated: no event is named, so the SDK sends them all again.
         body = error_body(
             THROTTLED,
             429,
