@@ -3,14 +3,17 @@
 What a batch route does with a body before any I/O: decode the JSON, find
 the records and translate every one into canonical commands (Netcore
 ``/v1/activity/upload``, CleverTap ``/1/upload``, Segment ``/v1/batch``,
-Ortto ``/v1/activities/create``). The bodies look like real traffic:
+Ortto ``/v1/activities/create``, Amplitude ``/batch``). The bodies look like
+real traffic:
 
 - Netcore: identity and e-mail on every event, a mobile on a third, a
   two-item product array in ``activity_params``, numbers and numeric strings;
 - CleverTap: the same with ``identity`` and ``evtData`` holding nested items;
 - Segment: ``userId`` + ``anonymousId``, ``context.traits.email``, nested
   ``properties``;
-- Ortto: ``fields`` with e-mail and phone, typed ``attributes``.
+- Ortto: ``fields`` with e-mail and phone, typed ``attributes``;
+- Amplitude: ``user_id`` + ``device_id``, ``insert_id``, ``time`` in
+  milliseconds, device fields and nested ``event_properties``.
 
 It prints the best of ``--rounds`` timings per dialect in milliseconds of
 CPU per 1000 events. With ``--compare SRC`` it also times the ``src``
@@ -40,9 +43,9 @@ from typing import Any
 import orjson
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
-DIALECTS = ("netcore", "clevertap", "segment", "ortto")
+DIALECTS = ("netcore", "clevertap", "segment", "ortto", "amplitude")
 #: Records per body: each dialect's batch limit (Ortto's is 100).
-BATCH = {"netcore": 1000, "clevertap": 1000, "segment": 1000, "ortto": 100}
+BATCH = {"netcore": 1000, "clevertap": 1000, "segment": 1000, "ortto": 100, "amplitude": 1000}
 NAMES = ("Page Browse", "Product View", "Add To Cart", "Checkout", "Purchase")
 
 
@@ -163,11 +166,41 @@ def ortto_body(count: int, rng: random.Random) -> bytes:
     return orjson.dumps({"activities": activities})
 
 
+def amplitude_body(count: int, rng: random.Random) -> bytes:
+    events = []
+    for i in range(count):
+        contact = rng.randrange(600)
+        moment = NOW - timedelta(seconds=rng.randrange(86_400))
+        events.append(
+            {
+                "user_id": f"customer-{contact}",
+                "device_id": f"0f9c2a1e-5b7d-4c3e-9a{contact:010d}",
+                "event_type": rng.choice(NAMES),
+                "time": int(moment.timestamp() * 1000),
+                "insert_id": f"ins-{i}-{rng.randrange(10**9)}",
+                "library": "amplitude-python/1.3.0",
+                "platform": "Web",
+                "os_name": "Chrome",
+                "country": "India",
+                "session_id": int(NOW.timestamp() * 1000),
+                "event_properties": {
+                    "order_id": str(rng.randrange(10**8)),
+                    "products": _products(rng),
+                    "shipping": {"method": "express", "cost": 4.5},
+                },
+                "price": round(rng.uniform(1, 1000), 2),
+                "quantity": 1,
+            }
+        )
+    return orjson.dumps({"api_key": "k", "events": events})
+
+
 BODIES: dict[str, Callable[[int, random.Random], bytes]] = {
     "netcore": netcore_body,
     "clevertap": clevertap_body,
     "segment": segment_body,
     "ortto": ortto_body,
+    "amplitude": amplitude_body,
 }
 
 
@@ -214,6 +247,16 @@ def route_path(dialect: str) -> Callable[[bytes], int]:
             return len(translation.records)
 
         return run_segment
+    if dialect == "amplitude":
+        from eventyard.dialects.amplitude import translate as amplitude
+
+        def run_amplitude(body: bytes) -> int:
+            upload = amplitude.parse_upload(body)
+            translation, problems = amplitude.translate_events(upload, now=NOW)
+            assert not problems, problems.errors[:3]
+            return len(translation.records)
+
+        return run_amplitude
     from eventyard.dialects.ortto import translate as ortto
 
     def run_ortto(body: bytes) -> int:

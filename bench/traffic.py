@@ -19,6 +19,11 @@ The shapes, from the vendors' documentation and what their SDKs send:
   ``properties``; one call in 10 is an ``identify`` (so 900 tracks in 1000 calls); gzipped
   as Segment's SDKs send it. A batch is at most 500 KB,
   so 1000 calls leave about 500 bytes a call: the properties stay modest.
+- Amplitude: ``user_id`` and ``device_id`` on every event, ``insert_id``, ``time`` in
+  milliseconds, the SDK's ``library`` and device fields, nested ``event_properties``,
+  plain ``user_properties`` on a fifth; one event in 10 is an ``$identify`` with
+  ``$set``/``$setOnce``/``$add``/``$append`` (so 900 activities in 1000 events); sent
+  to the ``/batch`` path it shares with PostHog (the dispatch's claim is measured too).
 - Ortto: ``fields`` with ``str::email`` and the external id ``str:cm:external-id``
   (both in ``merge_by``), ``str::first``, typed ``attributes`` with an ``obj``.
 - Cordial: one activity per request, ``email``, ``ats`` and nested ``properties``.
@@ -256,6 +261,57 @@ def segment(account: NewAccount, events: Sequence[Event], rng: random.Random) ->
     )
 
 
+def amplitude(account: NewAccount, events: Sequence[Event], rng: random.Random) -> Request:
+    now_ms = int(time.time() * 1000)
+    body_events: list[dict[str, Any]] = []
+    marks = []
+    for position, (n, mark) in enumerate(events):
+        ids = {
+            "user_id": identity(n),
+            "device_id": str(uuid.uuid5(uuid.NAMESPACE_OID, str(n))),
+            "insert_id": str(uuid.uuid4()),
+            "time": now_ms - rng.randrange(0, 3_600_000),
+            "library": "amplitude-python/1.3.0",
+        }
+        if position % 10 == 9:
+            body_events.append(
+                {
+                    **ids,
+                    "event_type": "$identify",
+                    "user_properties": {
+                        "$set": {"email": email(n), "plan": "pro"},
+                        "$setOnce": {"first_seen": "2026-01-01"},
+                        "$add": {"sessions": 1},
+                        "$append": {"channels": "web"},
+                    },
+                }
+            )
+            continue
+        marks.append(mark)
+        (name, category), *_ = rng.sample(PRODUCTS, 1)
+        event: dict[str, Any] = {
+            **ids,
+            "event_type": rng.choice(("Product Viewed", "Product Added", "Order Completed")),
+            "event_properties": {
+                MARK: mark,
+                "product": {"name": name, "category": category, "quantity": 1},
+                "tags": ["sale", category.lower()],
+            },
+            "session_id": now_ms - 60_000,
+            "platform": "Web",
+            "os_name": "Chrome",
+            "country": "India",
+            "price": rng.randrange(100, 10000) / 10,
+            "quantity": 1,
+        }
+        if position % 5 == 0:
+            event["user_properties"] = {"plan": "pro", "email": email(n)}
+        body_events.append(event)
+    headers, content = _json({"api_key": account.amplitude_api_key, "events": body_events})
+    # The Python SDK sends JSON uncompressed (Accept-Encoding: identity, no gzip).
+    return Request("POST", "/batch", headers, content, marks)
+
+
 def ortto_activity(mark: str) -> str:
     """One of a few activity ids: Ortto takes at most 50 of one activity per person a day."""
     return f"act:cm:product-viewed-{zlib.crc32(mark.encode()) % ORTTO_ACTIVITIES}"
@@ -434,6 +490,7 @@ TRAFFIC: dict[str, Traffic] = {
         Traffic("cordial", 1, cordial),
         Traffic("mixpanel", 1000, mixpanel),
         Traffic("customerio", 1000, customerio),
+        Traffic("amplitude", 1000, amplitude),
     )
 }
 

@@ -76,6 +76,7 @@ class TestIssuing:
         kinds = sorted(c["kind"] for c in listed(http, account))
         assert kinds == [
             "admin",
+            "amplitude",
             "clevertap",
             "cordial",
             "customerio",

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-DIALECTS = {"netcore", "clevertap", "segment", "ortto"}
+DIALECTS = {"netcore", "clevertap", "segment", "ortto", "amplitude"}
 
 
 @pytest.mark.bench

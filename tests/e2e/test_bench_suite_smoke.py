@@ -55,6 +55,7 @@ def test_the_suite_runs_every_part_on_tiny_sizes(tmp_path: Path, postgres_url: s
             "cordial",
             "mixpanel",
             "customerio",
+            "amplitude",
         }
         for figures in per_dialect.values():
             assert figures["events"] > 0
@@ -142,6 +143,7 @@ def test_the_suite_sends_batches_shaped_like_real_traffic() -> None:
         mixpanel_api_secret="k",
         customerio_site_id="s",
         customerio_api_key="k",
+        amplitude_api_key="k",
     )
     pool = ContactPool(0, seed=1)
     rng = random.Random(1)
@@ -204,3 +206,10 @@ def test_the_suite_sends_batches_shaped_like_real_traffic() -> None:
     assert all(o["id"] and isinstance(o["attributes"]["product"], dict) for o in events)
     identifies = [o for o in customerio if o["action"] == "identify"]
     assert all(o["attributes"]["email"] and o["attributes"]["anonymous_id"] for o in identifies)
+    amplitude = body("amplitude")["events"]
+    assert len(amplitude) == 1000
+    assert all(e["user_id"] and e["device_id"] and e["insert_id"] for e in amplitude)
+    assert sum(e["event_type"] == "$identify" for e in amplitude) == 100
+    tracked = [e for e in amplitude if e["event_type"] != "$identify"]
+    assert all(isinstance(e["event_properties"]["product"], dict) for e in tracked)
+    assert any("user_properties" in e for e in tracked)

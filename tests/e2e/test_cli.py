@@ -49,6 +49,7 @@ CREDENTIAL_KEYS = {
     "mixpanel_api_secret",
     "customerio_site_id",
     "customerio_api_key",
+    "amplitude_api_key",
     "signing_secret",
 }
 SECRET_KEYS = CREDENTIAL_KEYS - {"account_id", "clevertap_account_id", "customerio_site_id"}

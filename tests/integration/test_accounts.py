@@ -39,6 +39,7 @@ def secrets_of(created: NewAccount) -> dict[str, str]:
         "mixpanel": created.mixpanel_project_token,
         "mixpanel_import": created.mixpanel_api_secret,
         "customerio": created.customerio_api_key,
+        "amplitude": created.amplitude_api_key,
     }
 
 
@@ -119,6 +120,7 @@ class TestSecretsAtRest:
             "mixpanel": None,
             "mixpanel_import": None,
             "customerio": account.customerio_site_id,
+            "amplitude": None,
         }
 
     def test_every_account_gets_its_own_secrets(self, store: Database, account: NewAccount) -> None:

@@ -61,6 +61,9 @@ class Dialect:
     accepted: Callable[[httpx.Response], bool] = lambda r: 200 <= r.status_code < 300
     #: Called once per account before the first request (definitions, settings).
     prepare: Callable[[httpx.Client, NewAccount], None] = lambda http, account: None
+    #: The status of a request whose credential opens no account (Amplitude: 400, the key
+    #: travels in the body as ``api_key``).
+    unauthorized_status: int = 401
 
     def contact_of(self, marker: str) -> str:
         """The e-mail of the contact an activity with ``marker`` belongs to.
@@ -242,6 +245,28 @@ def _customerio_accepted(r: httpx.Response) -> bool:
     return r.status_code == 200
 
 
+def _amplitude(account: NewAccount, markers: Sequence[str]) -> Request:
+    """Through the shared ``/batch`` (Amplitude's Batch API: 1000 events per second per
+    user, so the suite's loads stay under the throttle). Each request gets fresh
+    ``insert_id`` values (a resent request keeps its own): the hostile-input cases
+    reuse one marker in one account, and equal ids would make later cases duplicates."""
+    d = DIALECTS_BY_NAME["amplitude"]
+    body = {
+        "api_key": account.amplitude_api_key,
+        "events": [
+            {
+                "user_id": d.contact_of(m),
+                "event_type": "Reliability Check",
+                "event_properties": {MARK: m},
+                "insert_id": f"{m}-{uuid.uuid4()}",
+                "time": 1767225600000,
+            }
+            for m in markers
+        ],
+    }
+    return Request("POST", "/batch", {}, body)
+
+
 DIALECTS: tuple[Dialect, ...] = (
     Dialect("netcore", 1000, _netcore),
     Dialect("clevertap", 1000, _clevertap, accepted=_clevertap_accepted),
@@ -257,6 +282,7 @@ DIALECTS: tuple[Dialect, ...] = (
     Dialect("segment", 1000, _segment, accepted=_segment_accepted),
     Dialect("mixpanel", 1000, _mixpanel, accepted=_mixpanel_accepted),
     Dialect("customerio", 1000, _customerio, accepted=_customerio_accepted),
+    Dialect("amplitude", 1000, _amplitude, unauthorized_status=400),
 )
 DIALECTS_BY_NAME = {d.name: d for d in DIALECTS}
 

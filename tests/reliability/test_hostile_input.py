@@ -114,6 +114,7 @@ def send(server: Server, request: Request, content: bytes, **headers: str) -> ht
 _IDS = re.compile(
     r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|\b[0-9a-f]{24,32}\b"
     r"|\d{4}-\d\d-\d\dT[0-9:.]+Z?"
+    r"|\b1\d{12}\b"  # milliseconds since epoch (Amplitude's server_upload_time)
 )
 
 

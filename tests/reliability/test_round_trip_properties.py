@@ -181,6 +181,24 @@ def send_mixpanel(http: httpx.Client, account: NewAccount, s: Sample) -> Sent:
     return Sent(f"identity:{s.person}", s.name, properties, moment)
 
 
+def send_amplitude(http: httpx.Client, account: NewAccount, s: Sample) -> Sent:
+    """``time`` is whole milliseconds ("milliseconds since epoch"): the moment is sent
+    and compared at that precision."""
+    millis = (s.moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
+    event = {
+        "user_id": s.person,
+        "event_type": s.name,
+        "event_properties": s.properties,
+        "time": millis,
+        "insert_id": uuid.uuid4().hex,
+    }
+    r = http.post("/2/httpapi", json={"api_key": account.amplitude_api_key, "events": [event]})
+    assert r.status_code == 200, r.text
+    assert r.json()["events_ingested"] == 1, r.text
+    moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=millis)
+    return Sent(f"identity:{s.person}", s.name, s.properties, moment)
+
+
 #: Ortto attributes are typed by their field id ("str:cm:...", "int:cm:...")
 #: and declared in the activity's definition first.
 ORTTO_ACTIVITY = "act:cm:round-trip"
@@ -248,6 +266,7 @@ DIALECTS: dict[str, Dialect] = {
     "segment": Dialect(send_segment),
     "ortto": Dialect(send_ortto, prepare_ortto),
     "mixpanel": Dialect(send_mixpanel),
+    "amplitude": Dialect(send_amplitude),
 }
 
 SAMPLES = st.builds(

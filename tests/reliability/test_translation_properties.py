@@ -25,6 +25,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from eventyard.core.errors import EventyardError
+from eventyard.dialects.amplitude.translate import Upload
+from eventyard.dialects.amplitude.translate import translate_events as translate_amplitude
 from eventyard.dialects.clevertap.translate import translate_records
 from eventyard.dialects.cordial.translate import CONTACT_KEYS, translate_activity
 from eventyard.dialects.mixpanel.translate import Context as MixpanelContext
@@ -290,6 +292,41 @@ MIXPANEL = Dialect(
     mixpanel_translate,
 )
 
+
+# --- Amplitude -----------------------------------------------------------
+
+
+def amplitude_valid(n: int) -> dict[str, Any]:
+    return {
+        "user_id": f"user-{n:05d}",
+        "event_type": "watch_tutorial",
+        "time": 1396381378123,
+        "insert_id": f"insert-{n}",
+        "event_properties": {"source": "notification"},
+    }
+
+
+def amplitude_translate(batch: list[Any]) -> Outcome:
+    translation, problems = translate_amplitude(Upload("k", batch, 5, size=0), now=NOW)
+    return [Problem(e.index, e.field) for e in problems.errors], len(translation.records)
+
+
+AMPLITUDE = Dialect(
+    amplitude_valid,
+    {
+        "event_type": [MISSING, "", 5, "x" * 1025],
+        # Refused ids ("null"), too long, too short with no other id ("ab").
+        "user_id": [MISSING, {"id": 1}, ["u"], "null", "x" * 1025, "ab"],
+        "time": ["2024-01-01T00:00:00Z", True, -5],
+        "insert_id": [{"id": 1}, "x" * 1025],
+        "event_properties": [[], "x"],
+        # Operations are read on $identify only (tests/unit/test_amplitude_translate.py).
+        "user_properties": [[], "x"],
+        "groups": ["x", {f"type{i}": "v" for i in range(6)}],
+    },
+    amplitude_translate,
+)
+
 DIALECTS: dict[str, Dialect] = {
     "netcore": NETCORE,
     "clevertap": CLEVERTAP,
@@ -297,6 +334,7 @@ DIALECTS: dict[str, Dialect] = {
     "cordial": CORDIAL,
     "segment": SEGMENT,
     "mixpanel": MIXPANEL,
+    "amplitude": AMPLITUDE,
 }
 
 

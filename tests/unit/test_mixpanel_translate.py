@@ -175,7 +175,7 @@ class TestProfileOperations:
             "one": ["v", "w"],
             "new": [1],
         }
-        assert apply_update(current, {"l": ["a", "c", "c"]}, "union", created=False) == {
+        assert apply_update(current, {"l": ["a", "c", "c"]}, "append_missing", created=False) == {
             "l": ["a", "c"],
             "one": "v",
         }

@@ -19,20 +19,23 @@ ContactStatus = Literal["known", "anonymous"]
 #: How a profile update treats a contact that already exists: ``overwrite``
 #: every given attribute, ``fill_empty`` only attributes it lacks (missing,
 #: null or ""), or ``create_only``: attributes are set on a contact the update
-#: creates and an existing contact is left as it is. The list operations of
-#: product-analytics profiles (see ``core/profiles.py``): ``increment`` adds
-#: numbers, ``append`` adds one value to a list, ``union`` adds the values a
-#: list lacks, ``remove`` takes a value out of a list, ``unset`` deletes the
-#: given attributes, ``clear`` deletes them all.
+#: creates and an existing contact is left as it is. The others change each
+#: given attribute by its value (``core.profiles.apply_update`` says how):
+#: ``unset`` removes it, ``increment`` adds a number to it, ``append`` /
+#: ``prepend`` add values to its list, ``append_missing`` /
+#: ``prepend_missing`` only the values it lacks, ``remove`` takes values out;
+#: ``clear`` removes every attribute the contact has.
 MergeStrategy = Literal[
     "overwrite",
     "fill_empty",
     "create_only",
+    "unset",
     "increment",
     "append",
-    "union",
+    "prepend",
+    "append_missing",
+    "prepend_missing",
     "remove",
-    "unset",
     "clear",
 ]
 JobStatus = Literal["queued", "running", "completed", "failed"]

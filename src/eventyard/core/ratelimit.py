@@ -24,18 +24,25 @@ class RateLimiter:
         self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, at)
         self._lock = threading.Lock()
 
-    def acquire(self, key: str) -> float:
-        """Take one token; 0.0 when allowed, else the seconds until one is free."""
+    def acquire(self, key: str, count: int = 1) -> float:
+        """Take ``count`` tokens; 0.0 when allowed, else the seconds until they are free.
+
+        A refusal takes nothing. ``count`` beyond ``burst`` is refused with
+        the wait for a full bucket (a caller counting events per request
+        must keep a request's events within ``burst``).
+        """
         if self.rate <= 0:
             return 0.0
         now = self.clock()
         with self._lock:
             tokens, at = self._buckets.get(key, (float(self.burst), now))
             tokens = min(float(self.burst), tokens + (now - at) * self.rate)
-            if tokens < 1.0:
+            if tokens < count:
                 self._buckets[key] = (tokens, now)
-                return (1.0 - tokens) / self.rate
-            self._buckets[key] = (tokens - 1.0, now)
+                if count > self.burst:
+                    return max(self.burst - tokens, 1.0) / self.rate
+                return (count - tokens) / self.rate
+            self._buckets[key] = (tokens - count, now)
             if len(self._buckets) > 10_000:
                 self._forget_full(now)
             return 0.0

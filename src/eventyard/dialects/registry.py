@@ -6,6 +6,7 @@ from typing import Any
 
 from eventyard.core.credentials import ADMIN, READ, CredentialKind
 from eventyard.core.model import NewAccount
+from eventyard.dialects.amplitude import DIALECT as AMPLITUDE
 from eventyard.dialects.base import Dialect
 from eventyard.dialects.clevertap import DIALECT as CLEVERTAP
 from eventyard.dialects.cordial import DIALECT as CORDIAL
@@ -25,6 +26,7 @@ BUILTIN_DIALECTS: tuple[Dialect, ...] = (
     CORDIAL,
     SEGMENT,
     MIXPANEL,
+    AMPLITUDE,
     CUSTOMERIO,
     CUSTOMERIO_V2,
 )

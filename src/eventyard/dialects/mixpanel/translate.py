@@ -92,7 +92,7 @@ PEOPLE_OPERATIONS: dict[str, MergeStrategy] = {
     "$set_once": "fill_empty",
     "$add": "increment",
     "$append": "append",
-    "$union": "union",
+    "$union": "append_missing",
     "$remove": "remove",
     "$unset": "unset",
     "$delete": "clear",
@@ -681,6 +681,9 @@ def _operation_value(op: str, value: Any, fail: Fail) -> dict[str, Any] | None:
             if not isinstance(items, list):
                 fail(f"$union.{key}", f"$union.{key} must be an array")
                 return None
+    if op in ("$append", "$remove"):
+        # One value each, a list included: "$append" adds it as one item.
+        return {key: [item] for key, item in value.items()}
     return dict(value)
 
 
