@@ -11,11 +11,12 @@ from eventyard.dialects.clevertap import DIALECT as CLEVERTAP
 from eventyard.dialects.cordial import DIALECT as CORDIAL
 from eventyard.dialects.netcore import DIALECT as NETCORE
 from eventyard.dialects.ortto import DIALECT as ORTTO
+from eventyard.dialects.posthog import DIALECT as POSTHOG
 from eventyard.dialects.segment import DIALECT as SEGMENT
 from eventyard.services import accounts
 from eventyard.services.ports import Store
 
-BUILTIN_DIALECTS: tuple[Dialect, ...] = (NETCORE, CLEVERTAP, ORTTO, CORDIAL, SEGMENT)
+BUILTIN_DIALECTS: tuple[Dialect, ...] = (NETCORE, CLEVERTAP, ORTTO, CORDIAL, SEGMENT, POSTHOG)
 
 #: Every credential an account holds: the admin token and each dialect's.
 CREDENTIAL_KINDS: tuple[CredentialKind, ...] = (
