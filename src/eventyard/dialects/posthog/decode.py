@@ -9,7 +9,7 @@ pipeline before this runs.
 
 eventyard reads the encoding from the body itself, so that a shared path
 (``/batch``, dispatched on the body) needs nothing else: JSON starts with
-``{`` or ``[``, gzip with its magic bytes, a form with ``name=``; what is
+``{`` or ``[``, gzip with its magic bytes, a form has ``data=`` or ``&``; what is
 left is base64 or lz64, told apart by trying base64 first (lz-string's bits
 never base64-decode to a JSON text). A ``compression`` hint (in the query or
 the form) is honoured where it names lz64 or base64 and otherwise not needed.
@@ -31,7 +31,8 @@ GZIP_MAGIC = b"\x1f\x8b\x08"
 LZ_HINTS = frozenset({"lz64", "lz-string"})
 BASE64_HINTS = frozenset({"base64", "b64"})
 _JSON_START = (b"{", b"[")
-_FORM = re.compile(rb"\A[A-Za-z_$][A-Za-z0-9_.$\[\]]*=")
+#: A form names its ``data`` field; base64 and lz64 never hold ``&``.
+_FORM = re.compile(rb"(?:\A|&)data=|&")
 #: "On the legacy paths a payload that is still base64 after decompression is
 #: base64-decoded once more": at most this many rounds of base64.
 _BASE64_ROUNDS = 2
@@ -47,7 +48,7 @@ def decode_body(body: bytes, max_bytes: int, hint: str | None = None) -> bytes:
     stripped = body.lstrip()
     if stripped.startswith(_JSON_START):
         return stripped
-    if _FORM.match(stripped):
+    if _FORM.search(stripped):
         text, hint = _form_data(stripped, hint)
     else:
         try:
