@@ -1,0 +1,42 @@
+// Drives npm posthog-node, as shipped, against the host given: only `host` differs
+// from a production setup. Usage: node posthog_node_client.js <node_modules> <plan.json>
+// The plan: {"host", "key", "calls": [[method, argument], ...]}; each call is
+// client[method](argument), then shutdown() flushes the queue. A wrapper of the global
+// fetch (which posthog-node calls) records each request's path, status and encoding.
+// Prints {"errors": [...], "requests": [...]} as JSON.
+const path = require('path')
+const fs = require('fs')
+
+const [modules, planFile] = process.argv.slice(2)
+const { PostHog } = require(path.join(modules, 'posthog-node'))
+const plan = JSON.parse(fs.readFileSync(planFile, 'utf8'))
+
+const requests = []
+const realFetch = globalThis.fetch
+globalThis.fetch = async (url, options) => {
+  const response = await realFetch(url, options)
+  const headers = (options && options.headers) || {}
+  requests.push({
+    path: new URL(url).pathname,
+    status: response.status,
+    encoding: headers['Content-Encoding'] || null,
+  })
+  return response
+}
+
+async function main() {
+  const client = new PostHog(plan.key, { host: plan.host, ...(plan.options || {}) })
+  const errors = []
+  client.on('error', (error) => errors.push(String((error && error.message) || error)))
+  for (const [method, argument] of plan.calls) {
+    const result = client[method](argument)
+    if (result && typeof result.then === 'function') await result
+  }
+  await client.shutdown()
+  process.stdout.write(JSON.stringify({ errors, requests }))
+}
+
+main().catch((error) => {
+  process.stderr.write(String((error && error.stack) || error))
+  process.exit(1)
+})
