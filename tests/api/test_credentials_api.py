@@ -74,7 +74,7 @@ class TestIssuing:
         self, http: httpx.Client, account: NewAccount
     ) -> None:
         kinds = sorted(c["kind"] for c in listed(http, account))
-        assert kinds == ["admin", "clevertap", "cordial", "netcore", "ortto", "segment"]
+        assert kinds == ["admin", "clevertap", "cordial", "netcore", "ortto", "posthog", "segment"]
 
     def test_a_clevertap_key_keeps_the_account_id_and_answers_the_passcode(
         self, http: httpx.Client, account: NewAccount

@@ -45,6 +45,7 @@ CREDENTIAL_KEYS = {
     "clevertap_account_id",
     "clevertap_passcode",
     "segment_write_key",
+    "posthog_api_key",
     "signing_secret",
 }
 SECRET_KEYS = CREDENTIAL_KEYS - {"account_id", "clevertap_account_id"}
@@ -214,6 +215,7 @@ class TestAccountsCreate:
                 ("ortto", created["ortto_api_key"], None),
                 ("clevertap", created["clevertap_passcode"], created["clevertap_account_id"]),
                 ("segment", created["segment_write_key"], None),
+                ("posthog", created["posthog_api_key"], None),
             ):
                 assert authenticate(store, kind, secret, public_id).id == created["account_id"]
             with pytest.raises(Unauthorized):

@@ -36,6 +36,7 @@ def secrets_of(created: NewAccount) -> dict[str, str]:
         "ortto": created.ortto_api_key,
         "clevertap": created.clevertap_passcode,
         "segment": created.segment_write_key,
+        "posthog": created.posthog_api_key,
     }
 
 
@@ -109,6 +110,7 @@ class TestSecretsAtRest:
             "ortto": None,
             "clevertap": account.clevertap_account_id,
             "segment": None,
+            "posthog": None,
         }
 
     def test_every_account_gets_its_own_secrets(self, store: Database, account: NewAccount) -> None:

@@ -91,6 +91,9 @@ def credentials(kind: str, account: NewAccount) -> dict[str, Any]:
         return {"auth": (account.cordial_api_key, "")}
     if kind == "segment":
         return {"auth": (account.segment_write_key, "")}
+    if kind == "posthog":
+        # The project API key travels in the body: ``call`` merges ``body`` into it.
+        return {"body": {"api_key": account.posthog_api_key}}
     raise AssertionError(kind)
 
 
@@ -211,6 +214,25 @@ CASES: dict[tuple[str, str], Case] = {
         body=lambda v: {"batch": [{"type": "track", "userId": v.email, "event": "Intrude"}]},
         allowed=(200,),
     ),
+    **{
+        ("post", path): Case(
+            "posthog",
+            body=lambda v: {
+                "batch": [{"event": "Intrude", "distinct_id": v.email, "$set": {"x": 1}}]
+            },
+            allowed=(200,),
+        )
+        for path in (
+            "/batch",
+            "/batch/",
+            "/capture",
+            "/capture/",
+            "/e",
+            "/e/",
+            "/i/v0/e",
+            "/i/v0/e/",
+        )
+    },
 }
 
 
@@ -269,10 +291,14 @@ def call(
 ) -> httpx.Response:
     url = path.format(**victim.ids())
     params = {**(case.params(victim) if case.params else {}), **auth.pop("params", {})}
+    body = case.body(victim) if case.body else None
+    if isinstance(body, dict):
+        body = {**body, **auth.pop("body", {})}
+    auth.pop("body", None)
     return http.request(
         method.upper(),
         url,
-        json=case.body(victim) if case.body else None,
+        json=body,
         data=case.data(victim) if case.data else None,
         params=params or None,
         **auth,
