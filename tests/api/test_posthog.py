@@ -13,6 +13,7 @@ import gzip
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -629,3 +630,74 @@ class TestTimestamps:
         for name in ("garbage", "epoch"):
             moment = datetime.fromisoformat(stored[name]["occurred_at"])
             assert abs(moment - now) < timedelta(seconds=30)
+
+
+PAYLOADS = Path(__file__).resolve().parents[1] / "payloads" / "posthog"
+PERSON = "user distinct id"
+
+
+def docs_sample(name: str, account: NewAccount) -> dict[str, Any]:
+    """One of the capture page's bodies (tests/payloads/posthog), with the account's key."""
+    text = (PAYLOADS / f"{name}.json").read_text()
+    return dict(json.loads(text.replace("<ph_project_api_key>", account.posthog_api_key)))
+
+
+class TestDocsSamples:
+    def test_the_capture_pages_examples_are_stored_as_documented(
+        self, http: httpx.Client, account: NewAccount
+    ) -> None:
+        """Every example of the capture page, replayed into one account: events become
+        activities of the person, ``$identify`` sets person properties, ``$groups`` and
+        ``$groupidentify`` make groups, a personless event changes no person, and the
+        alias puts ``123`` and ``456`` on one contact."""
+        paths = {"batch_events": "/batch/"}
+        for name in (
+            "single_event",
+            "batch_events",
+            "identify",
+            "groups",
+            "group_identify",
+            "pageview",
+            "screen",
+            "survey",
+            "personless",
+            "alias",
+        ):
+            r = http.post(paths.get(name, "/capture/"), json=docs_sample(name, account))
+            assert r.status_code == 200, (name, r.text)
+            assert r.json() == {"status": 1}
+            assert "X-Eventyard-Rejected-Events" not in r.headers, name
+
+        person = contact(http, account, f"identity:{PERSON}")
+        assert person["attributes"] == {"is_cool": "true"}
+        assert [g["group_id"] for g in person["groups"]] == ["company:<company_name>"]
+        stored = activities(http, account, f"identity:{PERSON}")
+        assert sorted(a["name"] for a in stored) == [
+            "$pageview",
+            "$screen",
+            "batched_event_name_1",
+            "batched_event_name_2",
+            "event name",
+            "event name",
+            "survey sent",
+        ]
+        by_name = {a["name"]: a for a in stored}
+        assert by_name["batched_event_name_1"]["properties"] == {
+            "distinct_id": PERSON,
+            "account_type": "pro",
+        }
+        assert by_name["$screen"]["properties"] == {"$screen_name": "TheScreen"}
+        assert by_name["survey sent"]["properties"]["$survey_response"] == "Awesome!"
+
+        personless = contact(http, account, f"anonid:{PERSON}")
+        assert (personless["status"], personless["attributes"]) == ("anonymous", {})
+        [event_without_person] = activities(http, account, f"anonid:{PERSON}")
+        assert event_without_person["occurred_at"] == "2020-08-16T09:03:11.913767Z"
+
+        setup = contact(http, account, "anonid:groups_setup_id")
+        [group] = setup["groups"]
+        assert group["group_id"] == "<group_type>:<company_name>"
+        assert group["traits"]["subscription"] == "premium"
+
+        aliased = contact(http, account, "identity:123")
+        assert identifiers(aliased) == {("identity", "123"), ("identity", "456")}
