@@ -47,7 +47,14 @@ def test_the_suite_runs_every_part_on_tiny_sizes(tmp_path: Path, postgres_url: s
     assert set(report["limit"]["postgresql"]) == {"1 connection", "2 connections"}
     for backend in ("sqlite", "postgresql"):
         per_dialect = report["ingest"][backend]
-        assert set(per_dialect) == {"netcore", "clevertap", "segment", "ortto", "cordial"}
+        assert set(per_dialect) == {
+            "netcore",
+            "clevertap",
+            "segment",
+            "ortto",
+            "cordial",
+            "posthog",
+        }
         for figures in per_dialect.values():
             assert figures["events"] > 0
             assert (figures["missing"], figures["doubled"], figures["failed"]) == (0, 0, 0)
@@ -131,6 +138,7 @@ def test_the_suite_sends_batches_shaped_like_real_traffic() -> None:
         clevertap_account_id="a",
         clevertap_passcode="p",
         segment_write_key="k",
+        posthog_api_key="k",
     )
     pool = ContactPool(0, seed=1)
     rng = random.Random(1)
@@ -178,3 +186,10 @@ def test_the_suite_sends_batches_shaped_like_real_traffic() -> None:
     cordial = body("cordial")
     assert cordial["email"]
     assert isinstance(cordial["properties"]["product"], dict)
+
+    posthog = body("posthog")
+    assert posthog["api_key"] == "k"
+    assert len(posthog["batch"]) == 1000
+    assert sum(e["event"] == "$identify" for e in posthog["batch"]) == 100
+    assert all(e["distinct_id"] and e["uuid"] for e in posthog["batch"])
+    assert sum("$groups" in e["properties"] for e in posthog["batch"]) > 200
