@@ -209,6 +209,24 @@ def test_a_flush_of_1000_events_is_stored_once_each(
     assert sorted(a["properties"]["i"] for a in stored) == list(range(BULK))
 
 
+def test_feature_flags_unconfigured_fall_back_and_capture_goes_on(
+    sdk: Sdk, http: httpx.Client, account: NewAccount
+) -> None:
+    """Feature flags are out of scope (docs/dialects/posthog.md): asking for one gets the
+    SDK's fallback (``None``) without an exception, and captures go on being stored."""
+    user = uid()
+    flags = sdk.client.evaluate_flags(user)
+    assert flags.get_flag("beta") is None
+    assert not flags.is_enabled("beta")
+    sdk.client.capture("After Flags", distinct_id=user, flags=flags)
+    sdk.client.flush()
+    assert sdk.errors == []
+    contact = read_contact(http, account, f"identity:{user}")
+    names = {a["name"] for a in read_activities(http, account, contact["id"])}
+    # The SDK reports the flag it was asked for as an ordinary event: stored as sent.
+    assert names == {"After Flags", "$feature_flag_called"}
+
+
 def test_a_retried_event_is_stored_once_by_its_uuid(
     sdk: Sdk, http: httpx.Client, account: NewAccount
 ) -> None:

@@ -27,6 +27,7 @@ from eventyard.dialects.pipeline import (
 )
 from eventyard.dialects.posthog.decode import GZIP_MAGIC
 from eventyard.dialects.posthog.errors import INVALID_API_KEY, posthog_error, unauthorized
+from eventyard.dialects.posthog.schemas import request_body
 from eventyard.dialects.posthog.translate import (
     DIALECT,
     MAX_BATCH_BYTES,
@@ -189,6 +190,7 @@ for _path in EVENT_PATHS:
         summary=f"Capture events (PostHog {_path})",
         description="One event or a batch, at most 2 MB. " + _DESCRIPTION,
         name=f"posthog_capture_{_path.strip('/').replace('/', '_')}",
+        openapi_extra=request_body(),
         responses={200: {"description": 'Stored: `{"status": 1}`'}},
     )
 
