@@ -442,6 +442,31 @@ class TestPersons:
         assert found["attributes"] == {"email": "pat@x.test", "first_seen": "2026-01-01"}
         names = sorted(a["name"] for a in activities(http, account, f"identity:{user}"))
         assert names == ["$pageview", "clicked"]
+        r = http.get(f"/api/v1/contacts/{found['id']}/identity-events", headers=admin(account))
+        assert [e["kind"] for e in r.json()["identity_events"]] == ["converted"]
+
+    def test_identify_merges_an_anonymous_contact_into_a_known_one_with_its_audit(
+        self, http: httpx.Client, account: NewAccount
+    ) -> None:
+        """ "both exist → merge properties (target wins on conflicts), move distinct_ids,
+        delete source": the anonymous contact is merged into the known one."""
+        user, anon = uid(), str(uuid.uuid4())
+        send_batch(http, account, event(user, "Signed Up"))
+        send_batch(
+            http,
+            account,
+            event(anon, "$pageview", properties={"$process_person_profile": False}),
+        )
+        anonymous = contact(http, account, f"anonid:{anon}")
+        send_batch(http, account, event(user, "$identify", properties={"$anon_distinct_id": anon}))
+        found = contact(http, account, f"anonid:{anon}")
+        assert found["id"] != anonymous["id"]
+        assert identifiers(found) == {("identity", user), ("anonid", anon)}
+        names = sorted(a["name"] for a in activities(http, account, f"identity:{user}"))
+        assert names == ["$pageview", "Signed Up"]
+        r = http.get(f"/api/v1/contacts/{found['id']}/identity-events", headers=admin(account))
+        [merge] = r.json()["identity_events"]
+        assert merge["kind"] == "merged"
 
     def test_identify_with_an_illegal_anonymous_id_merges_nothing(
         self, http: httpx.Client, account: NewAccount
