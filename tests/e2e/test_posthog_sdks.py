@@ -20,6 +20,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -240,3 +241,32 @@ def test_a_retried_event_is_stored_once_by_its_uuid(
     contact = read_contact(http, account, f"identity:{user}")
     [stored] = read_activities(http, account, contact["id"])
     assert stored["context"]["uuid"] == event_id
+
+
+def test_sync_mode_and_historical_migration_are_stored(
+    server: Server, http: httpx.Client, account: NewAccount
+) -> None:
+    """``sync_mode=True``: "one event per request", sent at once; ``historical_migration``
+    (the SDK's import mode) is accepted and changes nothing."""
+    errors: list[Any] = []
+    client = Posthog(
+        account.posthog_api_key,
+        host=server.base_url,
+        sync_mode=True,
+        historical_migration=True,
+        on_error=lambda error, batch: errors.append(error),
+    )
+    user = uid()
+    try:
+        client.capture("Imported", distinct_id=user, timestamp=datetime(2024, 5, 1, tzinfo=UTC))
+        client.set(distinct_id=user, properties={"source": "import"})
+    finally:
+        client.shutdown()
+    assert errors == []
+    contact = read_contact(http, account, f"identity:{user}")
+    assert contact["attributes"] == {"source": "import"}
+    [stored] = read_activities(http, account, contact["id"])
+    assert stored["name"] == "Imported"
+    # sent_at corrects the clock skew, so the time is the timestamp give or take a second.
+    occurred = datetime.fromisoformat(stored["occurred_at"])
+    assert abs(occurred - datetime(2024, 5, 1, tzinfo=UTC)) < timedelta(seconds=5)
