@@ -166,8 +166,6 @@ def _request_key(events: list[Any], batch_key: str | None) -> str:
             key = _first_key(properties)
         if key is not None:
             keys.add(key)
-    if not keys and batch_key is not None:
-        keys.add(batch_key)
     if batch_key is not None:
         keys.add(batch_key)
     if not keys:
