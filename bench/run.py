@@ -124,7 +124,8 @@ INGEST = {name: traffic.per_request for name, traffic in TRAFFIC.items()}
 #: part have their own range, so that 10 % of every dialect's people are new although they
 #: share an account.
 PEOPLE_PER_DIALECT = 100_000_000
-OVERLAP_FIRST_PERSON = 600_000_000
+#: After every dialect's range (9 dialects: 900 M; a mobile is +91 and 9,000,000,000 + n).
+OVERLAP_FIRST_PERSON = len(TRAFFIC) * PEOPLE_PER_DIALECT
 #: py-spy, installed with the test extras beside this Python.
 PY_SPY = Path(sys.executable).parent / "py-spy"
 #: Server worker processes of the ``workers`` part.

@@ -36,6 +36,10 @@ The shapes, from the vendors' documentation and what their SDKs send:
   with a ULID-like ``id``, a unix ``timestamp`` and nested ``attributes``; one
   operation in 10 an ``identify`` carrying ``email``, ``anonymous_id`` and (for a
   third) ``phone`` attributes (900 events in 1000 operations, under the 500 KB).
+- PostHog: posthog-node's batch (``api_key``, ``sent_at``, gzipped): ``distinct_id``,
+  ``uuid``, ``timestamp``, ``properties`` with ``$lib``, nested product, ``$groups`` on
+  a quarter; one event in 10 is an ``$identify`` with ``$set`` and ``$anon_distinct_id``
+  (so 900 events in 1000).
 """
 
 from __future__ import annotations
@@ -459,6 +463,59 @@ def customerio(account: NewAccount, events: Sequence[Event], rng: random.Random)
     )
 
 
+def posthog(account: NewAccount, events: Sequence[Event], rng: random.Random) -> Request:
+    now = datetime.now(UTC)
+    batch: list[dict[str, Any]] = []
+    marks = []
+    for position, (n, mark) in enumerate(events):
+        lib = {"$lib": "posthog-node", "$lib_version": "5.74.0", "$geoip_disable": True}
+        if position % 10 == 9:
+            batch.append(
+                {
+                    "event": "$identify",
+                    "distinct_id": identity(n),
+                    "uuid": str(uuid.uuid4()),
+                    "properties": {
+                        **lib,
+                        "$set": {"email": email(n), "name": f"Customer {n}"},
+                        "$set_once": {"first_plan": "free"},
+                        "$anon_distinct_id": str(uuid.uuid5(uuid.NAMESPACE_OID, str(n))),
+                    },
+                    "timestamp": now.isoformat(),
+                }
+            )
+            continue
+        marks.append(mark)
+        (name, category), *_ = rng.sample(PRODUCTS, 1)
+        properties: dict[str, Any] = {
+            **lib,
+            MARK: mark,
+            "revenue": rng.randrange(100, 10000) / 10,
+            "product": {"name": name, "category": category, "tags": ["sale"]},
+        }
+        if position % 4 == 0:
+            properties["$groups"] = {"company": f"org-{n % 97}"}
+        batch.append(
+            {
+                "event": rng.choice(("product viewed", "product added", "$pageview")),
+                "distinct_id": identity(n),
+                "uuid": str(uuid.uuid4()),
+                "properties": properties,
+                "timestamp": (now - timedelta(seconds=rng.randrange(0, 3600))).isoformat(),
+            }
+        )
+    body = {"api_key": account.posthog_api_key, "batch": batch, "sent_at": now.isoformat()}
+    headers, content = _json(body)
+    # posthog-node gzips its batches (Content-Encoding: gzip), to /batch/.
+    return Request(
+        "POST",
+        "/batch/",
+        {**headers, "Content-Encoding": "gzip"},
+        gzip.compress(content, compresslevel=6),
+        marks,
+    )
+
+
 @dataclass(frozen=True)
 class Traffic:
     """How the suite sends one dialect's traffic and checks what was acknowledged."""
@@ -491,6 +548,7 @@ TRAFFIC: dict[str, Traffic] = {
         Traffic("mixpanel", 1000, mixpanel),
         Traffic("customerio", 1000, customerio),
         Traffic("amplitude", 1000, amplitude),
+        Traffic("posthog", 1000, posthog),
     )
 }
 

@@ -131,9 +131,9 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
         title="eventyard",
         version=__version__,
         description=(
-            "Customer activity hub. Speaks the Netcore, Cordial, Ortto and CleverTap "
-            "ingestion APIs and the Segment tracking protocol, and stores everything in "
-            "one canonical model."
+            "Customer activity hub. Speaks the Netcore, Cordial, Ortto, CleverTap, "
+            "Mixpanel, Amplitude, PostHog and Customer.io ingestion APIs and the Segment "
+            "tracking protocol, and stores everything in one canonical model."
         ),
         lifespan=lifespan,
     )

@@ -84,6 +84,7 @@ class TestIssuing:
             "mixpanel_import",
             "netcore",
             "ortto",
+            "posthog",
             "segment",
         ]
 

@@ -103,7 +103,7 @@ def test_a_wrong_credential_is_401_and_stores_nothing(
     wrong = {k: "wrong-secret" for k in request.headers if k != "X-CleverTap-Account-Id"}
     auth = ("wrong-secret", "") if request.auth is not None else None
     body = request.json
-    if isinstance(body, dict) and "api_key" in body:  # a key in the body (Amplitude)
+    if isinstance(body, dict) and "api_key" in body:  # a key in the body (Amplitude, PostHog)
         body = {**body, "api_key": "wrong-secret"}
     forged = Request(request.method, request.path, {**request.headers, **wrong}, body, auth)
 

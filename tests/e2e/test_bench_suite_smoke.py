@@ -56,6 +56,7 @@ def test_the_suite_runs_every_part_on_tiny_sizes(tmp_path: Path, postgres_url: s
             "mixpanel",
             "customerio",
             "amplitude",
+            "posthog",
         }
         for figures in per_dialect.values():
             assert figures["events"] > 0
@@ -144,6 +145,7 @@ def test_the_suite_sends_batches_shaped_like_real_traffic() -> None:
         customerio_site_id="s",
         customerio_api_key="k",
         amplitude_api_key="k",
+        posthog_api_key="k",
     )
     pool = ContactPool(0, seed=1)
     rng = random.Random(1)
@@ -213,3 +215,9 @@ def test_the_suite_sends_batches_shaped_like_real_traffic() -> None:
     tracked = [e for e in amplitude if e["event_type"] != "$identify"]
     assert all(isinstance(e["event_properties"]["product"], dict) for e in tracked)
     assert any("user_properties" in e for e in tracked)
+    posthog = body("posthog")
+    assert posthog["api_key"] == "k"
+    assert len(posthog["batch"]) == 1000
+    assert sum(e["event"] == "$identify" for e in posthog["batch"]) == 100
+    assert all(e["distinct_id"] and e["uuid"] for e in posthog["batch"])
+    assert sum("$groups" in e["properties"] for e in posthog["batch"]) > 200

@@ -50,6 +50,7 @@ CREDENTIAL_KEYS = {
     "customerio_site_id",
     "customerio_api_key",
     "amplitude_api_key",
+    "posthog_api_key",
     "signing_secret",
 }
 SECRET_KEYS = CREDENTIAL_KEYS - {"account_id", "clevertap_account_id", "customerio_site_id"}
@@ -222,6 +223,7 @@ class TestAccountsCreate:
                 ("mixpanel", created["mixpanel_project_token"], None),
                 ("mixpanel_import", created["mixpanel_api_secret"], None),
                 ("customerio", created["customerio_api_key"], created["customerio_site_id"]),
+                ("posthog", created["posthog_api_key"], None),
             ):
                 assert authenticate(store, kind, secret, public_id).id == created["account_id"]
             with pytest.raises(Unauthorized):

@@ -40,6 +40,7 @@ def secrets_of(created: NewAccount) -> dict[str, str]:
         "mixpanel_import": created.mixpanel_api_secret,
         "customerio": created.customerio_api_key,
         "amplitude": created.amplitude_api_key,
+        "posthog": created.posthog_api_key,
     }
 
 
@@ -121,6 +122,7 @@ class TestSecretsAtRest:
             "mixpanel_import": None,
             "customerio": account.customerio_site_id,
             "amplitude": None,
+            "posthog": None,
         }
 
     def test_every_account_gets_its_own_secrets(self, store: Database, account: NewAccount) -> None:

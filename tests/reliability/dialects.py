@@ -267,6 +267,31 @@ def _amplitude(account: NewAccount, markers: Sequence[str]) -> Request:
     return Request("POST", "/batch", {}, body)
 
 
+def _posthog(account: NewAccount, markers: Sequence[str]) -> Request:
+    d = DIALECTS_BY_NAME["posthog"]
+    body = {
+        "api_key": account.posthog_api_key,
+        "batch": [
+            {
+                "event": "Reliability Check",
+                "distinct_id": d.contact_of(m),
+                "properties": {MARK: m},
+                # Fresh per request (a retry resends the same Request): the hostile input
+                # tests send one marker text to one account per module, case after case.
+                "uuid": str(uuid.uuid4()),
+                "timestamp": "2026-01-01T00:00:00Z",
+            }
+            for m in markers
+        ],
+    }
+    return Request("POST", "/batch/", {}, body)
+
+
+def _posthog_accepted(r: httpx.Response) -> bool:
+    """PostHog answers 200 even when it drops invalid events; the suite's are all valid."""
+    return r.status_code == 200 and "X-Eventyard-Rejected-Events" not in r.headers
+
+
 DIALECTS: tuple[Dialect, ...] = (
     Dialect("netcore", 1000, _netcore),
     Dialect("clevertap", 1000, _clevertap, accepted=_clevertap_accepted),
@@ -283,6 +308,7 @@ DIALECTS: tuple[Dialect, ...] = (
     Dialect("mixpanel", 1000, _mixpanel, accepted=_mixpanel_accepted),
     Dialect("customerio", 1000, _customerio, accepted=_customerio_accepted),
     Dialect("amplitude", 1000, _amplitude, unauthorized_status=400),
+    Dialect("posthog", 1000, _posthog, accepted=_posthog_accepted),
 )
 DIALECTS_BY_NAME = {d.name: d for d in DIALECTS}
 

@@ -23,7 +23,8 @@ response": ``{"status": "fail", "unprocessed": [...]}``) and Segment ("Segment
 returns a 200 response for all API requests except errors caused by large
 payloads and JSON errors"; docs/dialects/segment.md) and Mixpanel's /track,
 /engage and /groups ("invalid payload … 200 … ``{"status": 0, "error":
-…}``"; docs/dialects/mixpanel.md). Their per-record
+…}``"; docs/dialects/mixpanel.md) and PostHog (events "with no name, no
+distinct_id ... are dropped but still get 200"). Their per-record
 answers are tested in tests/api.
 """
 
@@ -50,7 +51,7 @@ from tests.reliability.test_tenant_isolation import CASES, credentials
 from tests.support import Server
 
 #: Route kinds whose vendor answers a bad record with 200 and its per-record outcome.
-PER_RECORD_OUTCOME = ("clevertap", "segment", "mixpanel")
+PER_RECORD_OUTCOME = ("clevertap", "segment", "mixpanel", "posthog")
 #: Examples per operation and store, each one HTTP request; a longer hunt:
 #: ``EVENTYARD_FUZZ_EXAMPLES=500 ./scripts/test tests/reliability/test_schema_fuzz.py``.
 EXAMPLES = int(os.environ.get("EVENTYARD_FUZZ_EXAMPLES", "40"))
@@ -97,6 +98,10 @@ def test_every_operation_answers_as_documented(
         case.query = {**(case.query or {}), **extra}
     if "headers" in auth:
         case.headers = {**(case.headers or {}), **auth.pop("headers")}
+    if "body" in auth:  # PostHog's project API key travels in the body
+        key = auth.pop("body")
+        if isinstance(case.body, dict):
+            case.body = {**case.body, **key}
     excluded = [positive_data_acceptance]
     if route is not None and route.kind in PER_RECORD_OUTCOME:
         excluded.append(negative_data_rejection)

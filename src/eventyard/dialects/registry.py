@@ -15,6 +15,7 @@ from eventyard.dialects.customerio import DIALECT_V2 as CUSTOMERIO_V2
 from eventyard.dialects.mixpanel import DIALECT as MIXPANEL
 from eventyard.dialects.netcore import DIALECT as NETCORE
 from eventyard.dialects.ortto import DIALECT as ORTTO
+from eventyard.dialects.posthog import DIALECT as POSTHOG
 from eventyard.dialects.segment import DIALECT as SEGMENT
 from eventyard.services import accounts
 from eventyard.services.ports import Store
@@ -27,6 +28,7 @@ BUILTIN_DIALECTS: tuple[Dialect, ...] = (
     SEGMENT,
     MIXPANEL,
     AMPLITUDE,
+    POSTHOG,
     CUSTOMERIO,
     CUSTOMERIO_V2,
 )
