@@ -436,8 +436,10 @@ class TestErrors:
         self, http: httpx.Client, body: bytes, error: str, missing: str | None
     ) -> None:
         """The documented 400 ``error`` values: "Missing request body", "Invalid JSON request
-        body", "Request missing required field" with ``missing_field``."""
-        for path in (HTTPAPI, BATCH):
+        body", "Request missing required field" with ``missing_field``. On the shared
+        ``/batch`` a body without ``events`` is not Amplitude's: PostHog answers it
+        (tests/api/test_shared_batch.py)."""
+        for path in (HTTPAPI, BATCH) if b'"events"' in body else (HTTPAPI,):
             r = http.post(path, content=body, headers={"Content-Type": "application/json"})
             answer = refused(r, 400, error)
             assert answer.get("missing_field") == missing

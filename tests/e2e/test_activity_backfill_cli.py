@@ -197,7 +197,8 @@ def test_a_backfill_from_the_command_line_is_read_back_through_the_api(
         (
             ("--dialect", "shopify"),
             "a.ndjson",
-            "--dialect 'shopify' is none of: clevertap, cordial, netcore, ortto, segment",
+            "--dialect 'shopify' is none of: amplitude, clevertap, cordial, customerio, mixpanel, "
+            "netcore, ortto, posthog, segment",
         ),
         (("--dialect", "netcore", "--format", "xml"), "a.ndjson", "--format is ndjson or csv"),
         (("--dialect", "netcore"), "noname.csv", "the header row has no name column"),
