@@ -15,6 +15,7 @@ from eventyard.context import AppContext, get_context
 from eventyard.core.errors import EventyardError
 from eventyard.core.model import RecordsOutcome, StoredResponse
 from eventyard.dialects.amplitude.errors import (
+    ERROR_SCHEMA,
     INVALID_API_KEY,
     INVALID_FIELDS,
     TOO_LARGE,
@@ -322,7 +323,24 @@ _IDENTIFY_FORM: dict[str, Any] = {
             "content": {"application/x-www-form-urlencoded": {"schema": _IDENTIFY_FORM}},
         }
     },
-    responses={200: {"description": "`success`", "content": {"text/plain": {}}}},
+    responses={
+        200: {"description": "`success`", "content": {"text/plain": {}}},
+        # The Identify API's refusals are its plain words; a body that cannot be read
+        # at all (bad gzip, too large before parsing) gets the JSON error of the rest.
+        **{
+            status: {
+                "description": description,
+                "content": {
+                    "text/plain": {},
+                    "application/json": {"schema": ERROR_SCHEMA},
+                },
+            }
+            for status, description in (
+                (400, "`missing_event`, `invalid_api_key` or `invalid_event: …`"),
+                (413, "`too many identifications`, or a body over the limit"),
+            )
+        },
+    },
 )
 async def identify(request: Request, ctx: AppContext = Depends(get_context)) -> Response:
     return await receive(request, ctx, IDENTIFY_ENDPOINT)
