@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import ssl
 import subprocess
@@ -13,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 import pytest
@@ -269,6 +270,104 @@ def find_contact(http: httpx.Client, account: NewAccount, identifier: str) -> di
     contacts = r.json()["contacts"]
     assert len(contacts) <= 1, contacts
     return contacts[0] if contacts else None
+
+
+def read_contact(http: httpx.Client, account: NewAccount, identifier: str) -> dict[str, Any]:
+    """The full contact (``GET /api/v1/contacts/{id}``) owning ``KIND:VALUE``; it must exist."""
+    found = find_contact(http, account, identifier)
+    assert found is not None, f"no contact for {identifier}"
+    r = http.get(f"/api/v1/contacts/{found['id']}", headers=admin(account))
+    assert r.status_code == 200, r.text
+    body: dict[str, Any] = r.json()
+    return body
+
+
+def activities_by_id(
+    http: httpx.Client, account: NewAccount, contact_id: str, *, one_page: bool = False
+) -> list[dict[str, Any]]:
+    """Every stored activity of the contact, newest first, read 1,000 at a time.
+
+    ``one_page`` reads a single page and asserts it is the last (no ``next_cursor``):
+    for tests that mean to have fewer than 1,000 activities.
+    """
+    stored: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        params: dict[str, Any] = {"limit": 1000}
+        if cursor is not None:
+            params["cursor"] = cursor
+        r = http.get(
+            f"/api/v1/contacts/{contact_id}/activities", params=params, headers=admin(account)
+        )
+        assert r.status_code == 200, r.text
+        page = r.json()
+        stored += page["activities"]
+        cursor = page["next_cursor"]
+        if one_page:
+            assert cursor is None, "more than 1000 activities where one page was expected"
+        if cursor is None:
+            return stored
+
+
+def activities_of(
+    http: httpx.Client, account: NewAccount, identifier: str, *, one_page: bool = False
+) -> list[dict[str, Any]]:
+    """Every stored activity of the contact owning ``KIND:VALUE`` (see
+    :func:`activities_by_id`); [] when there is no such contact."""
+    found = find_contact(http, account, identifier)
+    if found is None:
+        return []
+    return activities_by_id(http, account, found["id"], one_page=one_page)
+
+
+def identity_events(http: httpx.Client, account: NewAccount, contact_id: str) -> list[Any]:
+    """The contact's identity history (``GET /api/v1/contacts/{id}/identity-events``)."""
+    r = http.get(f"/api/v1/contacts/{contact_id}/identity-events", headers=admin(account))
+    assert r.status_code == 200, r.text
+    return list(r.json()["identity_events"])
+
+
+def identifier_pairs(contact: dict[str, Any]) -> set[tuple[str, str]]:
+    """A contact's identifiers as ``{(kind, value)}``."""
+    return {(i["kind"], i["value"]) for i in contact["identifiers"]}
+
+
+def upload_netcore_event(http: httpx.Client, account: NewAccount, identity: str) -> None:
+    """Netcore's ``/v1/activity/upload`` of one activity of ``identity``, which must be
+    accepted: the person is then first seen through Netcore."""
+    r = http.post(
+        "/v1/activity/upload",
+        json=[netcore_event(identity=identity)],
+        headers={"api-key": account.netcore_api_key},
+    )
+    assert r.status_code == 200, r.text
+
+
+def missing_tool(message: str, test: str) -> NoReturn:
+    """A tool ``test`` needs is missing: fail under ``CI=true``, skip loudly elsewhere."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{message} (CI=true: the {test} test must run)")
+    pytest.skip(f"SKIPPING THE {test.upper()} TEST: {message}")
+
+
+def npm_install(folder: Path, spec: str, test: str) -> Path:
+    """``npm install SPEC`` into ``folder`` (no audit, fund or lock file); its ``node_modules``.
+
+    Without node and npm, or when the install fails, :func:`missing_tool` for ``test``.
+    """
+    npm, node = shutil.which("npm"), shutil.which("node")
+    if npm is None or node is None:
+        missing_tool(f"node and npm are needed to install and run {spec}", test)
+    run = subprocess.run(
+        [npm, "install", "--no-audit", "--no-fund", "--no-package-lock", spec],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if run.returncode != 0:
+        missing_tool(f"npm install {spec} failed:\n{run.stdout}\n{run.stderr}", test)
+    return folder / "node_modules"
 
 
 def app_routes(prefix: str) -> list[APIRoute]:

@@ -18,7 +18,13 @@ import httpx
 import pytest
 
 from eventyard.core.model import NewAccount
-from tests.support import admin, find_contact, netcore_event
+from tests.support import (
+    activities_of,
+    find_contact,
+    identifier_pairs,
+    read_contact,
+    upload_netcore_event,
+)
 
 HTTPAPI = "/2/httpapi"
 BATCH = "/batch"
@@ -53,32 +59,6 @@ def refused(r: httpx.Response, status: int, error: str) -> dict[str, Any]:
     return body
 
 
-def contact(http: httpx.Client, account: NewAccount, identifier: str) -> dict[str, Any]:
-    found = find_contact(http, account, identifier)
-    assert found is not None, identifier
-    r = http.get(f"/api/v1/contacts/{found['id']}", headers=admin(account))
-    assert r.status_code == 200, r.text
-    body: dict[str, Any] = r.json()
-    return body
-
-
-def activities(http: httpx.Client, account: NewAccount, identifier: str) -> list[dict[str, Any]]:
-    found = find_contact(http, account, identifier)
-    if found is None:
-        return []
-    r = http.get(
-        f"/api/v1/contacts/{found['id']}/activities",
-        params={"limit": 1000},
-        headers=admin(account),
-    )
-    assert r.status_code == 200, r.text
-    return list(r.json()["activities"])
-
-
-def kinds(found: dict[str, Any]) -> set[tuple[str, str]]:
-    return {(i["kind"], i["value"]) for i in found["identifiers"]}
-
-
 def identify_form(
     http: httpx.Client, account: NewAccount, identification: Any, **extra: str
 ) -> httpx.Response:
@@ -104,9 +84,9 @@ class TestEvents:
             "session_id": 1396381378000,
         }
         ok(upload(http, account, event), 1)
-        found = contact(http, account, f"identity:{user}")
-        assert kinds(found) == {("identity", user), ("anonid", device)}
-        [activity] = activities(http, account, f"identity:{user}")
+        found = read_contact(http, account, f"identity:{user}")
+        assert identifier_pairs(found) == {("identity", user), ("anonid", device)}
+        [activity] = activities_of(http, account, f"identity:{user}")
         assert activity["name"] == "watch_tutorial"
         assert activity["dialect"] == "amplitude"
         assert activity["source"] == "amplitude-python"
@@ -120,7 +100,7 @@ class TestEvents:
         requirements"; ``/batch`` is shared with PostHog and dispatched on the body."""
         device = uid("device")
         ok(upload(http, account, {"device_id": device, "event_type": "a"}, path=BATCH), 1)
-        [activity] = activities(http, account, f"anonid:{device}")
+        [activity] = activities_of(http, account, f"anonid:{device}")
         assert activity["name"] == "a"
 
     def test_plain_user_properties_of_an_event_are_set(
@@ -135,8 +115,8 @@ class TestEvents:
             "user_properties": {"plan": "pro", "$add": {"n": 1}},
         }
         ok(upload(http, account, event), 1)
-        assert contact(http, account, f"identity:{user}")["attributes"] == {"plan": "pro"}
-        [activity] = activities(http, account, f"identity:{user}")
+        assert read_contact(http, account, f"identity:{user}")["attributes"] == {"plan": "pro"}
+        [activity] = activities_of(http, account, f"identity:{user}")
         assert activity["context"]["user_properties"] == event["user_properties"]
 
     def test_revenue_is_the_activity_value(self, http: httpx.Client, account: NewAccount) -> None:
@@ -159,7 +139,7 @@ class TestEvents:
         )
         values = {
             a["name"]: a["conversion_value"]["decimal"]
-            for a in activities(http, account, f"identity:{user}")
+            for a in activities_of(http, account, f"identity:{user}")
         }
         assert values == {"buy": "14.97", "refund": "-1.50", "revenue_amount": "5.00"}
 
@@ -176,7 +156,7 @@ class TestEvents:
         )
         assert r.status_code == 200, r.text
         assert r.json()["events_ingested"] == 1
-        assert [a["name"] for a in activities(http, account, f"identity:{user}")] == ["z"]
+        assert [a["name"] for a in activities_of(http, account, f"identity:{user}")] == ["z"]
 
     def test_short_ids_are_dropped_from_the_event(
         self, http: httpx.Client, account: NewAccount
@@ -185,7 +165,9 @@ class TestEvents:
         ``options.min_id_length`` "overrides default 5"."""
         device = uid("device")
         ok(upload(http, account, {"user_id": "abc", "device_id": device, "event_type": "e"}), 1)
-        assert kinds(contact(http, account, f"anonid:{device}")) == {("anonid", device)}
+        assert identifier_pairs(read_contact(http, account, f"anonid:{device}")) == {
+            ("anonid", device)
+        }
         r = http.post(
             HTTPAPI,
             json={
@@ -195,7 +177,7 @@ class TestEvents:
             },
         )
         ok(r, 1)
-        assert contact(http, account, "identity:abc")
+        assert read_contact(http, account, "identity:abc")
 
 
 class TestDedup:
@@ -209,8 +191,8 @@ class TestDedup:
         ok(upload(http, account, event), 1)
         ok(upload(http, account, event), 1)
         ok(upload(http, account, {**event, "device_id": other}), 1)
-        assert len(activities(http, account, f"anonid:{device}")) == 1
-        assert len(activities(http, account, f"anonid:{other}")) == 1
+        assert len(activities_of(http, account, f"anonid:{device}")) == 1
+        assert len(activities_of(http, account, f"anonid:{other}")) == 1
 
     def test_a_repeated_identify_adds_once(self, http: httpx.Client, account: NewAccount) -> None:
         """An ``$identify`` retried with its ``insert_id`` applies its operations once."""
@@ -223,7 +205,10 @@ class TestDedup:
         }
         ok(upload(http, account, event), 1)
         ok(upload(http, account, event), 1)
-        assert contact(http, account, f"identity:{user}")["attributes"] == {"n": 2, "tags": ["x"]}
+        assert read_contact(http, account, f"identity:{user}")["attributes"] == {
+            "n": 2,
+            "tags": ["x"],
+        }
 
     def test_idempotency_key_replays_the_answer(
         self, http: httpx.Client, account: NewAccount
@@ -240,7 +225,7 @@ class TestDedup:
         assert first.status_code == second.status_code == 200
         assert second.content == first.content
         assert second.headers["Idempotent-Replayed"] == "true"
-        assert len(activities(http, account, f"identity:{user}")) == 1
+        assert len(activities_of(http, account, f"identity:{user}")) == 1
 
 
 class TestUserProperties:
@@ -272,7 +257,7 @@ class TestUserProperties:
             for ops in (first, second, third)
         ]
         ok(upload(http, account, *events), 3)
-        assert contact(http, account, f"identity:{user}")["attributes"] == {
+        assert read_contact(http, account, f"identity:{user}")["attributes"] == {
             "plan": "pro",
             "first": "a",
             "n": 3.5,
@@ -281,7 +266,7 @@ class TestUserProperties:
             "uniq": ["a"],
             "later": ["z"],
         }
-        assert activities(http, account, f"identity:{user}") == []
+        assert activities_of(http, account, f"identity:{user}") == []
 
     def test_identify_links_user_and_device(self, http: httpx.Client, account: NewAccount) -> None:
         """Sending both ids on one event links them: the device's contact becomes the user's."""
@@ -300,9 +285,9 @@ class TestUserProperties:
             ),
             1,
         )
-        found = contact(http, account, f"identity:{user}")
-        assert kinds(found) == {("identity", user), ("anonid", device)}
-        assert [a["name"] for a in activities(http, account, f"identity:{user}")] == ["anon"]
+        found = read_contact(http, account, f"identity:{user}")
+        assert identifier_pairs(found) == {("identity", user), ("anonid", device)}
+        assert [a["name"] for a in activities_of(http, account, f"identity:{user}")] == ["anon"]
 
     def test_operations_mixed_with_plain_properties_are_invalid(
         self, http: httpx.Client, account: NewAccount
@@ -338,7 +323,7 @@ class TestGroups:
             "user_properties": {"$set": {"org": ["acme", "umbrella"]}},
         }
         ok(upload(http, account, event), 1)
-        found = contact(http, account, f"identity:{user}")
+        found = read_contact(http, account, f"identity:{user}")
         assert found["attributes"] == {"org": ["acme", "umbrella"]}
         assert sorted(g["group_id"] for g in found["groups"]) == ["org:acme", "org:umbrella"]
 
@@ -355,7 +340,7 @@ class TestGroups:
             "group_properties": {"$set": {"tier": "gold"}, "$unset": {"old": "-"}},
         }
         ok(upload(http, account, event), 1)
-        [group] = contact(http, account, f"identity:{user}")["groups"]
+        [group] = read_contact(http, account, f"identity:{user}")["groups"]
         assert group["group_id"] == "org:acme"
         assert group["traits"] == {
             "group_type": "org",
@@ -503,7 +488,7 @@ class TestThrottle:
         assert body["throttled_users"] == {}
         assert body["throttled_events"] == list(range(1, 101))
         assert int(r.headers["Retry-After"]) >= 1
-        assert activities(http, account, f"anonid:{calm}") == []
+        assert activities_of(http, account, f"anonid:{calm}") == []
         # Batch: 1000 events per second per device: the same device goes on there.
         ok(upload(http, account, *flood, path=BATCH), 900)
 
@@ -525,8 +510,8 @@ class TestIdentifyApi:
         r = identify_form(http, account, identification)
         assert r.status_code == 200, r.text
         assert r.text == "success"
-        found = contact(http, account, f"identity:{user}")
-        assert kinds(found) == {("identity", user), ("anonid", device)}
+        found = read_contact(http, account, f"identity:{user}")
+        assert identifier_pairs(found) == {("identity", user), ("anonid", device)}
         assert found["attributes"] == {
             "Cohort": "Test A",
             "friendCount": 3,
@@ -535,7 +520,7 @@ class TestIdentifyApi:
         assert [g["group_id"] for g in found["groups"]] == ["org:acme"]
         r = identify_form(http, account, [{"user_id": user, "user_properties": {"k": "v"}}])
         assert r.text == "success"
-        assert contact(http, account, f"identity:{user}")["attributes"]["k"] == "v"
+        assert read_contact(http, account, f"identity:{user}")["attributes"]["k"] == "v"
 
     def test_identify_errors(self, http: httpx.Client, account: NewAccount) -> None:
         """ "400 (a `missing_event` message when `identification` is missing or malformed)";
@@ -560,14 +545,9 @@ class TestCrossDialect:
         """A contact first seen through Netcore (``identity``) gets the events of the same
         person's ``user_id``."""
         user = uid()
-        r = http.post(
-            "/v1/activity/upload",
-            json=[netcore_event(identity=user)],
-            headers={"api-key": account.netcore_api_key},
-        )
-        assert r.status_code == 200, r.text
+        upload_netcore_event(http, account, user)
         ok(upload(http, account, {"user_id": user, "event_type": "amp"}), 1)
-        names = sorted(a["name"] for a in activities(http, account, f"identity:{user}"))
+        names = sorted(a["name"] for a in activities_of(http, account, f"identity:{user}"))
         assert names == ["Add To Cart", "amp"]
 
 
@@ -580,9 +560,9 @@ class TestPayloads:
     def test_http_v2_sample(self, http: httpx.Client, account: NewAccount) -> None:
         body = self._body("http_v2_upload.json", account)
         ok(http.post(HTTPAPI, json=body), 1)
-        found = contact(http, account, "identity:user-00001")
+        found = read_contact(http, account, "identity:user-00001")
         assert found["attributes"] == {"age": 25}
-        [activity] = activities(http, account, "identity:user-00001")
+        [activity] = activities_of(http, account, "identity:user-00001")
         assert activity["name"] == "watch_tutorial"
         assert activity["properties"] == {"source": "notification"}
         assert activity["occurred_at"] == "2014-04-01T19:42:58.123000Z"
@@ -591,10 +571,13 @@ class TestPayloads:
         body = self._body("batch_upload.json", account)
         ok(http.post(BATCH, json=body), 1)
         event = body["events"][0]
-        found = contact(http, account, "identity:203201202")
-        assert kinds(found) == {("identity", "203201202"), ("anonid", event["device_id"])}
+        found = read_contact(http, account, "identity:203201202")
+        assert identifier_pairs(found) == {
+            ("identity", "203201202"),
+            ("anonid", event["device_id"]),
+        }
         assert found["attributes"] == event["user_properties"]
-        [activity] = activities(http, account, "identity:203201202")
+        [activity] = activities_of(http, account, "identity:203201202")
         assert activity["properties"] == event["event_properties"]
         assert activity["conversion_value"]["decimal"] == "14.97"
         assert activity["location"]["city"] == "San Francisco"
@@ -605,7 +588,7 @@ class TestPayloads:
         identification = json.loads((PAYLOADS / "identify_identification.json").read_text())
         r = identify_form(http, account, identification)
         assert (r.status_code, r.text) == (200, "success")
-        found = contact(http, account, "identity:datamonster@gmail.com")
+        found = read_contact(http, account, "identity:datamonster@gmail.com")
         assert found["attributes"] == {
             "Cohort": "Test A",
             "first_seen": "2015-01-01",

@@ -28,7 +28,16 @@ from eventyard.core.model import NewAccount
 from eventyard.dialects.registry import create_account
 from eventyard.storage.database import Database
 from eventyard.storage.tables import activities, contacts
-from tests.support import Server, admin, find_contact, running_server
+from tests.support import (
+    Server,
+    activities_by_id,
+    activities_of,
+    admin,
+    find_contact,
+    identifier_pairs,
+    read_contact,
+    running_server,
+)
 
 UPLOAD = "/1/upload"
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "dialects" / "clevertap.md"
@@ -116,40 +125,6 @@ def event(identity: str | None, name: str = "Product viewed", **fields: Any) -> 
 
 def profile(identity: str, data: dict[str, Any]) -> dict[str, Any]:
     return {"type": "profile", "identity": identity, "profileData": data}
-
-
-def get_contact(http: httpx.Client, account: NewAccount, identifier: str) -> dict[str, Any]:
-    """The full contact (``GET /api/v1/contacts/{id}``) owning ``identifier``."""
-    found = find_contact(http, account, identifier)
-    assert found is not None, f"no contact for {identifier}"
-    r = http.get(f"/api/v1/contacts/{found['id']}", headers=admin(account))
-    assert r.status_code == 200, r.text
-    contact: dict[str, Any] = r.json()
-    return contact
-
-
-def activities_of(http: httpx.Client, account: NewAccount, contact_id: str) -> list[dict[str, Any]]:
-    r = http.get(
-        f"/api/v1/contacts/{contact_id}/activities",
-        params={"limit": 1000},
-        headers=admin(account),
-    )
-    assert r.status_code == 200, r.text
-    page = r.json()
-    assert page["next_cursor"] is None
-    return list(page["activities"])
-
-
-def stored_activities(
-    http: httpx.Client, account: NewAccount, identifier: str
-) -> list[dict[str, Any]]:
-    """Activities of the contact owning ``identifier``; [] when there is no such contact."""
-    contact = find_contact(http, account, identifier)
-    return [] if contact is None else activities_of(http, account, contact["id"])
-
-
-def identifiers_of(contact: dict[str, Any]) -> set[tuple[str, str]]:
-    return {(i["kind"], i["value"]) for i in contact["identifiers"]}
 
 
 def assert_success(r: httpx.Response, processed: int) -> None:
@@ -364,7 +339,9 @@ class TestAuth:
                 },
             )
             assert_success(r, 1)
-        names = {a["name"] for a in stored_activities(http, account, "identity:any-case")}
+        names = {
+            a["name"] for a in activities_of(http, account, "identity:any-case", one_page=True)
+        }
         assert names == {"Case 0", "Case 1"}
 
     def test_data_goes_to_the_authenticated_account_only(
@@ -373,8 +350,8 @@ class TestAuth:
         """The account id names the tenant; the other tenant never sees the data."""
         assert_success(upload(http, other_account, [event("tenant-b")]), 1)
 
-        theirs = get_contact(http, other_account, "identity:tenant-b")
-        assert len(activities_of(http, other_account, theirs["id"])) == 1
+        theirs = read_contact(http, other_account, "identity:tenant-b")
+        assert len(activities_by_id(http, other_account, theirs["id"], one_page=True)) == 1
         assert find_contact(http, account, "identity:tenant-b") is None
         r = http.get(f"/api/v1/contacts/{theirs['id']}", headers=admin(account))
         assert r.status_code == 404, r.text
@@ -388,18 +365,18 @@ class TestSpecExample:
 
         assert_success(r, 2)
 
-        viewer = get_contact(http, account, "FBID:34322423")
-        assert identifiers_of(viewer) == {("FBID", "34322423")}
-        [viewed] = activities_of(http, account, viewer["id"])
+        viewer = read_contact(http, account, "FBID:34322423")
+        assert identifier_pairs(viewer) == {("FBID", "34322423")}
+        [viewed] = activities_by_id(http, account, viewer["id"], one_page=True)
         assert viewed["name"] == "Product viewed"
         # "ts | ... Formatted as a UNIX epoch in seconds | 1468308340"
         assert viewed["occurred_at"] == "2016-07-12T07:25:40Z"
         assert viewed["dialect"] == "clevertap"
         assert viewed["properties"] == SPEC_EXAMPLE["d"][0]["evtData"]
 
-        buyer = get_contact(http, account, "identity:[email protected]")
+        buyer = read_contact(http, account, "identity:[email protected]")
         assert buyer["id"] != viewer["id"]
-        [charged] = activities_of(http, account, buyer["id"])
+        [charged] = activities_by_id(http, account, buyer["id"], one_page=True)
         assert charged["name"] == "Charged"
         assert charged["occurred_at"] == "2016-07-11T03:39:00Z"
         expected = copy.deepcopy(SPEC_EXAMPLE["d"][1]["evtData"])
@@ -414,7 +391,7 @@ class TestSpecExample:
         r = upload(http, account, [SPEC_EXAMPLE["d"][0]])
 
         assert_success(r, 1)
-        assert len(stored_activities(http, account, "FBID:34322423")) == 1
+        assert len(activities_of(http, account, "FBID:34322423", one_page=True)) == 1
 
     def test_missing_ts_means_now(self, http: httpx.Client, account: NewAccount) -> None:
         """ "ts | (Optional) Date and time when the event occured": without it, the
@@ -423,7 +400,7 @@ class TestSpecExample:
         assert_success(upload(http, account, [event("no-ts")]), 1)
         after = datetime.now(UTC)
 
-        [activity] = stored_activities(http, account, "identity:no-ts")
+        [activity] = activities_of(http, account, "identity:no-ts", one_page=True)
         occurred = datetime.fromisoformat(activity["occurred_at"].replace("Z", "+00:00"))
         assert before <= occurred <= after, (before, activity["occurred_at"], after)
 
@@ -441,7 +418,7 @@ class TestContentTypeAndEncoding:
         r = upload(http, account, [event(who)], headers={"Content-Type": content_type})
 
         assert_success(r, 1)
-        assert len(stored_activities(http, account, f"identity:{who}")) == 1
+        assert len(activities_of(http, account, f"identity:{who}", one_page=True)) == 1
 
     def test_gzip_body_is_accepted(self, http: httpx.Client, account: NewAccount) -> None:
         """Issue 3: "gzip request bodies (Content-Encoding: gzip) accepted"."""
@@ -453,7 +430,7 @@ class TestContentTypeAndEncoding:
         )
 
         assert_success(r, 1)
-        [activity] = stored_activities(http, account, "identity:gzipped")
+        [activity] = activities_of(http, account, "identity:gzipped", one_page=True)
         assert activity["properties"] == {"é": "ü"}
 
     def test_corrupt_gzip_is_400(self, http: httpx.Client, account: NewAccount) -> None:
@@ -490,7 +467,7 @@ class TestContentTypeAndEncoding:
             assert_success(client.post(UPLOAD, content=fits, headers=headers), 1)
 
             assert find_contact(client, account, "identity:bomb") is None
-            assert len(stored_activities(client, account, "identity:small-gzip")) == 1
+            assert len(activities_of(client, account, "identity:small-gzip", one_page=True)) == 1
 
     def test_other_content_encoding_is_415(self, http: httpx.Client, account: NewAccount) -> None:
         """Only gzip (or no encoding) is understood; anything else is refused, not guessed."""
@@ -535,12 +512,12 @@ class TestProfiles:
 
         assert_success(upload(http, account, [profile("jane-1", data)]), 1)
 
-        contact = get_contact(http, account, "email:jane@x.com")
+        contact = read_contact(http, account, "email:jane@x.com")
         assert {("identity", "jane-1"), ("email", "jane@x.com"), ("mobile", "+14155551234")} <= (
-            identifiers_of(contact)
+            identifier_pairs(contact)
         )
-        assert get_contact(http, account, "identity:jane-1")["id"] == contact["id"]
-        assert get_contact(http, account, "mobile:+14155551234")["id"] == contact["id"]
+        assert read_contact(http, account, "identity:jane-1")["id"] == contact["id"]
+        assert read_contact(http, account, "mobile:+14155551234")["id"] == contact["id"]
         attributes = contact["attributes"]
         assert attributes["Name"] == "Jane Doe"
         assert attributes["Gender"] == "F"
@@ -549,7 +526,7 @@ class TestProfiles:
         assert attributes["MSG_sms"] is True
         assert attributes["custom"] == 1
         # A profile is no activity.
-        assert activities_of(http, account, contact["id"]) == []
+        assert activities_by_id(http, account, contact["id"], one_page=True) == []
 
     def test_second_profile_merges(self, http: httpx.Client, account: NewAccount) -> None:
         """Issue 3: "the attributes are merged into the contact": keys not sent again
@@ -560,7 +537,7 @@ class TestProfiles:
         second = {"Name": "Jane Roe", "Plan": "gold", "Score": 7}
         assert_success(upload(http, account, [profile("merge-1", second)]), 1)
 
-        attributes = get_contact(http, account, "identity:merge-1")["attributes"]
+        attributes = read_contact(http, account, "identity:merge-1")["attributes"]
         assert {k: attributes.get(k) for k in ("Name", "Gender", "custom", "Plan", "Score")} == {
             "Name": "Jane Roe",
             "Gender": "F",
@@ -582,9 +559,11 @@ class TestProfiles:
 
         assert_success(upload(http, account, records), 3)
 
-        contact = get_contact(http, account, "identity:shared-user")
+        contact = read_contact(http, account, "identity:shared-user")
         assert contact["attributes"]["Name"] == "Sam"
-        assert {a["name"] for a in activities_of(http, account, contact["id"])} == {
+        assert {
+            a["name"] for a in activities_by_id(http, account, contact["id"], one_page=True)
+        } == {
             "Viewed",
             "Bought",
         }
@@ -604,8 +583,8 @@ class TestIdentity:
         for name in ("identity", "FBID", "GPID", "objectId"):
             assert name in entry["error"], entry
         assert entry["code"] == code_for("none of `identity`"), entry
-        assert len(stored_activities(http, account, "identity:ident-good-1")) == 1
-        assert len(stored_activities(http, account, "identity:ident-good-2")) == 1
+        assert len(activities_of(http, account, "identity:ident-good-1", one_page=True)) == 1
+        assert len(activities_of(http, account, "identity:ident-good-2", one_page=True)) == 1
 
     @pytest.mark.parametrize("kind", ["FBID", "GPID"])
     def test_fbid_and_gpid_are_identifiers(
@@ -615,9 +594,9 @@ class TestIdentity:
         value = unique(kind)
         assert_success(upload(http, account, [event(None, **{kind: value})]), 1)
 
-        contact = get_contact(http, account, f"{kind}:{value}")
-        assert identifiers_of(contact) == {(kind, value)}
-        assert len(activities_of(http, account, contact["id"])) == 1
+        contact = read_contact(http, account, f"{kind}:{value}")
+        assert identifier_pairs(contact) == {(kind, value)}
+        assert len(activities_by_id(http, account, contact["id"], one_page=True)) == 1
 
     def test_object_id_of_an_existing_contact(
         self, http: httpx.Client, account: NewAccount
@@ -626,13 +605,13 @@ class TestIdentity:
         contact id plays that part (issue 3: "objectId maps to the eventyard contact
         id when it is one")."""
         assert_success(upload(http, account, [event("has-object-id", "First")]), 1)
-        contact = get_contact(http, account, "identity:has-object-id")
+        contact = read_contact(http, account, "identity:has-object-id")
         assert re.fullmatch(r"[0-9a-f]{24}", contact["id"]), contact["id"]
 
         records = [event(None, "By objectId", objectId=contact["id"])]
         assert_success(upload(http, account, records), 1)
 
-        names = {a["name"] for a in activities_of(http, account, contact["id"])}
+        names = {a["name"] for a in activities_by_id(http, account, contact["id"], one_page=True)}
         assert names == {"First", "By objectId"}
         assert find_contact(http, account, f"objectId:{contact['id']}") is None
 
@@ -645,9 +624,9 @@ class TestIdentity:
         assert_success(upload(http, account, [event(None, "Obj", objectId=value)]), 1)
         assert_success(upload(http, account, [event(None, "Obj again", objectId=value)]), 1)
 
-        contact = get_contact(http, account, f"objectId:{value}")
-        assert identifiers_of(contact) == {("objectId", value)}
-        names = {a["name"] for a in activities_of(http, account, contact["id"])}
+        contact = read_contact(http, account, f"objectId:{value}")
+        assert identifier_pairs(contact) == {("objectId", value)}
+        names = {a["name"] for a in activities_by_id(http, account, contact["id"], one_page=True)}
         assert names == {"Obj", "Obj again"}
 
     def test_object_id_of_another_tenants_contact_is_not_theirs(
@@ -656,14 +635,18 @@ class TestIdentity:
         """Tenants never see each other's data: another account's contact id sent as
         objectId is, in this account, just an identifier."""
         assert_success(upload(http, other_account, [event("foreign", "Theirs")]), 1)
-        foreign = get_contact(http, other_account, "identity:foreign")
+        foreign = read_contact(http, other_account, "identity:foreign")
 
         assert_success(upload(http, account, [event(None, "Mine", objectId=foreign["id"])]), 1)
 
-        assert [a["name"] for a in activities_of(http, other_account, foreign["id"])] == ["Theirs"]
-        mine = get_contact(http, account, f"objectId:{foreign['id']}")
+        assert [
+            a["name"] for a in activities_by_id(http, other_account, foreign["id"], one_page=True)
+        ] == ["Theirs"]
+        mine = read_contact(http, account, f"objectId:{foreign['id']}")
         assert mine["id"] != foreign["id"]
-        assert [a["name"] for a in activities_of(http, account, mine["id"])] == ["Mine"]
+        assert [a["name"] for a in activities_by_id(http, account, mine["id"], one_page=True)] == [
+            "Mine"
+        ]
 
     def test_unknown_identity_creates_a_user(self, http: httpx.Client, account: NewAccount) -> None:
         """ "If this identity is not found, a new user profile will be created.\""""
@@ -672,9 +655,9 @@ class TestIdentity:
 
         assert_success(upload(http, account, [event(who)]), 1)
 
-        contact = get_contact(http, account, f"identity:{who}")
-        assert identifiers_of(contact) == {("identity", who)}
-        assert len(activities_of(http, account, contact["id"])) == 1
+        contact = read_contact(http, account, f"identity:{who}")
+        assert identifier_pairs(contact) == {("identity", who)}
+        assert len(activities_by_id(http, account, contact["id"], one_page=True)) == 1
 
 
 class TestRecordLimits:
@@ -688,7 +671,9 @@ class TestRecordLimits:
         assert "evtName" in entry["error"], entry
         assert "120" in entry["error"], entry
         assert entry["code"] == code_for("`evtName` longer than 120"), entry
-        names = [a["name"] for a in stored_activities(http, account, "identity:name-len")]
+        names = [
+            a["name"] for a in activities_of(http, account, "identity:name-len", one_page=True)
+        ]
         assert names == ["N" * 120]
 
     def test_property_key_of_120_characters(self, http: httpx.Client, account: NewAccount) -> None:
@@ -701,7 +686,7 @@ class TestRecordLimits:
         assert f"evtData.{'q' * 121}" in entry["error"], entry
         assert "120" in entry["error"], entry
         assert entry["code"] == code_for("property key longer than 120"), entry
-        [activity] = stored_activities(http, account, "identity:key-len")
+        [activity] = activities_of(http, account, "identity:key-len", one_page=True)
         assert activity["properties"] == {"k" * 120: 1}
 
     @pytest.mark.parametrize(
@@ -733,7 +718,9 @@ class TestRecordLimits:
 
         r = upload(http, account, [record, neighbour])
 
-        stored = {a["name"]: a for a in stored_activities(http, account, f"identity:{who}")}
+        stored = {
+            a["name"]: a for a in activities_of(http, account, f"identity:{who}", one_page=True)
+        }
         if fits:
             assert_success(r, 2)
             assert stored["Value length"]["properties"] == {"text": value}
@@ -750,7 +737,7 @@ class TestRecordLimits:
 
         assert_success(upload(http, account, records), 1000)
 
-        stored = stored_activities(http, account, "identity:bulk-1000")
+        stored = activities_of(http, account, "identity:bulk-1000", one_page=True)
         assert sorted(a["properties"]["i"] for a in stored) == list(range(1000))
 
     def test_1001_records_are_400(self, http: httpx.Client, account: NewAccount) -> None:
@@ -800,9 +787,9 @@ class TestRecordLimits:
         for name, entry in zip(reserved, entries, strict=True):
             assert name in entry["error"], entry
             assert entry["code"] == code_for("reserved system event"), entry
-        assert [a["name"] for a in stored_activities(http, account, "identity:sys-event")] == [
-            "Mine"
-        ]
+        assert [
+            a["name"] for a in activities_of(http, account, "identity:sys-event", one_page=True)
+        ] == ["Mine"]
 
     @pytest.mark.parametrize("name", ["app launched", " App Launched ", "APP LAUNCHED"])
     def test_reserved_names_ignore_case_and_blanks(
@@ -816,7 +803,9 @@ class TestRecordLimits:
 
         [entry] = assert_partial(r, 1, [record])
         assert entry["code"] == code_for("reserved system event"), entry
-        names = [a["name"] for a in stored_activities(http, account, "identity:sys-variant")]
+        names = [
+            a["name"] for a in activities_of(http, account, "identity:sys-variant", one_page=True)
+        ]
         assert names == ["Fine"]
 
 
@@ -840,7 +829,9 @@ class TestEventTypeRegistry:
         assert codes == {code_for("512 event types")}, codes
         for entry in entries:
             assert "512" in entry["error"], entry
-        stored = {a["name"] for a in stored_activities(http, account, "identity:registry")}
+        stored = {
+            a["name"] for a in activities_of(http, account, "identity:registry", one_page=True)
+        }
         assert stored == set(names[:capacity])
 
         # Known types still work once the account is full; a new one still does not.
@@ -851,7 +842,7 @@ class TestEventTypeRegistry:
         assert entry["code"] in codes
         # Profiles are not events: they do not count and still pass.
         assert_success(upload(http, account, [profile("registry-2", {"Plan": "full"})]), 1)
-        assert get_contact(http, account, "identity:registry-2")["attributes"]["Plan"] == "full"
+        assert read_contact(http, account, "identity:registry-2")["attributes"]["Plan"] == "full"
 
     def test_event_types_are_counted_per_account(
         self, http: httpx.Client, account: NewAccount, other_account: NewAccount
@@ -879,7 +870,7 @@ class TestEventTypeRegistry:
         [entry] = assert_partial(r, 2, [one_more])
         assert "256" in entry["error"], entry
         assert entry["code"] == code_for("256 property keys"), entry
-        stored = stored_activities(http, account, "identity:props")
+        stored = activities_of(http, account, "identity:props", one_page=True)
         assert len([a for a in stored if a["name"] == "Wide"]) == 3
         assert len([a for a in stored if a["name"] == "Narrow"]) == 1
 
@@ -890,7 +881,9 @@ class TestEventTypeRegistry:
 
         assert_partial(upload(http, account, [too_wide, fits]), 1, [too_wide])
 
-        names = [a["name"] for a in stored_activities(http, account, "identity:props-257")]
+        names = [
+            a["name"] for a in activities_of(http, account, "identity:props-257", one_page=True)
+        ]
         assert names == ["Just wide"]
 
 
@@ -915,11 +908,11 @@ class TestBatchResults:
         assert f"evtData.{'x' * 130}" in entries[0]["error"], entries[0]
         assert "120" in entries[0]["error"], entries[0]
         assert "evtData" in entries[1]["error"], entries[1]
-        contact = get_contact(http, account, "identity:mixed-1")
+        contact = read_contact(http, account, "identity:mixed-1")
         assert contact["attributes"]["Name"] == "Mixed"
-        [viewed] = activities_of(http, account, contact["id"])
+        [viewed] = activities_by_id(http, account, contact["id"], one_page=True)
         assert viewed["occurred_at"] == "2016-07-12T07:25:40Z"
-        assert len(stored_activities(http, account, "FBID:mixed-fb")) == 1
+        assert len(activities_of(http, account, "FBID:mixed-fb", one_page=True)) == 1
         assert find_contact(http, account, "identity:mixed-bad") is None
         assert find_contact(http, account, "identity:mixed-bad-2") is None
 
@@ -959,7 +952,7 @@ class TestBatchResults:
 
         assert entry["error"]
         assert find_contact(http, account, "identity:shape") is None
-        assert len(stored_activities(http, account, "identity:shape-neighbour")) == 1
+        assert len(activities_of(http, account, "identity:shape-neighbour", one_page=True)) == 1
 
     def test_all_records_bad_is_fail(self, http: httpx.Client, account: NewAccount) -> None:
         """ "status":<success, partial, fail>: when no record is processed the status
@@ -1004,8 +997,8 @@ class TestDryRun:
         assert real.status_code == dry.status_code
         assert real.json() == dry.json()
         assert entries == real.json()["unprocessed"]
-        assert len(stored_activities(http, account, "identity:dry-1")) == 1
-        assert get_contact(http, account, "email:dry@example.com")["attributes"]["Name"] == "Dry"
+        assert len(activities_of(http, account, "identity:dry-1", one_page=True)) == 1
+        assert read_contact(http, account, "email:dry@example.com")["attributes"]["Name"] == "Dry"
 
     def test_dry_run_registers_no_event_type(self, http: httpx.Client, account: NewAccount) -> None:
         """ "without submitting the data": a dry run of every type the account has
@@ -1055,7 +1048,7 @@ class TestDryRun:
 
         assert_success(real, 1)
         assert "Idempotent-Replayed" not in real.headers
-        assert len(stored_activities(http, account, "identity:dry-idem")) == 1
+        assert len(activities_of(http, account, "identity:dry-idem", one_page=True)) == 1
 
     @pytest.mark.parametrize("value", ["true", "TRUE"])
     def test_dry_run_true_is_a_dry_run(
@@ -1083,7 +1076,7 @@ class TestDryRun:
 
         assert_success(r, 1)
         assert "X-Eventyard-Dry-Run" not in r.headers
-        assert len(stored_activities(http, account, f"identity:{identity}")) == 1
+        assert len(activities_of(http, account, f"identity:{identity}", one_page=True)) == 1
 
     @pytest.mark.parametrize("value", ["2", "yes", "dry", "10"])
     def test_other_dry_run_value_is_400(
@@ -1195,7 +1188,7 @@ class TestIdempotency:
         assert_success(first, 1)
         assert_success(second, 1)
         assert second.headers["Idempotent-Replayed"] == "true"
-        assert len(stored_activities(http, account, f"identity:{identity}")) == 1
+        assert len(activities_of(http, account, f"identity:{identity}", one_page=True)) == 1
 
     def test_same_key_same_body_replays(self, http: httpx.Client, account: NewAccount) -> None:
         """Issue 3: "Idempotency-Key as in the foundation": the same key and body get
@@ -1212,7 +1205,7 @@ class TestIdempotency:
         assert second.status_code == first.status_code
         assert second.content == first.content
         assert second.headers["Idempotent-Replayed"] == "true"
-        assert len(stored_activities(http, account, "identity:idem-same")) == 1
+        assert len(activities_of(http, account, "identity:idem-same", one_page=True)) == 1
 
     def test_same_key_other_body_is_409(self, http: httpx.Client, account: NewAccount) -> None:
         """Reusing a key for a different body is a 409 in CleverTap's error shape."""
@@ -1222,5 +1215,5 @@ class TestIdempotency:
         r = upload(http, account, [event("idem-b")], headers=headers)
 
         assert_fail(r, 409)
-        assert len(stored_activities(http, account, "identity:idem-a")) == 1
+        assert len(activities_of(http, account, "identity:idem-a", one_page=True)) == 1
         assert find_contact(http, account, "identity:idem-b") is None

@@ -17,7 +17,13 @@ import httpx
 import pytest
 
 from eventyard.core.model import NewAccount
-from tests.support import admin, find_contact, netcore_event
+from tests.support import (
+    activities_by_id,
+    admin,
+    find_contact,
+    read_contact,
+    upload_netcore_event,
+)
 
 V1 = "/api/v1"
 ENTITY = "/api/v2/entity"
@@ -49,23 +55,6 @@ def ok(response: httpx.Response, status: int = 200) -> None:
         assert response.json() == {}
 
 
-def contact(http: httpx.Client, account: NewAccount, identifier: str) -> dict[str, Any]:
-    found = find_contact(http, account, identifier)
-    assert found is not None, identifier
-    r = http.get(f"/api/v1/contacts/{found['id']}", headers=admin(account))
-    assert r.status_code == 200, r.text
-    body: dict[str, Any] = r.json()
-    return body
-
-
-def activities(http: httpx.Client, account: NewAccount, contact_id: str) -> list[dict[str, Any]]:
-    r = http.get(
-        f"/api/v1/contacts/{contact_id}/activities", params={"limit": 1000}, headers=admin(account)
-    )
-    assert r.status_code == 200, r.text
-    return list(r.json()["activities"])
-
-
 def identifiers_of(found: dict[str, Any]) -> set[str]:
     return {f"{i['kind']}:{i['value']}" for i in found["identifiers"]}
 
@@ -77,7 +66,7 @@ class TestAuth:
         """Spec: "HTTP Basic: username = Site ID, password = Track API key"."""
         user = uid()
         ok(call(http, account, "PUT", customer(user), {"plan": "basic"}))
-        assert contact(http, account, f"identity:{user}")["attributes"]["plan"] == "basic"
+        assert read_contact(http, account, f"identity:{user}")["attributes"]["plan"] == "basic"
 
     @pytest.mark.parametrize("path", [customer("x"), ENTITY])
     def test_bad_credentials_are_401_in_the_versions_shape(
@@ -140,7 +129,7 @@ class TestIdentify:
             "plan": "basic",
         }
         ok(call(http, account, "PUT", customer(user), body))
-        found = contact(http, account, f"identity:{user}")
+        found = read_contact(http, account, f"identity:{user}")
         assert found["attributes"] == body
         assert identifiers_of(found) == {f"identity:{user}", f"email:{user}@example.com"}
 
@@ -151,7 +140,7 @@ class TestIdentify:
         the SDK sends ``a%40b.com``."""
         email = f"{uid()}@example.com"
         ok(call(http, account, "PUT", customer(email), {"plan": "pro"}))
-        found = contact(http, account, f"email:{email}")
+        found = read_contact(http, account, f"email:{email}")
         assert identifiers_of(found) == {f"email:{email}"}
 
     def test_a_slash_in_an_id_is_one_segment(self, http: httpx.Client, account: NewAccount) -> None:
@@ -159,17 +148,17 @@ class TestIdentify:
         user = f"{uid()}/events"
         ok(call(http, account, "PUT", customer(user), {"plan": "x"}))
         ok(call(http, account, "POST", customer(user, "/events"), {"name": "opened"}))
-        found = contact(http, account, f"identity:{user}")
-        assert [a["name"] for a in activities(http, account, found["id"])] == ["opened"]
+        found = read_contact(http, account, f"identity:{user}")
+        assert [a["name"] for a in activities_by_id(http, account, found["id"])] == ["opened"]
 
     def test_cio_id_names_the_contact(self, http: httpx.Client, account: NewAccount) -> None:
         """Spec: "cio_ prefix -> cio_id": eventyard's contact id; "Changing an existing id/email
         requires addressing the person as cio_<id>"."""
         user = uid()
         ok(call(http, account, "PUT", customer(user), {}))
-        found = contact(http, account, f"identity:{user}")
+        found = read_contact(http, account, f"identity:{user}")
         ok(call(http, account, "PUT", customer(f"cio_{found['id']}"), {"email": f"{user}@x.io"}))
-        again = contact(http, account, f"email:{user}@x.io")
+        again = read_contact(http, account, f"email:{user}@x.io")
         assert again["id"] == found["id"]
 
     def test_an_unknown_cio_id_is_dropped_with_200(
@@ -187,9 +176,9 @@ class TestIdentify:
         user, anon = uid(), uid()
         ok(call(http, account, "POST", f"{V1}/events", {"name": "viewed", "anonymous_id": anon}))
         ok(call(http, account, "PUT", customer(user), {"anonymous_id": anon}))
-        found = contact(http, account, f"identity:{user}")
+        found = read_contact(http, account, f"identity:{user}")
         assert f"anonid:{anon}" in identifiers_of(found)
-        assert [a["name"] for a in activities(http, account, found["id"])] == ["viewed"]
+        assert [a["name"] for a in activities_by_id(http, account, found["id"])] == ["viewed"]
         assert "anonymous_id" not in found["attributes"]
 
     @pytest.mark.parametrize(
@@ -237,7 +226,7 @@ class TestIdentify:
             }
         }
         ok(call(http, account, "PUT", customer(user), body))
-        found = contact(http, account, f"identity:{user}")
+        found = read_contact(http, account, f"identity:{user}")
         groups = found["groups"]
         assert [(g["group_id"], g["traits"]) for g in groups] == [("1:acme", {"role": "admin"})]
         body["cio_relationships"]["action"] = "delete_relationships"
@@ -258,8 +247,8 @@ class TestEvents:
             "data": {"price": 23.45, "product": "socks"},
         }
         ok(call(http, account, "POST", customer(user, "/events"), body))
-        found = contact(http, account, f"identity:{user}")
-        [stored] = activities(http, account, found["id"])
+        found = read_contact(http, account, f"identity:{user}")
+        [stored] = activities_by_id(http, account, found["id"])
         assert stored["name"] == "purchase"
         assert stored["occurred_at"] == "2023-11-14T22:13:20Z"
         assert stored["properties"] == {"price": 23.45, "product": "socks"}
@@ -272,8 +261,8 @@ class TestEvents:
         for _ in range(3):
             body = {"name": "purchase", "id": event_id}
             ok(call(http, account, "POST", customer(user, "/events"), body))
-        found = contact(http, account, f"identity:{user}")
-        assert len(activities(http, account, found["id"])) == 1
+        found = read_contact(http, account, f"identity:{user}")
+        assert len(activities_by_id(http, account, found["id"])) == 1
 
     def test_idempotency_key_replays_the_answer(
         self, http: httpx.Client, account: NewAccount
@@ -291,8 +280,8 @@ class TestEvents:
             )
             ok(r)
         assert r.headers.get("Idempotent-Replayed") == "true"
-        found = contact(http, account, f"identity:{user}")
-        assert len(activities(http, account, found["id"])) == 1
+        found = read_contact(http, account, f"identity:{user}")
+        assert len(activities_by_id(http, account, found["id"])) == 1
 
     def test_page_and_screen_views(self, http: httpx.Client, account: NewAccount) -> None:
         """Spec: "type: event (default), page (name = URL), screen"."""
@@ -302,8 +291,8 @@ class TestEvents:
             {"type": "screen", "name": "Cart"},
         ):
             ok(call(http, account, "POST", customer(user, "/events"), body))
-        found = contact(http, account, f"identity:{user}")
-        stored = {a["name"]: a["properties"] for a in activities(http, account, found["id"])}
+        found = read_contact(http, account, f"identity:{user}")
+        stored = {a["name"]: a["properties"] for a in activities_by_id(http, account, found["id"])}
         assert stored == {
             "Page Viewed": {"url": "https://example.com/a", "ref": "x"},
             "Screen Viewed": {"screen": "Cart"},
@@ -342,8 +331,8 @@ class TestEvents:
             headers={"Content-Encoding": "gzip", "Content-Type": "application/json"},
         )
         ok(r)
-        found = contact(http, account, f"identity:{user}")
-        assert [a["name"] for a in activities(http, account, found["id"])] == ["zipped"]
+        found = read_contact(http, account, f"identity:{user}")
+        assert [a["name"] for a in activities_by_id(http, account, found["id"])] == ["zipped"]
 
     def test_values_no_store_can_keep_are_refused(
         self, http: httpx.Client, account: NewAccount
@@ -381,10 +370,10 @@ class TestDevicesSuppressionMerge:
         device = {"id": "tok/1", "platform": "ios", "last_used": 1700000000}
         ok(call(http, account, "PUT", customer(user, "/devices"), {"device": device}))
         ok(call(http, account, "DELETE", customer(user, "/devices/" + quote("tok/1", safe=""))))
-        found = contact(http, account, f"identity:{user}")
+        found = read_contact(http, account, f"identity:{user}")
         stored = sorted(
             (a["name"], a["properties"]["device"]["id"])
-            for a in activities(http, account, found["id"])
+            for a in activities_by_id(http, account, found["id"])
         )
         assert stored == [("add_device", "tok/1"), ("delete_device", "tok/1")]
         r = call(http, account, "PUT", customer(user, "/devices"), {"device": {"id": "t"}})
@@ -395,9 +384,13 @@ class TestDevicesSuppressionMerge:
         """§3.7: ``POST …/suppress|unsuppress``, empty JSON body."""
         user = uid()
         ok(call(http, account, "POST", customer(user, "/suppress"), {}))
-        assert contact(http, account, f"identity:{user}")["attributes"]["cio_suppressed"] is True
+        assert (
+            read_contact(http, account, f"identity:{user}")["attributes"]["cio_suppressed"] is True
+        )
         ok(http.post(customer(user, "/unsuppress"), auth=auth(account)))
-        assert contact(http, account, f"identity:{user}")["attributes"]["cio_suppressed"] is False
+        assert (
+            read_contact(http, account, f"identity:{user}")["attributes"]["cio_suppressed"] is False
+        )
 
     def test_merge_gives_the_primary_an_unowned_secondary(
         self, http: httpx.Client, account: NewAccount
@@ -407,7 +400,7 @@ class TestDevicesSuppressionMerge:
         ok(call(http, account, "PUT", customer(user), {"plan": "x"}))
         body = {"primary": {"id": user}, "secondary": {"email": f"{user}@dup.io"}}
         ok(call(http, account, "POST", f"{V1}/merge_customers", body))
-        found = contact(http, account, f"email:{user}@dup.io")
+        found = read_contact(http, account, f"email:{user}@dup.io")
         assert f"identity:{user}" in identifiers_of(found)
 
     def test_merge_of_two_known_people_is_audited(
@@ -419,7 +412,7 @@ class TestDevicesSuppressionMerge:
         ok(call(http, account, "PUT", customer(b), {}))
         body = {"primary": {"id": a}, "secondary": {"id": b}}
         ok(call(http, account, "POST", f"{V1}/merge_customers", body))
-        primary = contact(http, account, f"identity:{a}")
+        primary = read_contact(http, account, f"identity:{a}")
         r = http.get(f"/api/v1/contacts/{primary['id']}/identity-events", headers=admin(account))
         assert r.status_code == 200, r.text
         assert any(e["kind"] == "conflict" for e in r.json()["identity_events"])
@@ -447,7 +440,7 @@ class TestDelete:
         assert [e["requested_via"] for e in r.json()["erasures"]] == ["customerio"]
         ok(call(http, account, "DELETE", customer(user), {}))  # already gone: 200
         ok(call(http, account, "PUT", customer(user), {"plan": "y"}))
-        assert contact(http, account, f"identity:{user}")["attributes"] == {"plan": "y"}
+        assert read_contact(http, account, f"identity:{user}")["attributes"] == {"plan": "y"}
 
     def test_a_person_named_in_another_contacts_identity_audit_is_erased(
         self, http: httpx.Client, account: NewAccount
@@ -462,7 +455,7 @@ class TestDelete:
         ok(call(http, account, "POST", f"{V1}/merge_customers", body))
         ok(call(http, account, "DELETE", customer(b), {}))
         assert find_contact(http, account, f"identity:{b}") is None
-        primary = contact(http, account, f"identity:{a}")
+        primary = read_contact(http, account, f"identity:{a}")
         r = http.get(f"/api/v1/contacts/{primary['id']}/identity-events", headers=admin(account))
         assert b not in r.text
 
@@ -505,16 +498,16 @@ class TestV2:
             "attributes": {"plan": "pro"},
         }
         ok(call(http, account, "POST", ENTITY, event))
-        found = contact(http, account, f"identity:{user}")
+        found = read_contact(http, account, f"identity:{user}")
         assert found["attributes"] == {"first_name": "Jane"}
-        [stored] = activities(http, account, found["id"])
+        [stored] = activities_by_id(http, account, found["id"])
         assert (stored["name"], stored["properties"]) == ("signed_up", {"plan": "pro"})
 
     def test_phone_identifier(self, http: httpx.Client, account: NewAccount) -> None:
         """Spec: "Person identifiers: exactly one of id, email, phone (E.164), cio_id"."""
         op = {"type": "person", "identifiers": {"phone": "+15555550100"}, "action": "identify"}
         ok(call(http, account, "POST", ENTITY, op))
-        assert contact(http, account, "mobile:+15555550100")
+        assert read_contact(http, account, "mobile:+15555550100")
 
     @pytest.mark.parametrize(
         ("operation", "field"),
@@ -574,9 +567,9 @@ class TestV2:
             (3, "name"),
             (4, "identifiers"),
         ]
-        found = contact(http, account, f"identity:{user}")
+        found = read_contact(http, account, f"identity:{user}")
         assert found["attributes"] == {"plan": "pro"}
-        assert [a["name"] for a in activities(http, account, found["id"])] == ["paid"]
+        assert [a["name"] for a in activities_by_id(http, account, found["id"])] == ["paid"]
 
     def test_batch_of_every_person_action(self, http: httpx.Client, account: NewAccount) -> None:
         """The person actions the canonical model holds, mixed in one batch."""
@@ -599,9 +592,9 @@ class TestV2:
             {"type": "person", "identifiers": {"id": other}, "action": "delete"},
         ]
         ok(call(http, account, "POST", BATCH, {"batch": batch}))
-        found = contact(http, account, f"identity:{user}")
+        found = read_contact(http, account, f"identity:{user}")
         assert found["attributes"] == {"a": 1, "cio_suppressed": True}
-        names = sorted(a["name"] for a in activities(http, account, found["id"]))
+        names = sorted(a["name"] for a in activities_by_id(http, account, found["id"]))
         assert names == ["Page Viewed", "Screen Viewed", "add_device", "anon", "delete_device"]
         assert find_contact(http, account, f"identity:{other}") is None
 
@@ -621,13 +614,8 @@ class TestCrossDialect:
         """Issue 22: "a contact first seen through Netcore receiving the events of the same
         person": Customer.io's ``id`` is the ``identity`` kind."""
         user = uid()
-        r = http.post(
-            "/v1/activity/upload",
-            json=[netcore_event(identity=user)],
-            headers={"api-key": account.netcore_api_key},
-        )
-        assert r.status_code == 200, r.text
-        first = contact(http, account, f"identity:{user}")
+        upload_netcore_event(http, account, user)
+        first = read_contact(http, account, f"identity:{user}")
         ok(call(http, account, "POST", customer(user, "/events"), {"name": "from_cio"}))
-        names = {a["name"] for a in activities(http, account, first["id"])}
+        names = {a["name"] for a in activities_by_id(http, account, first["id"])}
         assert "from_cio" in names

@@ -23,7 +23,14 @@ import pytest
 from eventyard.core.model import NewAccount
 from eventyard.dialects.registry import create_account
 from eventyard.storage.database import Database
-from tests.support import admin, find_contact, netcore_event
+from tests.support import (
+    activities_of,
+    find_contact,
+    identifier_pairs,
+    identity_events,
+    read_contact,
+    upload_netcore_event,
+)
 
 
 def uid(prefix: str = "user") -> str:
@@ -83,38 +90,6 @@ def post_import(
 OK = {"status": 1, "error": None}
 
 
-def contact(http: httpx.Client, account: NewAccount, identifier: str) -> dict[str, Any]:
-    found = find_contact(http, account, identifier)
-    assert found is not None, identifier
-    r = http.get(f"/api/v1/contacts/{found['id']}", headers=admin(account))
-    assert r.status_code == 200, r.text
-    body: dict[str, Any] = r.json()
-    return body
-
-
-def activities(http: httpx.Client, account: NewAccount, identifier: str) -> list[dict[str, Any]]:
-    found = find_contact(http, account, identifier)
-    if found is None:
-        return []
-    r = http.get(
-        f"/api/v1/contacts/{found['id']}/activities",
-        params={"limit": 1000},
-        headers=admin(account),
-    )
-    assert r.status_code == 200, r.text
-    return list(r.json()["activities"])
-
-
-def identifiers(found: dict[str, Any]) -> set[tuple[str, str]]:
-    return {(i["kind"], i["value"]) for i in found["identifiers"]}
-
-
-def identity_events(http: httpx.Client, account: NewAccount, contact_id: str) -> list[Any]:
-    r = http.get(f"/api/v1/contacts/{contact_id}/identity-events", headers=admin(account))
-    assert r.status_code == 200, r.text
-    return list(r.json()["identity_events"])
-
-
 @pytest.fixture
 def other(store: Database) -> NewAccount:
     """A second account: tenants are isolated."""
@@ -141,7 +116,7 @@ class TestTrack:
         r = track(http, sent)
         assert r.status_code == 200, r.text
         assert r.json() == OK
-        [activity] = activities(http, account, f"identity:{user}")
+        [activity] = activities_of(http, account, f"identity:{user}")
         assert activity["name"] == "Signed Up"
         assert activity["dialect"] == "mixpanel"
         assert activity["source"] == "python"
@@ -166,7 +141,7 @@ class TestTrack:
         assert (r.status_code, r.text) == (200, "1")
         r = http.get("/track", params=form(event(account, "D", user), encode=True, verbose=1))
         assert r.json() == OK
-        names = sorted(a["name"] for a in activities(http, account, f"identity:{user}"))
+        names = sorted(a["name"] for a in activities_of(http, account, f"identity:{user}"))
         assert names == ["A", "B", "C", "D"]
 
     def test_paths_with_a_trailing_slash_as_mixpanel_browser_sends_them(
@@ -182,7 +157,7 @@ class TestTrack:
         r = http.post("/import/", json=[import_event(account, "Slashed", user)], auth=("x", ""))
         assert r.status_code == 401
         assert r.json()["status"] == "Unauthorized"
-        assert len(activities(http, account, f"identity:{user}")) == 1
+        assert len(activities_of(http, account, f"identity:{user}")) == 1
 
     def test_without_verbose_the_answer_is_a_bare_1_or_0(
         self, http: httpx.Client, account: NewAccount
@@ -202,7 +177,7 @@ class TestTrack:
         r = track(http, event(account, "Good", user), event(account, "Bad", "undefined"))
         assert r.json() == OK
         assert r.headers["X-Eventyard-Rejected-Records"] == "1"
-        assert [a["name"] for a in activities(http, account, f"identity:{user}")] == ["Good"]
+        assert [a["name"] for a in activities_of(http, account, f"identity:{user}")] == ["Good"]
         r = track(http, {"properties": {"token": account.mixpanel_project_token}}, [1])
         body = r.json()
         assert body["status"] == 0
@@ -215,13 +190,13 @@ class TestTrack:
         is a user id (``identity``) unless it is ``$device:…`` or the event's $device_id."""
         device, user = uid("dev"), uid()
         track(http, event(account, "Anon", f"$device:{device}", **{"$device_id": device}))
-        anonymous = contact(http, account, f"anonid:{device}")
+        anonymous = read_contact(http, account, f"anonid:{device}")
         assert anonymous["status"] == "anonymous"
         r = track(http, event(account, "Login", user, **{"$device_id": device, "$user_id": user}))
         assert r.json() == OK
-        known = contact(http, account, f"identity:{user}")
-        assert identifiers(known) == {("identity", user), ("anonid", device)}
-        assert sorted(a["name"] for a in activities(http, account, f"identity:{user}")) == [
+        known = read_contact(http, account, f"identity:{user}")
+        assert identifier_pairs(known) == {("identity", user), ("anonid", device)}
+        assert sorted(a["name"] for a in activities_of(http, account, f"identity:{user}")) == [
             "Anon",
             "Login",
         ]
@@ -237,7 +212,7 @@ class TestTrack:
         r = track(http, event(account, "Mine", user), foreign, bare)
         assert r.json() == OK
         assert r.headers["X-Eventyard-Rejected-Records"] == "2"
-        assert [a["name"] for a in activities(http, account, f"identity:{user}")] == ["Mine"]
+        assert [a["name"] for a in activities_of(http, account, f"identity:{user}")] == ["Mine"]
         assert find_contact(http, other, f"identity:{user}") is None
 
     def test_a_missing_or_unknown_token_is_401(self, http: httpx.Client) -> None:
@@ -264,7 +239,7 @@ class TestTrack:
         r = track(http, old, recent_ms)
         assert r.json() == OK
         assert "X-Eventyard-Rejected-Records" not in r.headers
-        assert [a["name"] for a in activities(http, account, f"identity:{user}")] == ["Recent"]
+        assert [a["name"] for a in activities_of(http, account, f"identity:{user}")] == ["Recent"]
 
     def test_the_same_insert_id_is_stored_once(
         self, http: httpx.Client, account: NewAccount
@@ -277,7 +252,7 @@ class TestTrack:
         assert track(http, first).json() == OK
         assert track(http, first, first).json() == OK
         assert track(http, later).json() == OK
-        assert len(activities(http, account, f"identity:{user}")) == 2
+        assert len(activities_of(http, account, f"identity:{user}")) == 2
 
     def test_limits(self, http: httpx.Client, account: NewAccount) -> None:
         """ "up to 2000 events"; "< 255 properties"; "Strings are truncated to 255
@@ -291,7 +266,7 @@ class TestTrack:
         bad_id = event(account, "BadId", user, **{"$insert_id": 12345})
         r = track(http, many, long, bad_id)
         assert r.headers["X-Eventyard-Rejected-Records"] == "2"
-        [stored] = activities(http, account, f"identity:{user}")
+        [stored] = activities_of(http, account, f"identity:{user}")
         assert stored["properties"]["text"] == "x" * 255
         assert stored["properties"]["deep"] == {"t": "y" * 255}
         r = track(http, event(account, "Null", "null"))
@@ -308,7 +283,7 @@ class TestTrack:
             headers={"Content-Encoding": "gzip", "Content-Type": "application/json"},
         )
         assert r.json() == OK
-        assert [a["name"] for a in activities(http, account, f"identity:{user}")] == ["Zipped"]
+        assert [a["name"] for a in activities_of(http, account, f"identity:{user}")] == ["Zipped"]
 
     def test_malformed_bodies_are_400_and_empty_ones_401(
         self, http: httpx.Client, account: NewAccount
@@ -332,7 +307,7 @@ class TestTrack:
         user = uid()
         r = http.post("/track", params=form(event(account, "Queried", user), verbose=1))
         assert r.json() == OK
-        assert [a["name"] for a in activities(http, account, f"identity:{user}")] == ["Queried"]
+        assert [a["name"] for a in activities_of(http, account, f"identity:{user}")] == ["Queried"]
 
 
 class TestIdentity:
@@ -344,12 +319,12 @@ class TestIdentity:
         anon, user = uid("anon"), uid()
         track(http, event(account, "Browse", anon, **{"$device_id": anon}))
         track(http, event(account, "Signed In", user))
-        anonymous_id = contact(http, account, f"anonid:{anon}")["id"]
+        anonymous_id = read_contact(http, account, f"anonid:{anon}")["id"]
         identify = event(account, "$identify", user, **{"$identified_id": user, "$anon_id": anon})
         assert track(http, identify).json() == OK
-        merged = contact(http, account, f"identity:{user}")
-        assert ("anonid", anon) in identifiers(merged)
-        names = sorted(a["name"] for a in activities(http, account, f"identity:{user}"))
+        merged = read_contact(http, account, f"identity:{user}")
+        assert ("anonid", anon) in identifier_pairs(merged)
+        names = sorted(a["name"] for a in activities_of(http, account, f"identity:{user}"))
         assert names == ["Browse", "Signed In"]
         events = identity_events(http, account, merged["id"])
         assert [(e["kind"], e["other_contact_ids"]) for e in events] == [("merged", [anonymous_id])]
@@ -364,9 +339,9 @@ class TestIdentity:
         r = track(http, event(account, "$create_alias", user, alias=alias))
         assert r.json() == OK
         track(http, event(account, "Second", alias))
-        found = contact(http, account, f"identity:{alias}")
-        assert identifiers(found) == {("identity", user), ("identity", alias)}
-        assert len(activities(http, account, f"identity:{user}")) == 2
+        found = read_contact(http, account, f"identity:{alias}")
+        assert identifier_pairs(found) == {("identity", user), ("identity", alias)}
+        assert len(activities_of(http, account, f"identity:{user}")) == 2
 
     def test_merge_is_import_only_and_two_known_users_are_a_conflict(
         self, http: httpx.Client, account: NewAccount
@@ -385,14 +360,14 @@ class TestIdentity:
         assert "only accepted by /import" in r.json()["error"]
         r = http.post("/import", data=form(merge, verbose=1), auth=secret_auth(account))
         assert r.json() == OK
-        found = contact(http, account, f"identity:{a}")
+        found = read_contact(http, account, f"identity:{a}")
         assert [e["kind"] for e in identity_events(http, account, found["id"])] == ["conflict"]
         anon_merge = merge | {
             "properties": merge["properties"] | {"$distinct_ids": [a, f"$device:{device}"]}
         }
         r = http.post("/import", data=form(anon_merge, verbose=1), auth=secret_auth(account))
         assert r.json() == OK
-        assert ("anonid", device) in identifiers(contact(http, account, f"identity:{a}"))
+        assert ("anonid", device) in identifier_pairs(read_contact(http, account, f"identity:{a}"))
 
     def test_a_contact_first_seen_through_netcore_receives_mixpanel_events(
         self, http: httpx.Client, account: NewAccount
@@ -400,19 +375,14 @@ class TestIdentity:
         """Issue 22: "a contact first seen through Netcore receiving the events of the same
         person"."""
         user = uid()
-        r = http.post(
-            "/v1/activity/upload",
-            json=[netcore_event(identity=user)],
-            headers={"api-key": account.netcore_api_key},
-        )
-        assert r.status_code == 200, r.text
-        netcore_contact = contact(http, account, f"identity:{user}")
+        upload_netcore_event(http, account, user)
+        netcore_contact = read_contact(http, account, f"identity:{user}")
         track(http, event(account, "Checkout", user))
         engage(http, update(account, user, **{"$set": {"tier": "gold"}}))
-        after = contact(http, account, f"identity:{user}")
+        after = read_contact(http, account, f"identity:{user}")
         assert after["id"] == netcore_contact["id"]
         assert after["attributes"]["tier"] == "gold"
-        dialects = sorted(a["dialect"] for a in activities(http, account, f"identity:{user}"))
+        dialects = sorted(a["dialect"] for a in activities_of(http, account, f"identity:{user}"))
         assert dialects == ["mixpanel", "netcore"]
 
 
@@ -434,7 +404,7 @@ class TestEngage:
         for step in steps:
             r = engage(http, update(account, user, **step))
             assert r.json() == OK, (step, r.text)
-        found = contact(http, account, f"identity:{user}")
+        found = read_contact(http, account, f"identity:{user}")
         assert found["attributes"] == {
             "plan": "pro",
             "n": 3,
@@ -443,9 +413,9 @@ class TestEngage:
             "first": "yes",
             "$email": "A@x.io",
         }
-        assert ("email", "a@x.io") in identifiers(found)
+        assert ("email", "a@x.io") in identifier_pairs(found)
         assert engage(http, update(account, user, **{"$delete": ""})).json() == OK
-        cleared = contact(http, account, f"identity:{user}")
+        cleared = read_contact(http, account, f"identity:{user}")
         assert cleared["attributes"] == {}
         assert cleared["id"] == found["id"]
 
@@ -455,7 +425,7 @@ class TestEngage:
         user = uid()
         r = engage(http, update(account, user, **{"$set": {"n": 1}, "$add": {"n": 4}}))
         assert r.json() == OK
-        assert contact(http, account, f"identity:{user}")["attributes"] == {"n": 5}
+        assert read_contact(http, account, f"identity:{user}")["attributes"] == {"n": 5}
 
     def test_invalid_updates_are_named(self, http: httpx.Client, account: NewAccount) -> None:
         user = uid()
@@ -502,7 +472,7 @@ class TestImport:
         r = post_import(http, account, events, params={"strict": "1"})
         assert r.status_code == 200, r.text
         assert r.json() == {"code": 200, "num_records_imported": 3, "status": "OK"}
-        stored = activities(http, account, f"identity:{user}")
+        stored = activities_of(http, account, f"identity:{user}")
         assert sorted(a["name"] for a in stored) == ["E0", "E1", "E2"]
         assert not stored[0]["journey_eligible"]
 
@@ -544,7 +514,7 @@ class TestImport:
         assert first["insert_id"] == no_time["properties"]["$insert_id"]
         assert "seconds since epoch" in first["message"]
         assert body["failed_records"][-1]["insert_id"] == nameless["properties"]["$insert_id"]
-        assert [a["name"] for a in activities(http, account, f"identity:{user}")] == ["Good"]
+        assert [a["name"] for a in activities_of(http, account, f"identity:{user}")] == ["Good"]
 
     def test_strict_0_answers_200_with_what_was_imported(
         self, http: httpx.Client, account: NewAccount
@@ -564,7 +534,7 @@ class TestImport:
         events = [import_event(account, "Once", user)]
         assert post_import(http, account, events).json()["num_records_imported"] == 1
         assert post_import(http, account, events).json()["num_records_imported"] == 1
-        assert len(activities(http, account, f"identity:{user}")) == 1
+        assert len(activities_of(http, account, f"identity:{user}")) == 1
 
     def test_idempotency_key_replays_the_answer(
         self, http: httpx.Client, account: NewAccount
@@ -575,7 +545,7 @@ class TestImport:
         first = post_import(http, account, events, headers=headers)
         again = post_import(http, account, events, headers=headers)
         assert first.json() == again.json()
-        assert len(activities(http, account, f"identity:{user}")) == 1
+        assert len(activities_of(http, account, f"identity:{user}")) == 1
 
     def test_ndjson_and_gzip(self, http: httpx.Client, account: NewAccount) -> None:
         """ "``application/x-ndjson`` (one event per line); ``Content-Encoding: gzip``"."""
@@ -601,7 +571,7 @@ class TestImport:
             auth=secret_auth(account),
         )
         assert r.json() == OK
-        assert len(activities(http, account, f"identity:{user}")) == 1
+        assert len(activities_of(http, account, f"identity:{user}")) == 1
 
     def test_credentials(self, http: httpx.Client, account: NewAccount) -> None:
         """ "Service account: Basic ``username:secret`` + query ``project_id``"; "Project
@@ -616,7 +586,7 @@ class TestImport:
                 "/import", json=[import_event(account, "A", user)], auth=auth, params=params
             )
             assert r.status_code == 200, r.text
-        assert len(activities(http, account, f"identity:{user}")) == 2
+        assert len(activities_of(http, account, f"identity:{user}")) == 2
         r = http.post("/import", json=[import_event(account, "A", user)], auth=("wrong", ""))
         assert r.status_code == 401
         assert r.json() == {"code": 401, "error": "Invalid credentials", "status": "Unauthorized"}
@@ -650,7 +620,7 @@ class TestImport:
         user = uid()
         post_import(http, other, [import_event(other, "Theirs", user)])
         assert find_contact(http, account, f"identity:{user}") is None
-        assert len(activities(http, other, f"identity:{user}")) == 1
+        assert len(activities_of(http, other, f"identity:{user}")) == 1
 
 
 def test_openapi_describes_every_mixpanel_endpoint(http: httpx.Client) -> None:
@@ -691,13 +661,15 @@ class TestSamplePayloads:
             assert r.json() == {"code": 200, "num_records_imported": 2, "status": "OK"}, name
         stored = {
             a["name"]: a
-            for a in activities(http, account, "identity:91304156-cafc-4673-a237-623d1129c801")
+            for a in activities_of(http, account, "identity:91304156-cafc-4673-a237-623d1129c801")
         }
         assert set(stored) == {"Signup", "Purchase"}
         assert stored["Signup"]["occurred_at"] == "2021-04-18T03:27:57Z"
         assert stored["Signup"]["properties"]["Referred by"] == "Friend"
         assert stored["Purchase"]["properties"]["Amount"] == 5.0
-        assert len(activities(http, account, "identity:91304156-cafc-4673-a237-623d1129c801")) == 2
+        assert (
+            len(activities_of(http, account, "identity:91304156-cafc-4673-a237-623d1129c801")) == 2
+        )
 
     def test_the_track_samples_are_skipped_as_too_old_then_stored_when_recent(
         self, http: httpx.Client, account: NewAccount
@@ -713,7 +685,7 @@ class TestSamplePayloads:
         recent = json.loads(sample("track_event_object.json", account))
         recent["properties"]["time"] = int(time.time()) - 3600
         assert track(http, recent).json() == OK
-        [stored] = activities(http, account, "identity:u-1")
+        [stored] = activities_of(http, account, "identity:u-1")
         assert stored["name"] == "Signed Up"
         assert stored["properties"]["ip"] == "136.24.0.114"
         assert stored["properties"]["plan"] == "pro"
@@ -723,19 +695,19 @@ class TestSamplePayloads:
         ``$email`` also an identifier; ``$time``, ``$ip`` and ``$ignore_time`` ignored."""
         r = http.post("/engage", content=sample("engage_set.json", account))
         assert (r.status_code, r.text) == (200, "1")
-        found = contact(http, account, "identity:user123")
+        found = read_contact(http, account, "identity:user123")
         assert found["attributes"] == {
             "$email": "john.doe@example.com",
             "$name": "John Doe",
             "plan": "premium",
             "credits": 100,
         }
-        assert ("email", "john.doe@example.com") in identifiers(found)
+        assert ("email", "john.doe@example.com") in identifier_pairs(found)
         r = http.post(
             "/engage", data={"data": sample("engage_update_object.json", account), "verbose": "1"}
         )
         assert r.json() == OK
-        assert contact(http, account, "identity:u-1")["attributes"] == {"$email": "a@b.com"}
+        assert read_contact(http, account, "identity:u-1")["attributes"] == {"$email": "a@b.com"}
 
     def test_the_group_sample_is_refused(self, http: httpx.Client, account: NewAccount) -> None:
         r = http.post(
@@ -752,13 +724,13 @@ class TestSamplePayloads:
             auth=secret_auth(account),
         )
         assert r.json() == OK
-        assert identifiers(contact(http, account, "identity:a")) == {
+        assert identifier_pairs(read_contact(http, account, "identity:a")) == {
             ("identity", "a"),
             ("identity", "b"),
         }
         r = http.post("/track", data={"data": sample("create_alias.json", account), "verbose": "1"})
         assert r.json() == OK
-        assert identifiers(contact(http, account, "identity:alias_id")) == {
+        assert identifier_pairs(read_contact(http, account, "identity:alias_id")) == {
             ("identity", "original"),
             ("identity", "alias_id"),
         }

@@ -24,7 +24,17 @@ from eventyard.core.model import NewAccount
 from eventyard.dialects.registry import create_account
 from eventyard.storage.database import Database
 from eventyard.storage.tables import activities, contacts
-from tests.support import PAYLOADS, Server, admin, find_contact, netcore_event, running_server
+from tests.support import (
+    PAYLOADS,
+    Server,
+    activities_by_id,
+    activities_of,
+    admin,
+    find_contact,
+    identifier_pairs,
+    netcore_event,
+    running_server,
+)
 
 UPLOAD = "/v1/activity/upload"
 SUCCESS = {"status": "success"}
@@ -52,31 +62,6 @@ def get_contact(http: httpx.Client, account: NewAccount, identifier: str) -> dic
     contact = find_contact(http, account, identifier)
     assert contact is not None, f"no contact for {identifier}"
     return contact
-
-
-def activities_of(http: httpx.Client, account: NewAccount, contact_id: str) -> list[dict[str, Any]]:
-    """Every stored activity of the contact, newest first."""
-    r = http.get(
-        f"/api/v1/contacts/{contact_id}/activities",
-        params={"limit": 1000},
-        headers=admin(account),
-    )
-    assert r.status_code == 200, r.text
-    page = r.json()
-    assert page["next_cursor"] is None, "more than 1000 activities: the helper reads one page"
-    return list(page["activities"])
-
-
-def stored_activities(
-    http: httpx.Client, account: NewAccount, identifier: str
-) -> list[dict[str, Any]]:
-    """Activities of the contact owning ``identifier``; [] when there is no such contact."""
-    contact = find_contact(http, account, identifier)
-    return [] if contact is None else activities_of(http, account, contact["id"])
-
-
-def identifiers_of(contact: dict[str, Any]) -> set[tuple[str, str]]:
-    return {(i["kind"], i["value"]) for i in contact["identifiers"]}
 
 
 def assert_success(r: httpx.Response) -> None:
@@ -220,7 +205,7 @@ class TestAuth:
             headers={"API-KEY": account.netcore_api_key},
         )
         assert_success(r)
-        assert len(stored_activities(http, account, "identity:upper-header")) == 1
+        assert len(activities_of(http, account, "identity:upper-header", one_page=True)) == 1
 
     def test_content_type_is_optional(self, http: httpx.Client, account: NewAccount) -> None:
         """Request Headers: "Content-Type | ... | application/json | No"."""
@@ -231,7 +216,7 @@ class TestAuth:
         )
         assert "content-type" not in r.request.headers
         assert_success(r)
-        assert len(stored_activities(http, account, "identity:no-content-type")) == 1
+        assert len(activities_of(http, account, "identity:no-content-type", one_page=True)) == 1
 
     def test_key_stores_into_its_own_account_only(
         self, http: httpx.Client, account: NewAccount, other_account: NewAccount
@@ -241,7 +226,7 @@ class TestAuth:
         assert_success(upload(http, other_account, [netcore_event(identity="tenant-b")]))
 
         theirs = get_contact(http, other_account, "identity:tenant-b")
-        assert len(activities_of(http, other_account, theirs["id"])) == 1
+        assert len(activities_by_id(http, other_account, theirs["id"], one_page=True)) == 1
         assert find_contact(http, account, "identity:tenant-b") is None
         r = http.get(f"/api/v1/contacts/{theirs['id']}", headers=admin(account))
         assert r.status_code == 404, r.text
@@ -260,7 +245,7 @@ class TestUpload:
         contact = get_contact(http, account, "email:jane.doe@example.com")
         assert contact["status"] == "known"
         # "anonid": "" is no identifier at all.
-        assert identifiers_of(contact) == {
+        assert identifier_pairs(contact) == {
             ("identity", "jane.doe@example.com"),
             ("email", "jane.doe@example.com"),
             ("mobile", "3525252568"),
@@ -271,7 +256,7 @@ class TestUpload:
         assert r.status_code == 200, r.text
         assert r.json()["id"] == contact["id"]
 
-        [activity] = activities_of(http, account, contact["id"])
+        [activity] = activities_by_id(http, account, contact["id"], one_page=True)
         assert activity["name"] == "Add To Cart"
         # "2025-09-30T08:40:46" has no zone: read as UTC.
         assert activity["occurred_at"] == "2025-09-30T08:40:46Z"
@@ -297,8 +282,8 @@ class TestUpload:
 
         contact = get_contact(http, account, "identity:CUSTOMER_ID")
         assert contact["status"] == "known"
-        assert identifiers_of(contact) == {("identity", "CUSTOMER_ID")}
-        [activity] = activities_of(http, account, contact["id"])
+        assert identifier_pairs(contact) == {("identity", "CUSTOMER_ID")}
+        [activity] = activities_by_id(http, account, contact["id"], one_page=True)
         assert activity["name"] == "Purchase"
         assert activity["occurred_at"] == "2020-04-28T16:47:37Z"
         assert activity["source"] == "web"
@@ -330,7 +315,7 @@ class TestUpload:
 
         assert_success(upload(http, account, events))
 
-        stored = stored_activities(http, account, "identity:CUSTOMER_ID")
+        stored = activities_of(http, account, "identity:CUSTOMER_ID", one_page=True)
         # Newest first.
         assert [a["name"] for a in stored] == ["Purchase", "Checkout", "Add To Cart"]
         assert [a["occurred_at"] for a in stored] == [
@@ -346,7 +331,7 @@ class TestUpload:
         """ "You can send single or bulk events": a single event may come as one object."""
         assert_success(upload(http, account, netcore_event(identity="bare-object")))
 
-        [activity] = stored_activities(http, account, "identity:bare-object")
+        [activity] = activities_of(http, account, "identity:bare-object", one_page=True)
         assert activity["name"] == "Add To Cart"
 
     def test_accepts_app_source(self, http: httpx.Client, account: NewAccount) -> None:
@@ -355,7 +340,7 @@ class TestUpload:
             upload(http, account, [netcore_event(identity="app-user", activity_source="app")])
         )
 
-        [activity] = stored_activities(http, account, "identity:app-user")
+        [activity] = activities_of(http, account, "identity:app-user", one_page=True)
         assert activity["source"] == "app"
 
     def test_numbers_sent_as_strings_are_kept_as_sent(
@@ -384,7 +369,7 @@ class TestUpload:
 
         by_name = {
             a["name"]: a["properties"]
-            for a in stored_activities(http, account, "identity:typed-params")
+            for a in activities_of(http, account, "identity:typed-params", one_page=True)
         }
         assert by_name["As number"]["total_item_qty"] == 2
         assert isinstance(by_name["As number"]["total_item_qty"], int)
@@ -416,7 +401,7 @@ class TestUpload:
         assert_success(upload(http, account, [event]))
 
         contact = get_contact(http, account, "identity:Jöhn Dœ 😀")
-        [activity] = activities_of(http, account, contact["id"])
+        [activity] = activities_by_id(http, account, contact["id"], one_page=True)
         assert activity["name"] == 'Café ☕ "quoted" \\'
         assert activity["asset_id"] == "asset\\1"
         assert activity["properties"] == params
@@ -445,7 +430,9 @@ class TestUpload:
 
         assert_success(r)
         assert r.headers["X-Eventyard-Skipped-Events"] == "0,2"
-        names = [a["name"] for a in stored_activities(http, account, "identity:empty-array")]
+        names = [
+            a["name"] for a in activities_of(http, account, "identity:empty-array", one_page=True)
+        ]
         assert names == ["Kept"]
 
     def test_no_skipped_header_when_nothing_is_skipped(
@@ -461,7 +448,7 @@ class TestUpload:
 
         assert_success(r)
         assert "X-Eventyard-Skipped-Events" not in r.headers
-        [activity] = stored_activities(http, account, "identity:full-array")
+        [activity] = activities_of(http, account, "identity:full-array", one_page=True)
         assert activity["properties"] == {"product": [{"sku": "A1"}]}
 
 
@@ -638,9 +625,9 @@ class TestIdentifiers:
         assert_success(upload(http, account, [event]))
 
         contact = get_contact(http, account, "anonid:cookie-empty-others")
-        assert identifiers_of(contact) == {("anonid", "cookie-empty-others")}
+        assert identifier_pairs(contact) == {("anonid", "cookie-empty-others")}
         assert contact["status"] == "anonymous"
-        assert len(activities_of(http, account, contact["id"])) == 1
+        assert len(activities_by_id(http, account, contact["id"], one_page=True)) == 1
 
     def test_email_is_normalised(self, http: httpx.Client, account: NewAccount) -> None:
         """ "email | Email Address of the user": addresses compare case-insensitively,
@@ -650,8 +637,8 @@ class TestIdentifiers:
         assert_success(upload(http, account, [event]))
 
         contact = get_contact(http, account, "email:jane.upper@example.com")
-        assert identifiers_of(contact) == {("email", "jane.upper@example.com")}
-        assert len(activities_of(http, account, contact["id"])) == 1
+        assert identifier_pairs(contact) == {("email", "jane.upper@example.com")}
+        assert len(activities_by_id(http, account, contact["id"], one_page=True)) == 1
 
     def test_mobile_is_normalised(self, http: httpx.Client, account: NewAccount) -> None:
         """ "mobile | Mobile number of the user": separators are not part of the number."""
@@ -660,18 +647,18 @@ class TestIdentifiers:
         assert_success(upload(http, account, [event]))
 
         contact = get_contact(http, account, "mobile:+919876543210")
-        assert identifiers_of(contact) == {("mobile", "+919876543210")}
+        assert identifier_pairs(contact) == {("mobile", "+919876543210")}
         # The same number sent differently lands on the same contact.
         again = netcore_event(identity=None, mobile="+91 (98765) 43210")
         assert_success(upload(http, account, [again]))
-        assert len(activities_of(http, account, contact["id"])) == 2
+        assert len(activities_by_id(http, account, contact["id"], one_page=True)) == 2
 
     def test_integer_identity_is_accepted(self, http: httpx.Client, account: NewAccount) -> None:
         """ "identity | ... | String/Integer | No"."""
         assert_success(upload(http, account, [netcore_event(identity=9876543)]))
 
         contact = get_contact(http, account, "identity:9876543")
-        assert identifiers_of(contact) == {("identity", "9876543")}
+        assert identifier_pairs(contact) == {("identity", "9876543")}
 
     @pytest.mark.parametrize(
         ("field", "value"), [("email", "not-an-email"), ("mobile", "call me maybe")]
@@ -705,7 +692,7 @@ class TestTimestamps:
         2021-12-29T12:06:28Z ... ISO-8601 Example ... 2021-12-29T06:12:28+05:30"."""
         assert_success(upload(http, account, [netcore_event(identity="ts", timestamp=sent)]))
 
-        [activity] = stored_activities(http, account, "identity:ts")
+        [activity] = activities_of(http, account, "identity:ts", one_page=True)
         assert activity["occurred_at"] == stored
 
     def test_journey_eligibility_follows_the_24_hour_rule(
@@ -723,7 +710,9 @@ class TestTimestamps:
 
         assert_success(upload(http, account, events))
 
-        by_name = {a["name"]: a for a in stored_activities(http, account, "identity:journey")}
+        by_name = {
+            a["name"]: a for a in activities_of(http, account, "identity:journey", one_page=True)
+        }
         assert by_name["Fresh"]["occurred_at"] == iso_z(fresh)
         assert by_name["Fresh"]["journey_eligible"] is True
         assert by_name["Stale"]["occurred_at"] == iso_z(stale)
@@ -764,7 +753,7 @@ class TestIdentityResolution:
 
         contact = get_contact(http, account, "identity:spread-1")
         assert contact["status"] == "known"
-        assert identifiers_of(contact) == {
+        assert identifier_pairs(contact) == {
             ("identity", "spread-1"),
             ("email", "spread@example.com"),
             ("mobile", "5550101"),
@@ -772,7 +761,9 @@ class TestIdentityResolution:
         }
         for identifier in ("email:spread@example.com", "mobile:5550101", "anonid:spr-anon"):
             assert get_contact(http, account, identifier)["id"] == contact["id"]
-        names = sorted(a["name"] for a in activities_of(http, account, contact["id"]))
+        names = sorted(
+            a["name"] for a in activities_by_id(http, account, contact["id"], one_page=True)
+        )
         assert names == ["E0", "E1", "E2", "E3"]
 
     def test_identifiers_spread_across_requests_end_on_one_contact(
@@ -792,12 +783,14 @@ class TestIdentityResolution:
 
         contact = get_contact(http, account, "mobile:5550202")
         assert contact["id"] == get_contact(http, account, "identity:spread-2")["id"]
-        assert identifiers_of(contact) == {
+        assert identifier_pairs(contact) == {
             ("identity", "spread-2"),
             ("email", "spread2@example.com"),
             ("mobile", "5550202"),
         }
-        names = sorted(a["name"] for a in activities_of(http, account, contact["id"]))
+        names = sorted(
+            a["name"] for a in activities_by_id(http, account, contact["id"], one_page=True)
+        )
         assert names == ["R0", "R1", "R2", "R3"]
 
     def test_anonymous_contact_becomes_known(self, http: httpx.Client, account: NewAccount) -> None:
@@ -810,7 +803,7 @@ class TestIdentityResolution:
         )
         before = get_contact(http, account, "anonid:cookie-42")
         assert before["status"] == "anonymous"
-        assert identifiers_of(before) == {("anonid", "cookie-42")}
+        assert identifier_pairs(before) == {("anonid", "cookie-42")}
 
         assert_success(
             upload(
@@ -823,9 +816,11 @@ class TestIdentityResolution:
         after = get_contact(http, account, "identity:user-42")
         assert after["id"] == before["id"]
         assert after["status"] == "known"
-        assert identifiers_of(after) == {("anonid", "cookie-42"), ("identity", "user-42")}
+        assert identifier_pairs(after) == {("anonid", "cookie-42"), ("identity", "user-42")}
         assert get_contact(http, account, "anonid:cookie-42")["id"] == before["id"]
-        names = sorted(a["name"] for a in activities_of(http, account, after["id"]))
+        names = sorted(
+            a["name"] for a in activities_by_id(http, account, after["id"], one_page=True)
+        )
         assert names == ["A", "B"]
 
     def test_new_user_is_created(self, http: httpx.Client, account: NewAccount) -> None:
@@ -837,7 +832,7 @@ class TestIdentityResolution:
 
         contact = get_contact(http, account, "identity:brand-new")
         assert contact["status"] == "known"
-        assert len(activities_of(http, account, contact["id"])) == 1
+        assert len(activities_by_id(http, account, contact["id"], one_page=True)) == 1
 
 
 class TestIdempotency:
@@ -856,7 +851,7 @@ class TestIdempotency:
         assert second.status_code == first.status_code
         assert second.content == first.content
         assert second.headers["Idempotent-Replayed"] == "true"
-        assert len(stored_activities(http, account, "identity:idem-same")) == 1
+        assert len(activities_of(http, account, "identity:idem-same", one_page=True)) == 1
 
     def test_same_key_other_body_is_409(self, http: httpx.Client, account: NewAccount) -> None:
         """Not in the vendor spec (eventyard's Idempotency-Key): reusing a key for a
@@ -868,7 +863,7 @@ class TestIdempotency:
         r = upload(http, account, [netcore_event(identity="idem-b")], headers)
 
         assert_error(r, 409)
-        assert len(stored_activities(http, account, "identity:idem-a")) == 1
+        assert len(activities_of(http, account, "identity:idem-a", one_page=True)) == 1
         assert find_contact(http, account, "identity:idem-b") is None
 
     def test_keys_are_per_account(
@@ -887,7 +882,7 @@ class TestIdempotency:
 
         assert_success(r)
         assert "Idempotent-Replayed" not in r.headers
-        assert len(stored_activities(http, other_account, "identity:idem-t2")) == 1
+        assert len(activities_of(http, other_account, "identity:idem-t2", one_page=True)) == 1
         assert find_contact(http, other_account, "identity:idem-t1") is None
         assert find_contact(http, account, "identity:idem-t2") is None
 
@@ -904,7 +899,7 @@ class TestIdempotency:
 
         assert_success(good)
         assert "Idempotent-Replayed" not in good.headers
-        assert len(stored_activities(http, account, "identity:idem-fix")) == 1
+        assert len(activities_of(http, account, "identity:idem-fix", one_page=True)) == 1
 
     @pytest.mark.parametrize("key", ["", "   ", "k" * 256], ids=["empty", "blank", "256-chars"])
     def test_invalid_key_is_400_and_stores_nothing(
@@ -946,7 +941,7 @@ class TestIdempotency:
         assert_success(first)
         assert_success(second)
         assert second.headers["Idempotent-Replayed"] == "true"
-        assert len(stored_activities(http, account, "identity:idem-255")) == 1
+        assert len(activities_of(http, account, "identity:idem-255", one_page=True)) == 1
 
 
 class TestLimits:
@@ -958,7 +953,7 @@ class TestLimits:
 
         assert_success(upload(http, account, events))
 
-        stored = stored_activities(http, account, "identity:bulk-1000")
+        stored = activities_of(http, account, "identity:bulk-1000", one_page=True)
         assert len(stored) == 1000
         assert {a["name"] for a in stored} == {f"Event {i}" for i in range(1000)}
 
@@ -1016,7 +1011,7 @@ class TestLimits:
             assert_success(client.post(UPLOAD, content=small_body, headers=headers))
 
             assert find_contact(client, account, "identity:too-big") is None
-            assert len(stored_activities(client, account, "identity:fits")) == 1
+            assert len(activities_of(client, account, "identity:fits", one_page=True)) == 1
 
 
 class TestHttp:

@@ -25,7 +25,14 @@ from eventyard.dialects.registry import create_account
 from eventyard.services.ingest_stats import latest_rejections
 from eventyard.storage.database import Database
 from tests.lz64 import compress_to_base64
-from tests.support import admin, find_contact, netcore_event
+from tests.support import (
+    activities_of,
+    admin,
+    find_contact,
+    identifier_pairs,
+    read_contact,
+    upload_netcore_event,
+)
 
 BATCH = "/batch/"
 EVENT_PATHS = ["/capture", "/capture/", "/e", "/e/", "/i/v0/e", "/i/v0/e/"]
@@ -47,32 +54,6 @@ def send_batch(
     assert r.status_code == 200, r.text
     assert r.json() == {"status": 1}
     return r
-
-
-def contact(http: httpx.Client, account: NewAccount, identifier: str) -> dict[str, Any]:
-    found = find_contact(http, account, identifier)
-    assert found is not None, identifier
-    r = http.get(f"/api/v1/contacts/{found['id']}", headers=admin(account))
-    assert r.status_code == 200, r.text
-    body: dict[str, Any] = r.json()
-    return body
-
-
-def activities(http: httpx.Client, account: NewAccount, identifier: str) -> list[dict[str, Any]]:
-    found = find_contact(http, account, identifier)
-    if found is None:
-        return []
-    r = http.get(
-        f"/api/v1/contacts/{found['id']}/activities",
-        params={"limit": 1000},
-        headers=admin(account),
-    )
-    assert r.status_code == 200, r.text
-    return list(r.json()["activities"])
-
-
-def identifiers(found: dict[str, Any]) -> set[tuple[str, str]]:
-    return {(i["kind"], i["value"]) for i in found["identifiers"]}
 
 
 def assert_error(r: httpx.Response, status: int, code: str, attr: str | None = None) -> None:
@@ -102,7 +83,7 @@ class TestPaths:
         r = http.post(path, json=single)
         assert r.status_code == 200, r.text
         assert r.json() == {"status": 1}
-        [stored] = activities(http, account, f"identity:{user}")
+        [stored] = activities_of(http, account, f"identity:{user}")
         assert (stored["name"], stored["dialect"], stored["properties"]) == (
             "signed_up",
             "posthog",
@@ -123,7 +104,7 @@ class TestPaths:
             "timestamp": "2020-08-16T09:03:11.913767Z",
         }
         assert http.post("/i/v0/e/", json=body).json() == {"status": 1}
-        [stored] = activities(http, account, f"identity:{user}")
+        [stored] = activities_of(http, account, f"identity:{user}")
         assert stored["name"] == "[event name]"
         assert stored["occurred_at"] == "2020-08-16T09:03:11.913767Z"
         assert stored["source"] == "api"
@@ -141,7 +122,7 @@ class TestPaths:
         ]
         r = http.post("/e/", json=events)
         assert r.status_code == 200, r.text
-        stored = activities(http, account, f"identity:{user}")
+        stored = activities_of(http, account, f"identity:{user}")
         assert sorted(a["properties"]["n"] for a in stored) == [0, 1, 2]
         assert all("token" not in a["properties"] for a in stored)
 
@@ -153,7 +134,7 @@ class TestPaths:
         body = {"api_key": account.posthog_api_key, "batch": [event(user)]}
         r = http.post("/e/", params={"beacon": "1"}, json=body)
         assert (r.status_code, r.content) == (204, b"")
-        assert len(activities(http, account, f"identity:{user}")) == 1
+        assert len(activities_of(http, account, f"identity:{user}")) == 1
 
     def test_get_is_a_405_in_posthogs_shape(self, http: httpx.Client) -> None:
         r = http.get("/capture/")
@@ -195,7 +176,7 @@ class TestAuth:
         user = uid()
         r = http.post(BATCH, json={"token": account.posthog_api_key, "batch": [event(user)]})
         assert r.status_code == 200, r.text
-        assert len(activities(http, account, f"identity:{user}")) == 1
+        assert len(activities_of(http, account, f"identity:{user}")) == 1
 
     def test_an_account_sees_none_of_anothers_events(
         self, http: httpx.Client, account: NewAccount, other: NewAccount
@@ -218,7 +199,7 @@ class TestEncodings:
             headers={"Content-Encoding": "gzip", "Content-Type": "application/json"},
         )
         assert r.status_code == 200, r.text
-        assert len(activities(http, account, f"identity:{user}")) == 1
+        assert len(activities_of(http, account, f"identity:{user}")) == 1
 
     @pytest.mark.parametrize("path", ["/batch", "/e/"])
     def test_gzip_js_is_recognised_by_its_magic_bytes(
@@ -234,7 +215,7 @@ class TestEncodings:
             headers={"Content-Type": "text/plain"},
         )
         assert r.status_code == 200, r.text
-        assert len(activities(http, account, f"identity:{user}")) == 1
+        assert len(activities_of(http, account, f"identity:{user}")) == 1
 
     @pytest.mark.parametrize("path", ["/batch/", "/e/"])
     def test_lz64_form_as_posthog_js_lite_sends_it(
@@ -251,7 +232,7 @@ class TestEncodings:
             headers={"Content-Type": "application/x-www-form-urlencoded"},
         )
         assert r.status_code == 200, r.text
-        assert len(activities(http, account, f"identity:{user}")) == 1
+        assert len(activities_of(http, account, f"identity:{user}")) == 1
 
     def test_lz64_raw_body(self, http: httpx.Client, account: NewAccount) -> None:
         user = uid()
@@ -261,7 +242,7 @@ class TestEncodings:
             content=compress_to_base64(self.body(account, user)),
         )
         assert r.status_code == 200, r.text
-        assert len(activities(http, account, f"identity:{user}")) == 1
+        assert len(activities_of(http, account, f"identity:{user}")) == 1
 
     def test_base64_form_and_body(self, http: httpx.Client, account: NewAccount) -> None:
         """ "query ``compression=base64``: base64"; a form's ``data`` in base64."""
@@ -272,8 +253,8 @@ class TestEncodings:
         encoded = base64.b64encode(self.body(account, second).encode()).decode()
         r = http.post("/capture/", params={"compression": "base64"}, content=encoded)
         assert r.status_code == 200, r.text
-        assert len(activities(http, account, f"identity:{first}")) == 1
-        assert len(activities(http, account, f"identity:{second}")) == 1
+        assert len(activities_of(http, account, f"identity:{first}")) == 1
+        assert len(activities_of(http, account, f"identity:{second}")) == 1
 
     def test_an_undecodable_body_is_a_400(self, http: httpx.Client) -> None:
         """ "``failed to decode request: ...``" (400)."""
@@ -325,7 +306,7 @@ class TestLimits:
         big = event(user, "huge", properties={"blob": "x" * (1024 * 1024)})
         r = send_batch(http, account, big, event(user, "small"))
         assert r.headers["X-Eventyard-Rejected-Events"] == "1"
-        assert [a["name"] for a in activities(http, account, f"identity:{user}")] == ["small"]
+        assert [a["name"] for a in activities_of(http, account, f"identity:{user}")] == ["small"]
         [rejection] = latest_rejections(store, account.account.id)
         assert [(e.index, e.field) for e in rejection.errors] == [(0, "event")]
 
@@ -351,7 +332,7 @@ class TestDroppedEvents:
             "not an object",
         )
         assert r.headers["X-Eventyard-Rejected-Events"] == "8"
-        assert [a["name"] for a in activities(http, account, f"identity:{user}")] == ["kept"]
+        assert [a["name"] for a in activities_of(http, account, f"identity:{user}")] == ["kept"]
         [rejection] = latest_rejections(store, account.account.id)
         assert (rejection.dialect, rejection.status_code, rejection.rejected_records) == (
             "posthog",
@@ -375,7 +356,7 @@ class TestDroppedEvents:
         """``distinct_id``: "any JSON value (stringified ...)"."""
         number = uuid.uuid4().int % 10**12
         send_batch(http, account, event(number))  # type: ignore[arg-type]
-        assert len(activities(http, account, f"identity:{number}")) == 1
+        assert len(activities_of(http, account, f"identity:{number}")) == 1
 
     def test_a_nul_or_a_huge_integer_drops_only_its_event(
         self, http: httpx.Client, account: NewAccount
@@ -394,7 +375,7 @@ class TestDroppedEvents:
         r = http.post(BATCH, content=raw)
         assert r.status_code == 200, r.text
         assert r.headers["X-Eventyard-Rejected-Events"] == "2"
-        assert activities(http, account, f"identity:{user}") == []
+        assert activities_of(http, account, f"identity:{user}") == []
 
 
 class TestPersons:
@@ -409,9 +390,9 @@ class TestPersons:
             event(user, "$set_once", **{"$set_once": {"plan": "pro", "first": "a"}}),
             event(user, "Upgraded", properties={"$set": {"plan": "pro"}, "$unset": ["tmp"]}),
         )
-        found = contact(http, account, f"identity:{user}")
+        found = read_contact(http, account, f"identity:{user}")
         assert found["attributes"] == {"name": "Pat", "plan": "pro", "first": "a", "tmp": None}
-        assert [a["name"] for a in activities(http, account, f"identity:{user}")] == ["Upgraded"]
+        assert [a["name"] for a in activities_of(http, account, f"identity:{user}")] == ["Upgraded"]
 
     def test_identify_merges_the_anonymous_person(
         self, http: httpx.Client, account: NewAccount
@@ -425,7 +406,7 @@ class TestPersons:
             event(anon, "$pageview", properties={"$is_identified": False}),
             event(anon, "clicked", properties={"$process_person_profile": False}),
         )
-        assert contact(http, account, f"anonid:{anon}")["status"] == "anonymous"
+        assert read_contact(http, account, f"anonid:{anon}")["status"] == "anonymous"
         send_batch(
             http,
             account,
@@ -436,11 +417,11 @@ class TestPersons:
                 **{"$set_once": {"first_seen": "2026-01-01"}},
             ),
         )
-        found = contact(http, account, f"identity:{user}")
-        assert identifiers(found) == {("identity", user), ("anonid", anon)}
+        found = read_contact(http, account, f"identity:{user}")
+        assert identifier_pairs(found) == {("identity", user), ("anonid", anon)}
         assert found["status"] == "known"
         assert found["attributes"] == {"email": "pat@x.test", "first_seen": "2026-01-01"}
-        names = sorted(a["name"] for a in activities(http, account, f"identity:{user}"))
+        names = sorted(a["name"] for a in activities_of(http, account, f"identity:{user}"))
         assert names == ["$pageview", "clicked"]
         r = http.get(f"/api/v1/contacts/{found['id']}/identity-events", headers=admin(account))
         assert [e["kind"] for e in r.json()["identity_events"]] == ["converted"]
@@ -457,12 +438,12 @@ class TestPersons:
             account,
             event(anon, "$pageview", properties={"$process_person_profile": False}),
         )
-        anonymous = contact(http, account, f"anonid:{anon}")
+        anonymous = read_contact(http, account, f"anonid:{anon}")
         send_batch(http, account, event(user, "$identify", properties={"$anon_distinct_id": anon}))
-        found = contact(http, account, f"anonid:{anon}")
+        found = read_contact(http, account, f"anonid:{anon}")
         assert found["id"] != anonymous["id"]
-        assert identifiers(found) == {("identity", user), ("anonid", anon)}
-        names = sorted(a["name"] for a in activities(http, account, f"identity:{user}"))
+        assert identifier_pairs(found) == {("identity", user), ("anonid", anon)}
+        names = sorted(a["name"] for a in activities_of(http, account, f"identity:{user}"))
         assert names == ["$pageview", "Signed Up"]
         r = http.get(f"/api/v1/contacts/{found['id']}/identity-events", headers=admin(account))
         [merge] = r.json()["identity_events"]
@@ -476,7 +457,9 @@ class TestPersons:
         send_batch(
             http, account, event(user, "$identify", properties={"$anon_distinct_id": "null"})
         )
-        assert identifiers(contact(http, account, f"identity:{user}")) == {("identity", user)}
+        assert identifier_pairs(read_contact(http, account, f"identity:{user}")) == {
+            ("identity", user)
+        }
 
     def test_create_alias_joins_the_alias_to_the_person(
         self, http: httpx.Client, account: NewAccount
@@ -491,9 +474,9 @@ class TestPersons:
             event(user, "$create_alias", properties={"distinct_id": user, "alias": alias}),
             event(alias, "second"),
         )
-        found = contact(http, account, f"identity:{alias}")
-        assert identifiers(found) == {("identity", user), ("identity", alias)}
-        assert sorted(a["name"] for a in activities(http, account, f"identity:{user}")) == [
+        found = read_contact(http, account, f"identity:{alias}")
+        assert identifier_pairs(found) == {("identity", user), ("identity", alias)}
+        assert sorted(a["name"] for a in activities_of(http, account, f"identity:{user}")) == [
             "first",
             "second",
         ]
@@ -507,8 +490,8 @@ class TestPersons:
         send_batch(http, account, event(first), event(second))
         send_batch(http, account, event(first, "$create_alias", properties={"alias": second}))
         one, two = (
-            contact(http, account, f"identity:{first}"),
-            contact(http, account, f"identity:{second}"),
+            read_contact(http, account, f"identity:{first}"),
+            read_contact(http, account, f"identity:{second}"),
         )
         assert one["id"] != two["id"]
         r = http.get(f"/api/v1/contacts/{one['id']}/identity-events", headers=admin(account))
@@ -529,9 +512,9 @@ class TestPersons:
         )
         assert r.headers["X-Eventyard-Rejected-Events"] == "1"
         assert find_contact(http, account, f"identity:{user}") is None
-        found = contact(http, account, f"anonid:{user}")
+        found = read_contact(http, account, f"anonid:{user}")
         assert found["attributes"] == {}
-        assert [a["name"] for a in activities(http, account, f"anonid:{user}")] == ["viewed"]
+        assert [a["name"] for a in activities_of(http, account, f"anonid:{user}")] == ["viewed"]
 
     def test_a_contact_first_seen_through_netcore_receives_the_events(
         self, http: httpx.Client, account: NewAccount
@@ -539,14 +522,9 @@ class TestPersons:
         """Issue 22: "a contact first seen through Netcore receiving the events of the same
         person"."""
         user = uid()
-        r = http.post(
-            "/v1/activity/upload",
-            json=[netcore_event(identity=user)],
-            headers={"api-key": account.netcore_api_key},
-        )
-        assert r.status_code == 200, r.text
+        upload_netcore_event(http, account, user)
         send_batch(http, account, event(user, "Order Completed"))
-        assert {a["dialect"] for a in activities(http, account, f"identity:{user}")} == {
+        assert {a["dialect"] for a in activities_of(http, account, f"identity:{user}")} == {
             "netcore",
             "posthog",
         }
@@ -573,11 +551,11 @@ class TestGroups:
             event(user, "Invited", properties={"$groups": {"company": "acme", "team": 7}}),
             event(stand_in, "$groupidentify", properties={"$group_type": "company"}),
         )
-        holder = contact(http, account, f"anonid:{stand_in}")
+        holder = read_contact(http, account, f"anonid:{stand_in}")
         assert [(g["group_id"], g["traits"]) for g in holder["groups"]] == [
             ("company:acme", {"name": "Acme"})
         ]
-        member = contact(http, account, f"identity:{user}")
+        member = read_contact(http, account, f"identity:{user}")
         assert sorted(g["group_id"] for g in member["groups"]) == ["company:acme", "team:7"]
 
 
@@ -588,13 +566,13 @@ class TestDedup:
         sent = event(user, "Paid", properties={"$set": {"plan": "pro"}, "$groups": {"org": 1}})
         send_batch(http, account, sent)
         send_batch(http, account, sent, sent)
-        assert len(activities(http, account, f"identity:{user}")) == 1
+        assert len(activities_of(http, account, f"identity:{user}")) == 1
 
     def test_empty_uuid_is_absent(self, http: httpx.Client, account: NewAccount) -> None:
         """ "empty string = absent": not deduplicated."""
         user = uid()
         send_batch(http, account, event(user, uuid=""), event(user, uuid=""))
-        assert len(activities(http, account, f"identity:{user}")) == 2
+        assert len(activities_of(http, account, f"identity:{user}")) == 2
 
     def test_idempotency_key_replays_the_answer(
         self, http: httpx.Client, account: NewAccount
@@ -606,7 +584,7 @@ class TestDedup:
         again = http.post(BATCH, json=body, headers=headers)
         assert first.status_code == again.status_code == 200
         assert again.headers["Idempotent-Replayed"] == "true"
-        assert len(activities(http, account, f"identity:{user}")) == 1
+        assert len(activities_of(http, account, f"identity:{user}")) == 1
 
 
 class TestTimestamps:
@@ -630,7 +608,7 @@ class TestTimestamps:
             ],
         }
         assert http.post(BATCH, json=body).status_code == 200
-        stored = {a["name"]: a for a in activities(http, account, f"identity:{user}")}
+        stored = {a["name"]: a for a in activities_of(http, account, f"identity:{user}")}
         occurred = datetime.fromisoformat(stored["skewed"]["occurred_at"])
         assert abs(occurred - (now - timedelta(minutes=5))) < timedelta(seconds=30)
         assert stored["import"]["occurred_at"] == "2020-01-01T00:00:00Z"
@@ -649,7 +627,7 @@ class TestTimestamps:
             event(user, "garbage", timestamp="yesterday"),
             event(user, "epoch", timestamp=1_600_000_000),
         )
-        stored = {a["name"]: a for a in activities(http, account, f"identity:{user}")}
+        stored = {a["name"]: a for a in activities_of(http, account, f"identity:{user}")}
         offset = datetime.fromisoformat(stored["offset"]["occurred_at"])
         assert abs(offset - (now - timedelta(hours=1))) < timedelta(seconds=30)
         for name in ("garbage", "epoch"):
@@ -693,10 +671,10 @@ class TestDocsSamples:
             assert r.json() == {"status": 1}
             assert "X-Eventyard-Rejected-Events" not in r.headers, name
 
-        person = contact(http, account, f"identity:{PERSON}")
+        person = read_contact(http, account, f"identity:{PERSON}")
         assert person["attributes"] == {"is_cool": "true"}
         assert [g["group_id"] for g in person["groups"]] == ["company:<company_name>"]
-        stored = activities(http, account, f"identity:{PERSON}")
+        stored = activities_of(http, account, f"identity:{PERSON}")
         assert sorted(a["name"] for a in stored) == [
             "$pageview",
             "$screen",
@@ -714,15 +692,15 @@ class TestDocsSamples:
         assert by_name["$screen"]["properties"] == {"$screen_name": "TheScreen"}
         assert by_name["survey sent"]["properties"]["$survey_response"] == "Awesome!"
 
-        personless = contact(http, account, f"anonid:{PERSON}")
+        personless = read_contact(http, account, f"anonid:{PERSON}")
         assert (personless["status"], personless["attributes"]) == ("anonymous", {})
-        [event_without_person] = activities(http, account, f"anonid:{PERSON}")
+        [event_without_person] = activities_of(http, account, f"anonid:{PERSON}")
         assert event_without_person["occurred_at"] == "2020-08-16T09:03:11.913767Z"
 
-        setup = contact(http, account, "anonid:groups_setup_id")
+        setup = read_contact(http, account, "anonid:groups_setup_id")
         [group] = setup["groups"]
         assert group["group_id"] == "<group_type>:<company_name>"
         assert group["traits"]["subscription"] == "premium"
 
-        aliased = contact(http, account, "identity:123")
-        assert identifiers(aliased) == {("identity", "123"), ("identity", "456")}
+        aliased = read_contact(http, account, "identity:123")
+        assert identifier_pairs(aliased) == {("identity", "123"), ("identity", "456")}

@@ -26,7 +26,14 @@ from eventyard.dialects.registry import create_account
 from eventyard.services.ingest_stats import latest_rejections
 from eventyard.settings import Settings
 from eventyard.storage.database import Database
-from tests.support import admin, find_contact, netcore_event
+from tests.support import (
+    activities_of,
+    find_contact,
+    identifier_pairs,
+    identity_events,
+    read_contact,
+    upload_netcore_event,
+)
 
 BATCH = "/v1/batch"
 
@@ -54,42 +61,10 @@ def send_batch(
     return r
 
 
-def contact(http: httpx.Client, account: NewAccount, identifier: str) -> dict[str, Any]:
-    found = find_contact(http, account, identifier)
-    assert found is not None, identifier
-    r = http.get(f"/api/v1/contacts/{found['id']}", headers=admin(account))
-    assert r.status_code == 200, r.text
-    body: dict[str, Any] = r.json()
-    return body
-
-
-def activities(http: httpx.Client, account: NewAccount, identifier: str) -> list[dict[str, Any]]:
-    found = find_contact(http, account, identifier)
-    if found is None:
-        return []
-    r = http.get(
-        f"/api/v1/contacts/{found['id']}/activities",
-        params={"limit": 1000},
-        headers=admin(account),
-    )
-    assert r.status_code == 200, r.text
-    return list(r.json()["activities"])
-
-
-def identity_events(http: httpx.Client, account: NewAccount, contact_id: str) -> list[Any]:
-    r = http.get(f"/api/v1/contacts/{contact_id}/identity-events", headers=admin(account))
-    assert r.status_code == 200, r.text
-    return list(r.json()["identity_events"])
-
-
 @pytest.fixture
 def other(store: Database) -> NewAccount:
     """A second account: tenants are isolated."""
     return create_account(store, f"other-{uuid.uuid4().hex[:8]}")
-
-
-def identifiers(found: dict[str, Any]) -> set[tuple[str, str]]:
-    return {(i["kind"], i["value"]) for i in found["identifiers"]}
 
 
 def assert_error(r: httpx.Response, status: int, code: str, field: str | None = None) -> None:
@@ -119,7 +94,7 @@ class TestCallTypes:
         r = send(http, account, "/v1/track", body)
         assert r.status_code == 200, r.text
         assert r.json() == {"success": True}
-        [activity] = activities(http, account, f"identity:{user}")
+        [activity] = activities_of(http, account, f"identity:{user}")
         assert activity["name"] == "Item Purchased"
         assert activity["dialect"] == "segment"
         assert activity["source"] == "api"
@@ -138,9 +113,9 @@ class TestCallTypes:
         traits = {"email": mail, "phone": "+1 (555) 010-2030", "name": "Peter", "age": 26}
         r = send(http, account, "/v1/identify", {"userId": user, "traits": traits})
         assert r.status_code == 200, r.text
-        found = contact(http, account, f"email:{mail.lower()}")
+        found = read_contact(http, account, f"email:{mail.lower()}")
         assert found["attributes"] == traits
-        assert identifiers(found) == {
+        assert identifier_pairs(found) == {
             ("identity", user),
             ("email", mail.lower()),
             ("mobile", "+15550102030"),
@@ -159,7 +134,7 @@ class TestCallTypes:
             "traits": {"plan": "pro"},
         }
         assert send(http, account, "/v1/identify", body).status_code == 200
-        found = contact(http, account, f"email:{user}@example.com")
+        found = read_contact(http, account, f"email:{user}@example.com")
         assert found["attributes"] == {"plan": "pro", "email": f"{user}@example.com"}
 
     def test_an_invalid_email_trait_stays_an_attribute(
@@ -171,9 +146,9 @@ class TestCallTypes:
         r = send(http, account, "/v1/identify", {"userId": user, "traits": {"email": "nope"}})
         assert r.status_code == 200, r.text
         assert "X-Eventyard-Rejected-Messages" not in r.headers
-        found = contact(http, account, f"identity:{user}")
+        found = read_contact(http, account, f"identity:{user}")
         assert found["attributes"] == {"email": "nope"}
-        assert identifiers(found) == {("identity", user)}
+        assert identifier_pairs(found) == {("identity", user)}
 
     @pytest.mark.parametrize(
         ("call", "name"), [("page", "Page Viewed"), ("screen", "Screen Viewed")]
@@ -192,7 +167,7 @@ class TestCallTypes:
         }
         r = send(http, account, f"/v1/{call}", body)
         assert r.status_code == 200, r.text
-        [activity] = activities(http, account, f"identity:{user}")
+        [activity] = activities_of(http, account, f"identity:{user}")
         assert activity["name"] == name
         assert activity["properties"] == {
             "url": "https://example.com/docs",
@@ -210,7 +185,7 @@ class TestCallTypes:
         assert send(http, account, "/v1/group", first).status_code == 200
         again = {"userId": user, "groupId": "8e9df332ac", "traits": {"employees": 420, "n": 2}}
         assert send(http, account, "/v1/group", again).status_code == 200
-        [group] = contact(http, account, f"identity:{user}")["groups"]
+        [group] = read_contact(http, account, f"identity:{user}")["groups"]
         assert group["group_id"] == "8e9df332ac"
         assert group["traits"] == {"name": "Initech", "employees": 420, "n": 2}
 
@@ -228,11 +203,11 @@ class TestCallTypes:
             {"type": "screen", "userId": user, "name": "Player"},
             {"type": "group", "userId": user, "groupId": "g1"},
         )
-        found = contact(http, account, f"identity:{user}")
-        assert ("anonid", anon) in identifiers(found)
+        found = read_contact(http, account, f"identity:{user}")
+        assert ("anonid", anon) in identifier_pairs(found)
         assert found["attributes"] == {"plan": "pro"}
         assert [g["group_id"] for g in found["groups"]] == ["g1"]
-        names = sorted(a["name"] for a in activities(http, account, f"identity:{user}"))
+        names = sorted(a["name"] for a in activities_of(http, account, f"identity:{user}"))
         assert names == ["Page Viewed", "Screen Viewed", "Song Played"]
 
 
@@ -249,10 +224,10 @@ class TestIds:
             {"type": "track", "userId": None, "anonymousId": anon, "event": "A"},
             {"type": "track", "userId": user, "anonymousId": None, "event": "B"},
         )
-        anonymous = contact(http, account, f"anonid:{anon}")
+        anonymous = read_contact(http, account, f"anonid:{anon}")
         assert anonymous["status"] == "anonymous"
-        assert [a["name"] for a in activities(http, account, f"anonid:{anon}")] == ["A"]
-        assert [a["name"] for a in activities(http, account, f"identity:{user}")] == ["B"]
+        assert [a["name"] for a in activities_of(http, account, f"anonid:{anon}")] == ["A"]
+        assert [a["name"] for a in activities_of(http, account, f"identity:{user}")] == ["B"]
 
     def test_anonymous_then_identified_meet_on_one_contact(
         self, http: httpx.Client, account: NewAccount
@@ -261,11 +236,11 @@ class TestIds:
         with both converts the anonymous contact to known."""
         anon, user = uid(), uid()
         send_batch(http, account, {"type": "page", "anonymousId": anon})
-        first = contact(http, account, f"anonid:{anon}")
+        first = read_contact(http, account, f"anonid:{anon}")
         send_batch(
             http, account, {"type": "identify", "anonymousId": anon, "userId": user, "traits": {}}
         )
-        after = contact(http, account, f"identity:{user}")
+        after = read_contact(http, account, f"identity:{user}")
         assert after["id"] == first["id"]
         assert after["status"] == "known"
 
@@ -277,23 +252,18 @@ class TestNetcoreThenSegment:
         """Issue 10: "a Netcore event and a Segment event for the same person meet on one
         contact"."""
         user = uid()
-        r = http.post(
-            "/v1/activity/upload",
-            json=[netcore_event(identity=user)],
-            headers={"api-key": account.netcore_api_key},
-        )
-        assert r.status_code == 200, r.text
-        netcore_contact = contact(http, account, f"identity:{user}")
+        upload_netcore_event(http, account, user)
+        netcore_contact = read_contact(http, account, f"identity:{user}")
         send_batch(
             http,
             account,
             {"type": "track", "userId": user, "event": "Checkout"},
             {"type": "identify", "userId": user, "traits": {"tier": "gold"}},
         )
-        after = contact(http, account, f"identity:{user}")
+        after = read_contact(http, account, f"identity:{user}")
         assert after["id"] == netcore_contact["id"]
         assert after["attributes"]["tier"] == "gold"
-        dialects = sorted(a["dialect"] for a in activities(http, account, f"identity:{user}"))
+        dialects = sorted(a["dialect"] for a in activities_of(http, account, f"identity:{user}"))
         assert dialects == ["netcore", "segment"]
 
 
@@ -306,12 +276,12 @@ class TestAlias:
         anon, user = uid(), uid()
         send_batch(http, account, {"type": "track", "anonymousId": anon, "event": "Browse"})
         send_batch(http, account, {"type": "identify", "userId": user, "traits": {"a": 1}})
-        anonymous_id = contact(http, account, f"anonid:{anon}")["id"]
+        anonymous_id = read_contact(http, account, f"anonid:{anon}")["id"]
         r = send(http, account, "/v1/alias", {"previousId": anon, "userId": user})
         assert r.status_code == 200, r.text
-        merged = contact(http, account, f"identity:{user}")
-        assert ("anonid", anon) in identifiers(merged)
-        assert [a["name"] for a in activities(http, account, f"identity:{user}")] == ["Browse"]
+        merged = read_contact(http, account, f"identity:{user}")
+        assert ("anonid", anon) in identifier_pairs(merged)
+        assert [a["name"] for a in activities_of(http, account, f"identity:{user}")] == ["Browse"]
         events = identity_events(http, account, merged["id"])
         assert [(e["kind"], e["other_contact_ids"]) for e in events] == [("merged", [anonymous_id])]
 
@@ -323,8 +293,8 @@ class TestAlias:
         old, new = uid(), uid()
         send_batch(http, account, {"type": "identify", "userId": old, "traits": {"x": 1}})
         send_batch(http, account, {"type": "alias", "previousId": old, "userId": new})
-        found = contact(http, account, f"identity:{new}")
-        assert identifiers(found) == {("identity", old), ("identity", new)}
+        found = read_contact(http, account, f"identity:{new}")
+        assert identifier_pairs(found) == {("identity", old), ("identity", new)}
         assert find_contact(http, account, f"anonid:{old}") is None
 
     def test_alias_of_two_known_users_is_recorded_as_a_conflict(
@@ -339,7 +309,7 @@ class TestAlias:
             {"type": "identify", "userId": new},
         )
         send_batch(http, account, {"type": "alias", "previousId": old, "userId": new})
-        found = contact(http, account, f"identity:{new}")
+        found = read_contact(http, account, f"identity:{new}")
         kinds = [e["kind"] for e in identity_events(http, account, found["id"])]
         assert kinds == ["conflict"]
 
@@ -367,7 +337,7 @@ class TestTimestamps:
             },
         )
         assert r.status_code == 200, r.text
-        [activity] = activities(http, account, f"identity:{user}")
+        [activity] = activities_of(http, account, f"identity:{user}")
         occurred = datetime.fromisoformat(activity["occurred_at"])
         received = datetime.fromisoformat(activity["received_at"])
         assert occurred == received - timedelta(minutes=1)
@@ -394,7 +364,7 @@ class TestTimestamps:
             },
         )
         stored = {
-            a["name"]: a["occurred_at"] for a in activities(http, account, f"identity:{user}")
+            a["name"]: a["occurred_at"] for a in activities_of(http, account, f"identity:{user}")
         }
         assert stored == {"A": "2015-02-02T00:30:12.984000Z", "B": "2016-01-01T08:00:00Z"}
 
@@ -404,7 +374,7 @@ class TestTimestamps:
         """ "leave out the timestamp and Segment servers will timestamp the requests for you"."""
         user = uid()
         send_batch(http, account, {"type": "track", "userId": user, "event": "Now"})
-        [activity] = activities(http, account, f"identity:{user}")
+        [activity] = activities_of(http, account, f"identity:{user}")
         assert activity["occurred_at"] == activity["received_at"]
 
 
@@ -421,7 +391,7 @@ class TestDedup:
             assert r.status_code == 200, r.text
         r = send(http, account, "/v1/track", {**message, "timestamp": "2020-01-01T00:00:00Z"})
         assert r.status_code == 200, r.text
-        assert [a["name"] for a in activities(http, account, f"identity:{user}")] == ["Paid"]
+        assert [a["name"] for a in activities_of(http, account, f"identity:{user}")] == ["Paid"]
 
     def test_message_ids_are_per_account(
         self, http: httpx.Client, account: NewAccount, other: NewAccount
@@ -435,7 +405,7 @@ class TestDedup:
                 owner,
                 {"type": "track", "userId": user, "event": "E", "messageId": message_id},
             )
-            assert len(activities(http, owner, f"identity:{user}")) == 1
+            assert len(activities_of(http, owner, f"identity:{user}")) == 1
 
 
 class TestInvalidMessages:
@@ -465,7 +435,7 @@ class TestInvalidMessages:
         assert r.status_code == 200, r.text
         assert r.json() == {"success": True}
         assert r.headers["X-Eventyard-Rejected-Messages"] == "5"
-        names = sorted(a["name"] for a in activities(http, account, f"identity:{user}"))
+        names = sorted(a["name"] for a in activities_of(http, account, f"identity:{user}"))
         assert names == ["Good", "Page Viewed"]
         # What the console shows in place of Segment's Debugger: index, field, reason.
         [rejection] = latest_rejections(store, account.account.id)
@@ -510,7 +480,7 @@ class TestInvalidMessages:
         )
         assert r.status_code == 200, r.text
         assert r.headers["X-Eventyard-Rejected-Messages"] == "2"
-        assert [a["name"] for a in activities(http, account, f"identity:{user}")] == ["Good"]
+        assert [a["name"] for a in activities_of(http, account, f"identity:{user}")] == ["Good"]
 
     def test_a_single_call_without_ids_answers_200_and_stores_nothing(
         self, http: httpx.Client, account: NewAccount
@@ -554,7 +524,7 @@ class TestLimits:
         r = send(http, account, BATCH, {"batch": messages})
         assert_error(r, 400, "bad_request", "batch[1]")
         assert r.json()["errors"][0]["index"] == 1
-        assert activities(http, account, f"identity:{user}") == []
+        assert activities_of(http, account, f"identity:{user}") == []
 
     def test_a_batch_of_more_than_500_kb_is_400_even_gzipped(
         self, http: httpx.Client, account: NewAccount
@@ -581,7 +551,7 @@ class TestLimits:
             auth=auth(account),
         )
         assert r.status_code == 200, r.text
-        assert len(activities(http, account, f"identity:{user}")) == 16
+        assert len(activities_of(http, account, f"identity:{user}")) == 16
 
 
 class TestAuth:
@@ -592,7 +562,7 @@ class TestAuth:
         the password field is left empty"."""
         user = uid()
         send_batch(http, account, {"type": "track", "userId": user, "event": "E"})
-        assert len(activities(http, account, f"identity:{user}")) == 1
+        assert len(activities_of(http, account, f"identity:{user}")) == 1
 
     @pytest.mark.parametrize("where", ["batch", "message"])
     def test_write_key_in_the_body(
@@ -606,7 +576,7 @@ class TestAuth:
         assert http.post(BATCH, json=body).status_code == 200
         single = {"userId": user, "event": "F", "writeKey": account.segment_write_key}
         assert http.post("/v1/track", json=single).status_code == 200
-        assert len(activities(http, account, f"identity:{user}")) == 2
+        assert len(activities_of(http, account, f"identity:{user}")) == 2
 
     def test_bearer_write_key(self, http: httpx.Client, account: NewAccount) -> None:
         """Issue 10: "or `Authorization: Bearer <write key>`"."""
@@ -617,7 +587,7 @@ class TestAuth:
             headers={"Authorization": f"Bearer {account.segment_write_key}"},
         )
         assert r.status_code == 200, r.text
-        assert len(activities(http, account, f"identity:{user}")) == 1
+        assert len(activities_of(http, account, f"identity:{user}")) == 1
 
     @pytest.mark.parametrize(
         "headers",
@@ -659,7 +629,7 @@ class TestAuth:
         assert r.status_code == 200
         assert r.headers["X-Eventyard-Rejected-Messages"] == "1"
         assert find_contact(http, other, f"identity:{user}") is None
-        assert [a["name"] for a in activities(http, account, f"identity:{user}")] == ["Mine"]
+        assert [a["name"] for a in activities_of(http, account, f"identity:{user}")] == ["Mine"]
 
 
 class TestGzip:
@@ -674,7 +644,7 @@ class TestGzip:
             auth=auth(account),
         )
         assert r.status_code == 200, r.text
-        assert [a["name"] for a in activities(http, account, f"identity:{user}")] == ["Zipped"]
+        assert [a["name"] for a in activities_of(http, account, f"identity:{user}")] == ["Zipped"]
 
 
 class UnavailableStore:

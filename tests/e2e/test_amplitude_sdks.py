@@ -36,7 +36,13 @@ from amplitude import (
 )
 
 from eventyard.core.model import NewAccount
-from tests.support import Server, admin, find_contact, netcore_event
+from tests.support import (
+    Server,
+    activities_by_id,
+    identifier_pairs,
+    read_contact,
+    upload_netcore_event,
+)
 
 BULK = 1000
 
@@ -95,27 +101,6 @@ def uid(prefix: str = "sdk") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
-def read_contact(http: httpx.Client, account: NewAccount, identifier: str) -> dict[str, Any]:
-    found = find_contact(http, account, identifier)
-    assert found is not None, identifier
-    r = http.get(f"/api/v1/contacts/{found['id']}", headers=admin(account))
-    assert r.status_code == 200, r.text
-    body: dict[str, Any] = r.json()
-    return body
-
-
-def read_activities(
-    http: httpx.Client, account: NewAccount, contact_id: str
-) -> list[dict[str, Any]]:
-    r = http.get(
-        f"/api/v1/contacts/{contact_id}/activities",
-        params={"limit": 1000},
-        headers=admin(account),
-    )
-    assert r.status_code == 200, r.text
-    return list(r.json()["activities"])
-
-
 def test_every_call_type_reaches_a_contact_first_seen_through_netcore(
     sdk: Sdk, http: httpx.Client, account: NewAccount
 ) -> None:
@@ -124,12 +109,7 @@ def test_every_call_type_reaches_a_contact_first_seen_through_netcore(
     both (Amplitude has no alias call: sending user_id and device_id together links them).
     The person was first seen through Netcore with the same ``identity``."""
     user, device = uid(), uid("device")
-    r = http.post(
-        "/v1/activity/upload",
-        json=[netcore_event(identity=user)],
-        headers={"api-key": account.netcore_api_key},
-    )
-    assert r.status_code == 200, r.text
+    upload_netcore_event(http, account, user)
     netcore_contact = read_contact(http, account, f"identity:{user}")
 
     client = start(sdk, account)
@@ -164,7 +144,7 @@ def test_every_call_type_reaches_a_contact_first_seen_through_netcore(
 
     contact = read_contact(http, account, f"identity:{user}")
     assert contact["id"] == netcore_contact["id"]
-    assert {(i["kind"], i["value"]) for i in contact["identifiers"]} == {
+    assert identifier_pairs(contact) == {
         ("identity", user),
         ("anonid", device),
     }
@@ -184,7 +164,7 @@ def test_every_call_type_reaches_a_contact_first_seen_through_netcore(
         "org:acme": {"group_type": "org", "group_name": "acme", "tier": "gold"},
         "org:umbrella": {"group_type": "org", "group_name": "umbrella"},
     }
-    by_name = {a["name"]: a for a in read_activities(http, account, contact["id"])}
+    by_name = {a["name"]: a for a in activities_by_id(http, account, contact["id"])}
     assert set(by_name) == {"Add To Cart", "Browsed", "Order Completed", "revenue_amount"}
     assert by_name["Add To Cart"]["dialect"] == "netcore"
     order = by_name["Order Completed"]
@@ -225,7 +205,7 @@ def test_a_flush_of_1000_events_is_stored_once_each(
     seen: list[int] = []
     for user in users:
         contact = read_contact(http, account, f"identity:{user}")
-        activities = read_activities(http, account, contact["id"])
+        activities = activities_by_id(http, account, contact["id"])
         assert len(activities) == 100
         seen.extend(a["properties"]["i"] for a in activities)
     assert sorted(seen) == list(range(BULK))

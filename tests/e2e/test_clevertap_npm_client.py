@@ -12,8 +12,6 @@ run. Without npm the tests fail under ``CI=true`` and skip loudly elsewhere.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -22,35 +20,23 @@ import httpx
 import pytest
 
 from eventyard.core.model import NewAccount
-from tests.support import Server
+from tests.support import (
+    Server,
+    activities_by_id,
+    identifier_pairs,
+    npm_install,
+    read_contact,
+)
 
 CLIENT_SCRIPT = Path(__file__).with_name("clevertap_client.js")
 PACKAGE = "clevertap@1.3.0"
 
 
-def missing_tool(message: str) -> None:
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{message} (CI=true: the CleverTap npm client test must run)")
-    pytest.skip(f"SKIPPING THE CLEVERTAP NPM CLIENT TEST: {message}")
-
-
 @pytest.fixture(scope="session")
 def clevertap_modules(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``node_modules`` holding the real ``clevertap`` package, installed once."""
-    npm, node = shutil.which("npm"), shutil.which("node")
-    if npm is None or node is None:
-        missing_tool("node and npm are needed to install and run the clevertap package")
     folder = tmp_path_factory.mktemp("clevertap-npm")
-    run = subprocess.run(
-        [str(npm), "install", "--no-audit", "--no-fund", "--no-package-lock", PACKAGE],
-        cwd=folder,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    if run.returncode != 0:
-        missing_tool(f"npm install {PACKAGE} failed:\n{run.stdout}\n{run.stderr}")
-    modules = folder / "node_modules"
+    modules = npm_install(folder, PACKAGE, "CleverTap npm client")
     installed = json.loads((modules / "clevertap" / "package.json").read_text())
     assert installed["version"] == "1.3.0", installed
     return modules
@@ -79,32 +65,6 @@ def run_client(
     assert run.returncode == 0, run.stdout + run.stderr
     printed: dict[str, Any] = json.loads(run.stdout)
     return printed
-
-
-def admin(account: NewAccount) -> dict[str, str]:
-    return {"Authorization": f"Bearer {account.admin_token}"}
-
-
-def read_contact(http: httpx.Client, account: NewAccount, identifier: str) -> dict[str, Any]:
-    r = http.get("/api/v1/contacts", params={"identifier": identifier}, headers=admin(account))
-    assert r.status_code == 200, r.text
-    [found] = r.json()["contacts"]
-    r = http.get(f"/api/v1/contacts/{found['id']}", headers=admin(account))
-    assert r.status_code == 200, r.text
-    contact: dict[str, Any] = r.json()
-    return contact
-
-
-def read_activities(
-    http: httpx.Client, account: NewAccount, contact_id: str
-) -> list[dict[str, Any]]:
-    r = http.get(
-        f"/api/v1/contacts/{contact_id}/activities",
-        params={"limit": 1000},
-        headers=admin(account),
-    )
-    assert r.status_code == 200, r.text
-    return list(r.json()["activities"])
 
 
 def test_npm_client_uploads_events_and_profiles(
@@ -159,17 +119,17 @@ def test_npm_client_uploads_events_and_profiles(
     ]
 
     user = read_contact(http, account, "email:npm.user@example.com")
-    assert ("identity", "npm-user-0") in {(i["kind"], i["value"]) for i in user["identifiers"]}
-    assert ("mobile", "+14155550100") in {(i["kind"], i["value"]) for i in user["identifiers"]}
+    assert ("identity", "npm-user-0") in identifier_pairs(user)
+    assert ("mobile", "+14155550100") in identifier_pairs(user)
     assert user["attributes"]["Name"] == "Npm User"
     assert user["attributes"]["MSG-email"] is False
-    viewed = read_activities(http, account, user["id"])
+    viewed = activities_by_id(http, account, user["id"])
     assert sorted(a["properties"]["n"] for a in viewed) == list(range(0, 55, 5))
     assert {a["name"] for a in viewed} == {"Product viewed"}
     assert {a["dialect"] for a in viewed} == {"clevertap"}
 
     buyer = read_contact(http, account, "FBID:npm-fb-1")
-    [charged] = read_activities(http, account, buyer["id"])
+    [charged] = activities_by_id(http, account, buyer["id"])
     assert charged["name"] == "Charged"
     assert charged["properties"] == {
         "Amount": 300,
@@ -205,4 +165,4 @@ def test_npm_client_sees_unprocessed_records(
     assert entry["record"] == too_long
     assert entry["status"] == "fail"
     contact = read_contact(http, account, "identity:npm-partial")
-    assert [a["name"] for a in read_activities(http, account, contact["id"])] == ["Ok"]
+    assert [a["name"] for a in activities_by_id(http, account, contact["id"])] == ["Ok"]

@@ -22,7 +22,6 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -30,7 +29,17 @@ import pytest
 from customerio import CustomerIO, CustomerIOException
 
 from eventyard.core.model import NewAccount
-from tests.support import Server, admin, find_contact, netcore_event, running_server, tls_files
+from tests.support import (
+    Server,
+    activities_by_id,
+    admin,
+    find_contact,
+    identifier_pairs,
+    read_contact,
+    running_server,
+    tls_files,
+    upload_netcore_event,
+)
 
 BULK = 1000
 
@@ -73,35 +82,6 @@ def uid() -> str:
     return f"sdk-{uuid.uuid4().hex[:10]}"
 
 
-def read_contact(http: httpx.Client, account: NewAccount, identifier: str) -> dict[str, Any]:
-    found = find_contact(http, account, identifier)
-    assert found is not None, identifier
-    r = http.get(f"/api/v1/contacts/{found['id']}", headers=admin(account))
-    assert r.status_code == 200, r.text
-    body: dict[str, Any] = r.json()
-    return body
-
-
-def read_activities(
-    http: httpx.Client, account: NewAccount, contact_id: str
-) -> list[dict[str, Any]]:
-    """Every activity of the contact, page after page."""
-    found: list[dict[str, Any]] = []
-    cursor: str | None = None
-    while True:
-        params: dict[str, Any] = {"limit": 1000}
-        if cursor is not None:
-            params["cursor"] = cursor
-        r = http.get(
-            f"/api/v1/contacts/{contact_id}/activities", params=params, headers=admin(account)
-        )
-        assert r.status_code == 200, r.text
-        found.extend(r.json()["activities"])
-        cursor = r.json()["next_cursor"]
-        if cursor is None:
-            return found
-
-
 def test_the_sdk_speaks_only_https(client: CustomerIO, tls_server: Server) -> None:
     """Spec: "The base URL is always built as https://{host}[:{port}]/{url_prefix}"."""
     assert client.base_url == f"{tls_server.base_url}/api/v1"
@@ -114,12 +94,7 @@ def test_every_call_type_reaches_a_contact_first_seen_through_netcore(
     suppress, unsuppress and batch from the SDK; the person was first seen through
     Netcore with the same ``identity`` (Customer.io's ``id``), and joins that contact."""
     user, anon = uid(), uid()
-    r = https.post(
-        "/v1/activity/upload",
-        json=[netcore_event(identity=user)],
-        headers={"api-key": account.netcore_api_key},
-    )
-    assert r.status_code == 200, r.text
+    upload_netcore_event(https, account, user)
     netcore_contact = read_contact(https, account, f"identity:{user}")
 
     client.track_anonymous(anon, "Browsed", {"sku": "A-1"}, id=uid())
@@ -158,7 +133,7 @@ def test_every_call_type_reaches_a_contact_first_seen_through_netcore(
 
     contact = read_contact(https, account, f"identity:{user}")
     assert contact["id"] == netcore_contact["id"]
-    assert {(i["kind"], i["value"]) for i in contact["identifiers"]} >= {
+    assert identifier_pairs(contact) >= {
         ("identity", user),
         ("email", f"{user}@example.com"),
         ("anonid", anon),
@@ -170,7 +145,7 @@ def test_every_call_type_reaches_a_contact_first_seen_through_netcore(
     assert attributes["cio_suppressed"] is False
     assert attributes["tier"] == "gold"
 
-    by_name = {a["name"]: a for a in read_activities(https, account, contact["id"])}
+    by_name = {a["name"]: a for a in activities_by_id(https, account, contact["id"])}
     assert set(by_name) == {
         "Add To Cart",  # the Netcore event
         "Browsed",  # anonymous, attached by the identify's anonymous_id
@@ -225,7 +200,7 @@ def test_a_loop_of_1000_events_and_a_batch_of_1000_are_stored_once_each(
         ]
     )
     contact = read_contact(https, account, f"identity:{user}")
-    stored = read_activities(https, account, contact["id"])
+    stored = activities_by_id(https, account, contact["id"])
     assert len(stored) == 2 * BULK
     for name in ("Bulk Event", "Batch Event"):
         numbers = sorted(a["properties"]["i"] for a in stored if a["name"] == name)
@@ -240,7 +215,7 @@ def test_identify_merge_and_delete(
     client.identify(user, plan="pro")
     client.merge_customers("id", user, "email", f"{user}@dup.io")
     merged = read_contact(https, account, f"email:{user}@dup.io")
-    assert ("identity", user) in {(i["kind"], i["value"]) for i in merged["identifiers"]}
+    assert ("identity", user) in identifier_pairs(merged)
 
     client.identify(f"{user}@mail.io", first_name="Mo")  # the path is an e-mail address
     assert read_contact(https, account, f"email:{user}@mail.io")["attributes"] == {

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import ssl
 import subprocess
 import time
@@ -35,7 +34,17 @@ from mixpanel import BufferedConsumer, Consumer, Mixpanel, MixpanelException
 from mixpanel.credentials import ServiceAccountCredentials
 
 from eventyard.core.model import NewAccount
-from tests.support import Server, admin, find_contact, netcore_event, running_server, tls_files
+from tests.support import (
+    Server,
+    activities_of,
+    identifier_pairs,
+    identity_events,
+    npm_install,
+    read_contact,
+    running_server,
+    tls_files,
+    upload_netcore_event,
+)
 
 BULK = 1000
 CLIENT_SCRIPT = Path(__file__).with_name("mixpanel_client.js")
@@ -67,43 +76,6 @@ def trusted(tls_server: Server, monkeypatch: pytest.MonkeyPatch) -> str:
 
 def uid(prefix: str = "sdk") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
-
-
-def read_contact(http: httpx.Client, account: NewAccount, identifier: str) -> dict[str, Any]:
-    found = find_contact(http, account, identifier)
-    assert found is not None, identifier
-    r = http.get(f"/api/v1/contacts/{found['id']}", headers=admin(account))
-    assert r.status_code == 200, r.text
-    body: dict[str, Any] = r.json()
-    return body
-
-
-def read_activities(http: httpx.Client, account: NewAccount, identifier: str) -> list[Any]:
-    found = find_contact(http, account, identifier)
-    if found is None:
-        return []
-    stored: list[Any] = []
-    cursor = None
-    while True:
-        params: dict[str, Any] = {"limit": 1000} | ({"cursor": cursor} if cursor else {})
-        r = http.get(
-            f"/api/v1/contacts/{found['id']}/activities", params=params, headers=admin(account)
-        )
-        assert r.status_code == 200, r.text
-        stored += r.json()["activities"]
-        cursor = r.json()["next_cursor"]
-        if cursor is None:
-            return stored
-
-
-def identity_kinds(http: httpx.Client, account: NewAccount, contact_id: str) -> list[str]:
-    r = http.get(f"/api/v1/contacts/{contact_id}/identity-events", headers=admin(account))
-    assert r.status_code == 200, r.text
-    return [e["kind"] for e in r.json()["identity_events"]]
-
-
-def identifiers(found: dict[str, Any]) -> set[tuple[str, str]]:
-    return {(i["kind"], i["value"]) for i in found["identifiers"]}
 
 
 # --- the Python SDK ------------------------------------------------------
@@ -141,12 +113,12 @@ class TestPythonSdk:
         assert attributes["tags"] == ["b"]
         assert "gone" not in attributes
         assert attributes["$transactions"][0]["$amount"] == 9.5
-        assert ("email", "sdk@example.com") in identifiers(found)
+        assert ("email", "sdk@example.com") in identifier_pairs(found)
         mp.people_clear_charges(user)
         assert "$transactions" not in read_contact(http, account, f"identity:{user}")["attributes"]
         assert read_contact(http, account, f"identity:{other}")["attributes"] == {}
 
-        stored = {a["name"]: a for a in read_activities(http, account, f"identity:{user}")}
+        stored = {a["name"]: a for a in activities_of(http, account, f"identity:{user}")}
         assert set(stored) == {"Signed Up", "Old Purchase"}
         assert stored["Signed Up"]["source"] == "python"
         assert stored["Signed Up"]["properties"]["nested"] == {"a": [1, 2]}
@@ -162,8 +134,8 @@ class TestPythonSdk:
         )
         merger.merge(None, user, f"$device:{anon}")
         merged = read_contact(http, account, f"identity:{user}")
-        assert ("anonid", anon) in identifiers(merged)
-        assert identity_kinds(http, account, merged["id"]) == ["merged"]
+        assert ("anonid", anon) in identifier_pairs(merged)
+        assert [e["kind"] for e in identity_events(http, account, merged["id"])] == ["merged"]
 
         # Group profiles are not contacts: each update is refused in Mixpanel's shape.
         for call in (
@@ -190,8 +162,12 @@ class TestPythonSdk:
         mp.track(user, "$create_alias", {"alias": alias})
         mp.track(alias, "Purchase")
         found = read_contact(http, account, f"identity:{user}")
-        assert identifiers(found) == {("identity", user), ("anonid", anon), ("identity", alias)}
-        names = sorted(a["name"] for a in read_activities(http, account, f"identity:{alias}"))
+        assert identifier_pairs(found) == {
+            ("identity", user),
+            ("anonid", anon),
+            ("identity", alias),
+        }
+        names = sorted(a["name"] for a in activities_of(http, account, f"identity:{alias}"))
         assert names == ["Landing", "Purchase"]
 
     def test_a_buffered_flush_of_1000_events(
@@ -204,19 +180,14 @@ class TestPythonSdk:
         for i in range(BULK):
             mp.track(user, "Bulk", {"i": i})
         consumer.flush()
-        stored = read_activities(http, account, f"identity:{user}")
+        stored = activities_of(http, account, f"identity:{user}")
         assert sorted(a["properties"]["i"] for a in stored) == list(range(BULK))
 
     def test_a_contact_first_seen_through_netcore(
         self, http: httpx.Client, account: NewAccount, trusted: str
     ) -> None:
         user = uid()
-        r = http.post(
-            "/v1/activity/upload",
-            json=[netcore_event(identity=user)],
-            headers={"api-key": account.netcore_api_key},
-        )
-        assert r.status_code == 200, r.text
+        upload_netcore_event(http, account, user)
         first = read_contact(http, account, f"identity:{user}")
         mp = Mixpanel(account.mixpanel_project_token, consumer=Consumer(api_host=trusted))
         mp.track(user, "Checkout", {"total": 12})
@@ -224,36 +195,18 @@ class TestPythonSdk:
         after = read_contact(http, account, f"identity:{user}")
         assert after["id"] == first["id"]
         assert after["attributes"]["tier"] == "gold"
-        dialects = sorted(a["dialect"] for a in read_activities(http, account, f"identity:{user}"))
+        dialects = sorted(a["dialect"] for a in activities_of(http, account, f"identity:{user}"))
         assert dialects == ["mixpanel", "netcore"]
 
 
 # --- the Node SDK ----------------------------------------------------------
 
 
-def missing_tool(message: str) -> None:
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{message} (CI=true: the Mixpanel npm SDK test must run)")
-    pytest.skip(f"SKIPPING THE MIXPANEL NPM SDK TEST: {message}")
-
-
 @pytest.fixture(scope="session")
 def mixpanel_modules(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``node_modules`` holding the real ``mixpanel`` package, installed once."""
-    npm, node = shutil.which("npm"), shutil.which("node")
-    if npm is None or node is None:
-        missing_tool("node and npm are needed to install and run the mixpanel package")
     folder = tmp_path_factory.mktemp("mixpanel-npm")
-    run = subprocess.run(
-        [str(npm), "install", "--no-audit", "--no-fund", "--no-package-lock", NPM_PACKAGE],
-        cwd=folder,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    if run.returncode != 0:
-        missing_tool(f"npm install {NPM_PACKAGE} failed:\n{run.stdout}\n{run.stderr}")
-    return folder / "node_modules"
+    return npm_install(folder, NPM_PACKAGE, "Mixpanel npm SDK")
 
 
 def run_node(
@@ -330,14 +283,14 @@ class TestNodeSdk:
         assert attributes["tags"] == ["b"]
         assert "gone" not in attributes
         assert attributes["$transactions"][0]["$amount"] == 5
-        assert identifiers(found) == {
+        assert identifier_pairs(found) == {
             ("identity", user),
             ("email", "node@example.com"),
             ("anonid", anon),
             ("identity", alias),
         }
         assert read_contact(http, account, f"identity:{other}")["attributes"] == {}
-        stored = {a["name"]: a for a in read_activities(http, account, f"identity:{alias}")}
+        stored = {a["name"]: a for a in activities_of(http, account, f"identity:{alias}")}
         assert set(stored) == {"Signed Up", "Old Purchase", "Batch Import", "Landing", "Purchase"}
         assert stored["Signed Up"]["source"] == "node"
         assert stored["Old Purchase"]["occurred_at"].startswith(
@@ -354,12 +307,7 @@ class TestNodeSdk:
     ) -> None:
         """``track_batch`` "sends events in batches" of 50 (``data=<base64>`` forms)."""
         user = uid()
-        r = http.post(
-            "/v1/activity/upload",
-            json=[netcore_event(identity=user)],
-            headers={"api-key": account.netcore_api_key},
-        )
-        assert r.status_code == 200, r.text
+        upload_netcore_event(http, account, user)
         first = read_contact(http, account, f"identity:{user}")
         events = [
             {"event": "Bulk", "properties": {"distinct_id": user, "i": i}} for i in range(BULK)
@@ -367,7 +315,7 @@ class TestNodeSdk:
         calls = [["track_batch", events]]
         results = run_node(mixpanel_modules, tls_server, account, calls, tmp_path)
         assert results == [None]
-        stored = read_activities(http, account, f"identity:{user}")
+        stored = activities_of(http, account, f"identity:{user}")
         assert read_contact(http, account, f"identity:{user}")["id"] == first["id"]
         bulk = sorted(a["properties"]["i"] for a in stored if a["dialect"] == "mixpanel")
         assert bulk == list(range(BULK))

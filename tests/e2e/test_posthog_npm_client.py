@@ -15,8 +15,6 @@ under ``CI=true`` and skip loudly elsewhere.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import uuid
 from pathlib import Path
@@ -26,36 +24,25 @@ import httpx
 import pytest
 
 from eventyard.core.model import NewAccount
-from tests.support import Server, admin, find_contact, netcore_event
+from tests.support import (
+    Server,
+    activities_by_id,
+    identifier_pairs,
+    npm_install,
+    read_contact,
+    upload_netcore_event,
+)
 
 CLIENT_SCRIPT = Path(__file__).with_name("posthog_node_client.js")
 PACKAGE = "posthog-node@5"
 BULK = 1000
 
 
-def missing_tool(message: str) -> None:
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{message} (CI=true: the posthog-node client test must run)")
-    pytest.skip(f"SKIPPING THE POSTHOG-NODE CLIENT TEST: {message}")
-
-
 @pytest.fixture(scope="session")
 def posthog_modules(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``node_modules`` holding the real ``posthog-node`` package, installed once."""
-    npm, node = shutil.which("npm"), shutil.which("node")
-    if npm is None or node is None:
-        missing_tool("node and npm are needed to install and run posthog-node")
     folder = tmp_path_factory.mktemp("posthog-npm")
-    run = subprocess.run(
-        [str(npm), "install", "--no-audit", "--no-fund", "--no-package-lock", PACKAGE],
-        cwd=folder,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    if run.returncode != 0:
-        missing_tool(f"npm install {PACKAGE} failed:\n{run.stdout}\n{run.stderr}")
-    modules = folder / "node_modules"
+    modules = npm_install(folder, PACKAGE, "posthog-node client")
     installed = json.loads((modules / "posthog-node" / "package.json").read_text())
     assert installed["version"].startswith("5."), installed
     return modules
@@ -96,28 +83,6 @@ def uid() -> str:
     return f"node-{uuid.uuid4().hex[:10]}"
 
 
-def read_contact(http: httpx.Client, account: NewAccount, identifier: str) -> dict[str, Any]:
-    found = find_contact(http, account, identifier)
-    assert found is not None, identifier
-    r = http.get(f"/api/v1/contacts/{found['id']}", headers=admin(account))
-    assert r.status_code == 200, r.text
-    body: dict[str, Any] = r.json()
-    return body
-
-
-def read_activities(
-    http: httpx.Client, account: NewAccount, contact_id: str
-) -> list[dict[str, Any]]:
-    r = http.get(
-        f"/api/v1/contacts/{contact_id}/activities",
-        params={"limit": 1000},
-        headers=admin(account),
-    )
-    assert r.status_code == 200, r.text
-    assert r.json()["next_cursor"] is None
-    return list(r.json()["activities"])
-
-
 def test_every_call_type_reaches_a_contact_first_seen_through_netcore(
     posthog_modules: Path,
     server: Server,
@@ -129,12 +94,7 @@ def test_every_call_type_reaches_a_contact_first_seen_through_netcore(
     unsetPersonProperties, alias and groupIdentify; the person was first seen through
     Netcore with the same ``identity``."""
     user, anon, alias = uid(), str(uuid.uuid4()), uid()
-    r = http.post(
-        "/v1/activity/upload",
-        json=[netcore_event(identity=user)],
-        headers={"api-key": account.netcore_api_key},
-    )
-    assert r.status_code == 200, r.text
+    upload_netcore_event(http, account, user)
     netcore_contact = read_contact(http, account, f"identity:{user}")
 
     calls: list[tuple[str, dict[str, Any]]] = [
@@ -201,7 +161,7 @@ def test_every_call_type_reaches_a_contact_first_seen_through_netcore(
 
     contact = read_contact(http, account, f"identity:{user}")
     assert contact["id"] == netcore_contact["id"]
-    assert {(i["kind"], i["value"]) for i in contact["identifiers"]} >= {
+    assert identifier_pairs(contact) >= {
         ("identity", user),
         ("anonid", anon),
         ("identity", alias),
@@ -220,7 +180,7 @@ def test_every_call_type_reaches_a_contact_first_seen_through_netcore(
     assert [(g["group_id"], g["traits"]) for g in group["groups"]] == [
         ("company:acme", {"name": "Acme"})
     ]
-    by_name = {a["name"]: a for a in read_activities(http, account, contact["id"])}
+    by_name = {a["name"]: a for a in activities_by_id(http, account, contact["id"], one_page=True)}
     assert set(by_name) - {"$feature_flag_called"} == {
         "Add To Cart",
         "Browsed",
@@ -263,6 +223,6 @@ def test_a_flush_of_1000_events_is_stored_once_each(
     assert {r["status"] for r in printed["requests"]} == {200}
     assert {r["encoding"] for r in printed["requests"]} == ({"gzip"} if compression else {None})
     contact = read_contact(http, account, f"identity:{user}")
-    stored = read_activities(http, account, contact["id"])
+    stored = activities_by_id(http, account, contact["id"], one_page=True)
     assert len(stored) == BULK
     assert sorted(a["properties"]["i"] for a in stored) == list(range(BULK))

@@ -30,7 +30,13 @@ import requests
 from posthog import Posthog
 
 from eventyard.core.model import NewAccount
-from tests.support import Server, admin, find_contact, netcore_event
+from tests.support import (
+    Server,
+    activities_by_id,
+    identifier_pairs,
+    read_contact,
+    upload_netcore_event,
+)
 
 BULK = 1000
 
@@ -84,28 +90,6 @@ def uid() -> str:
     return f"ph-{uuid.uuid4().hex[:10]}"
 
 
-def read_contact(http: httpx.Client, account: NewAccount, identifier: str) -> dict[str, Any]:
-    found = find_contact(http, account, identifier)
-    assert found is not None, identifier
-    r = http.get(f"/api/v1/contacts/{found['id']}", headers=admin(account))
-    assert r.status_code == 200, r.text
-    body: dict[str, Any] = r.json()
-    return body
-
-
-def read_activities(
-    http: httpx.Client, account: NewAccount, contact_id: str
-) -> list[dict[str, Any]]:
-    r = http.get(
-        f"/api/v1/contacts/{contact_id}/activities",
-        params={"limit": 1000},
-        headers=admin(account),
-    )
-    assert r.status_code == 200, r.text
-    assert r.json()["next_cursor"] is None
-    return list(r.json()["activities"])
-
-
 def test_every_call_type_reaches_a_contact_first_seen_through_netcore(
     sdk: Sdk, http: httpx.Client, account: NewAccount
 ) -> None:
@@ -115,12 +99,7 @@ def test_every_call_type_reaches_a_contact_first_seen_through_netcore(
     ``identity`` kind). An alias nobody has yet joins the contact, so later events sent
     with it land there too."""
     user, other_id = uid(), uid()
-    r = http.post(
-        "/v1/activity/upload",
-        json=[netcore_event(identity=user)],
-        headers={"api-key": account.netcore_api_key},
-    )
-    assert r.status_code == 200, r.text
+    upload_netcore_event(http, account, user)
     netcore_contact = read_contact(http, account, f"identity:{user}")
 
     client = sdk.client
@@ -152,7 +131,7 @@ def test_every_call_type_reaches_a_contact_first_seen_through_netcore(
     assert set(sdk.paths) == {"/batch/"}
     contact = read_contact(http, account, f"identity:{user}")
     assert contact["id"] == netcore_contact["id"]
-    assert {(i["kind"], i["value"]) for i in contact["identifiers"]} >= {
+    assert identifier_pairs(contact) >= {
         ("identity", user),
         ("identity", other_id),
     }
@@ -168,7 +147,7 @@ def test_every_call_type_reaches_a_contact_first_seen_through_netcore(
         ("company:acme", {"name": "Acme", "employees": 42})
     ]
 
-    by_name = {a["name"]: a for a in read_activities(http, account, contact["id"])}
+    by_name = {a["name"]: a for a in activities_by_id(http, account, contact["id"], one_page=True)}
     assert set(by_name) == {
         "Add To Cart",  # the Netcore event
         "Order Completed",
@@ -205,7 +184,7 @@ def test_a_flush_of_1000_events_is_stored_once_each(
     gzip = sdk.client.gzip
     assert set(sdk.encodings) == ({"gzip"} if gzip else {None})
     contact = read_contact(http, account, f"identity:{user}")
-    stored = read_activities(http, account, contact["id"])
+    stored = activities_by_id(http, account, contact["id"], one_page=True)
     assert len(stored) == BULK
     assert sorted(a["properties"]["i"] for a in stored) == list(range(BULK))
 
@@ -223,7 +202,7 @@ def test_feature_flags_unconfigured_fall_back_and_capture_goes_on(
     sdk.client.flush()
     assert sdk.errors == []
     contact = read_contact(http, account, f"identity:{user}")
-    names = {a["name"] for a in read_activities(http, account, contact["id"])}
+    names = {a["name"] for a in activities_by_id(http, account, contact["id"], one_page=True)}
     # The SDK reports the flag it was asked for as an ordinary event: stored as sent.
     assert names == {"After Flags", "$feature_flag_called"}
 
@@ -239,7 +218,7 @@ def test_a_retried_event_is_stored_once_by_its_uuid(
         sdk.client.flush()
     assert sdk.errors == []
     contact = read_contact(http, account, f"identity:{user}")
-    [stored] = read_activities(http, account, contact["id"])
+    [stored] = activities_by_id(http, account, contact["id"], one_page=True)
     assert stored["context"]["uuid"] == event_id
 
 
@@ -265,7 +244,7 @@ def test_sync_mode_and_historical_migration_are_stored(
     assert errors == []
     contact = read_contact(http, account, f"identity:{user}")
     assert contact["attributes"] == {"source": "import"}
-    [stored] = read_activities(http, account, contact["id"])
+    [stored] = activities_by_id(http, account, contact["id"], one_page=True)
     assert stored["name"] == "Imported"
     # sent_at corrects the clock skew, so the time is the timestamp give or take a second.
     occurred = datetime.fromisoformat(stored["occurred_at"])

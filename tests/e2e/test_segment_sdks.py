@@ -32,7 +32,13 @@ import segment.analytics.client as segment_client
 import segment.analytics.request as segment_request
 
 from eventyard.core.model import NewAccount
-from tests.support import Server, admin, find_contact, netcore_event
+from tests.support import (
+    Server,
+    activities_by_id,
+    identifier_pairs,
+    read_contact,
+    upload_netcore_event,
+)
 
 BULK = 1000
 
@@ -96,28 +102,6 @@ def uid() -> str:
     return f"sdk-{uuid.uuid4().hex[:10]}"
 
 
-def read_contact(http: httpx.Client, account: NewAccount, identifier: str) -> dict[str, Any]:
-    found = find_contact(http, account, identifier)
-    assert found is not None, identifier
-    r = http.get(f"/api/v1/contacts/{found['id']}", headers=admin(account))
-    assert r.status_code == 200, r.text
-    body: dict[str, Any] = r.json()
-    return body
-
-
-def read_activities(
-    http: httpx.Client, account: NewAccount, contact_id: str
-) -> list[dict[str, Any]]:
-    r = http.get(
-        f"/api/v1/contacts/{contact_id}/activities",
-        params={"limit": 1000},
-        headers=admin(account),
-    )
-    assert r.status_code == 200, r.text
-    assert r.json()["next_cursor"] is None
-    return list(r.json()["activities"])
-
-
 def test_every_call_type_reaches_a_contact_first_seen_through_netcore(
     sdk: Sdk, http: httpx.Client, account: NewAccount
 ) -> None:
@@ -125,12 +109,7 @@ def test_every_call_type_reaches_a_contact_first_seen_through_netcore(
     first seen through Netcore with the same ``identity``, and the Segment events join
     that contact (``userId`` is the ``identity`` kind)."""
     user, anon = uid(), uid()
-    r = http.post(
-        "/v1/activity/upload",
-        json=[netcore_event(identity=user)],
-        headers={"api-key": account.netcore_api_key},
-    )
-    assert r.status_code == 200, r.text
+    upload_netcore_event(http, account, user)
     netcore_contact = read_contact(http, account, f"identity:{user}")
 
     client = sdk.client
@@ -148,7 +127,7 @@ def test_every_call_type_reaches_a_contact_first_seen_through_netcore(
     assert set(sdk.statuses) == {200}
     contact = read_contact(http, account, f"identity:{user}")
     assert contact["id"] == netcore_contact["id"]
-    assert {(i["kind"], i["value"]) for i in contact["identifiers"]} >= {
+    assert identifier_pairs(contact) >= {
         ("identity", user),
         ("email", f"{user}@example.com"),
         ("anonid", anon),
@@ -158,7 +137,7 @@ def test_every_call_type_reaches_a_contact_first_seen_through_netcore(
     [group] = contact["groups"]
     assert (group["group_id"], group["traits"]) == ("acme-inc", {"name": "Acme", "employees": 42})
 
-    by_name = {a["name"]: a for a in read_activities(http, account, contact["id"])}
+    by_name = {a["name"]: a for a in activities_by_id(http, account, contact["id"], one_page=True)}
     assert set(by_name) == {
         "Add To Cart",  # the Netcore event
         "Browsed",  # sent anonymously, merged in by the alias
@@ -199,7 +178,7 @@ def test_a_flush_of_1000_calls_is_stored_once_each_gzipped(
     assert set(sdk.statuses) == {200}
     assert set(sdk.encodings) == {"gzip"}
     contact = read_contact(http, account, f"identity:{user}")
-    stored = read_activities(http, account, contact["id"])
+    stored = activities_by_id(http, account, contact["id"], one_page=True)
     assert len(stored) == BULK
     assert sorted(a["properties"]["i"] for a in stored) == list(range(BULK))
     assert {a["name"] for a in stored} == {"Bulk Event"}
