@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 from sqlalchemy.engine import Connection
 
 from eventyard.core.model import ContactGroup
@@ -34,32 +34,55 @@ class GroupRepository:
         if not merged:
             return
         g = contact_groups.c
-        # Sorted: the same lock order in every transaction. Group calls are
-        # rare next to events, so a few statements per membership are fine.
-        for (contact_id, group_id), traits in sorted(merged.items()):
-            inserted = self.conn.execute(
+        pairs = sorted(merged)
+        # One statement for the new ones, in sorted order: the same lock order in
+        # every transaction (PostHog events carry their groups on every event).
+        created = {
+            (row.contact_id, row.group_id)
+            for row in self.conn.execute(
                 insert_ignoring_conflicts(self.conn, contact_groups)
                 .values(
-                    account_id=account_id,
-                    contact_id=contact_id,
-                    group_id=group_id,
-                    traits=traits,
-                    created_at=now,
-                    updated_at=now,
+                    [
+                        {
+                            "account_id": account_id,
+                            "contact_id": contact_id,
+                            "group_id": group_id,
+                            "traits": merged[(contact_id, group_id)],
+                            "created_at": now,
+                            "updated_at": now,
+                        }
+                        for contact_id, group_id in pairs
+                    ]
                 )
-                .returning(g.group_id)
-            ).first()
-            if inserted is not None:
-                continue
-            where = (g.account_id == account_id, g.contact_id == contact_id, g.group_id == group_id)
-            query = select(g.traits).where(*where)
-            if supports_row_locks(self.conn):
-                query = query.with_for_update()
-            stored = dict(self.conn.execute(query).scalar_one())
+                .returning(g.contact_id, g.group_id)
+            )
+        }
+        existing = [pair for pair in pairs if pair not in created]
+        if not existing:
+            return
+        where = (g.account_id == account_id, tuple_(g.contact_id, g.group_id).in_(existing))
+        query = select(g.contact_id, g.group_id, g.traits).where(*where)
+        if supports_row_locks(self.conn):
+            # Locked in sorted order, as the rows are returned.
+            query = query.order_by(g.contact_id, g.group_id).with_for_update()
+        stored = {(r.contact_id, r.group_id): dict(r.traits) for r in self.conn.execute(query)}
+        untouched = [pair for pair in existing if not merged[pair]]
+        if untouched:
             self.conn.execute(
                 contact_groups.update()
-                .where(*where)
-                .values(traits={**stored, **traits}, updated_at=now)
+                .where(g.account_id == account_id, tuple_(g.contact_id, g.group_id).in_(untouched))
+                .values(updated_at=now)
+            )
+        for contact_id, group_id in existing:
+            traits = merged[(contact_id, group_id)]
+            if not traits:
+                continue
+            self.conn.execute(
+                contact_groups.update()
+                .where(
+                    g.account_id == account_id, g.contact_id == contact_id, g.group_id == group_id
+                )
+                .values(traits={**stored[(contact_id, group_id)], **traits}, updated_at=now)
             )
 
     def of_contact(self, account_id: str, contact_id: str) -> list[ContactGroup]:
