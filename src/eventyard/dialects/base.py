@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter, Request, Response
 
 from eventyard.core.credentials import CredentialKind
+from eventyard.core.delivery import DestinationFormat
 from eventyard.core.errors import EventyardError
 
 if TYPE_CHECKING:
@@ -50,3 +51,6 @@ class Dialect:
     credentials: tuple[CredentialKind, ...] = ()
     #: Paths this dialect shares with others, each dispatched on the body.
     shared_routes: tuple[SharedRoute, ...] = ()
+    #: How activities are delivered to this vendor when it is a destination's
+    #: ``kind`` (``core/delivery.py``); None when it cannot be one.
+    destination: DestinationFormat | None = None
