@@ -25,6 +25,7 @@ from eventyard.api import accounts as accounts_api
 from eventyard.api import contacts as contacts_api
 from eventyard.api import credentials as credentials_api
 from eventyard.api import definitions as definitions_api
+from eventyard.api import destinations as destinations_api
 from eventyard.api import health
 from eventyard.api import jobs as jobs_api
 from eventyard.api import lists as lists_api
@@ -34,12 +35,13 @@ from eventyard.core.account_settings import MAX_DEDUP_WINDOW_HOURS
 from eventyard.core.errors import EventyardError, FieldError
 from eventyard.core.ratelimit import RateLimiter
 from eventyard.dialects.base import Dialect
-from eventyard.dialects.registry import BUILTIN_DIALECTS, ISSUABLE_KINDS
+from eventyard.dialects.registry import BUILTIN_DIALECTS, ISSUABLE_KINDS, destination_formats
 from eventyard.dialects.shared import dialect_of, shared_router
 from eventyard.errors import ERROR_SCHEMA, render_error
+from eventyard.jobs.deliveries import DeliveryThreads
 from eventyard.jobs.periodic import periodic_jobs
 from eventyard.jobs.registry import HANDLERS
-from eventyard.jobs.worker import Worker, WorkerThread
+from eventyard.jobs.worker import Worker, WorkerThread, default_worker_id
 from eventyard.observability import Metrics, RequestContextMiddleware, configure_logging
 from eventyard.openapi import add_error_answers
 from eventyard.services.credentials import Authenticator
@@ -88,6 +90,13 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
         if settings.run_worker
         else None
     )
+    formats = destination_formats()
+    # Deliveries run beside the job worker, in the same processes.
+    deliveries = (
+        DeliveryThreads(database, settings, formats, worker_id=default_worker_id(), metrics=metrics)
+        if settings.run_worker and settings.destination_workers
+        else None
+    )
     committer = (
         GroupCommitter(
             database,
@@ -106,12 +115,16 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
         worker_thread = None if worker is None else WorkerThread(worker)
         if worker_thread is not None:
             worker_thread.start()
+        if deliveries is not None:
+            deliveries.start()
         try:
             yield
         finally:
             if worker_thread is not None:
                 # The job in hand is finished and settled before the store goes.
                 await run_in_threadpool(worker_thread.stop)
+            if deliveries is not None:
+                await run_in_threadpool(deliveries.stop)
             for task in (purger, rechecker):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -147,6 +160,7 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
         rate_limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
         committer=committer,
         foreground=foreground,
+        destination_formats=formats,
     )
     # The ingest routes come first: the router tries routes in the order they
     # were included, and a single-event request matched after the 40 routes
@@ -168,6 +182,7 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     app.include_router(definitions_api.router)
     app.include_router(accounts_api.router)
     app.include_router(credentials_api.router)
+    app.include_router(destinations_api.router)
     mount_console(app)
 
     def owner_of(path: str) -> Dialect | None:

@@ -42,7 +42,13 @@ from eventyard.core.errors import EventyardError
 from eventyard.core.identifiers import parse_identifier_query
 from eventyard.core.ids import is_id
 from eventyard.core.model import Account, ActivityDefinition, Job
-from eventyard.dialects.registry import BUILTIN_DIALECTS, ISSUABLE_KINDS, create_account
+from eventyard.dialects.registry import (
+    BUILTIN_DIALECTS,
+    ISSUABLE_KINDS,
+    create_account,
+    destination_formats,
+)
+from eventyard.jobs.deliveries import DeliveryThreads
 from eventyard.jobs.periodic import periodic_jobs
 from eventyard.jobs.registry import HANDLERS
 from eventyard.jobs.worker import Worker, WorkerThread
@@ -293,8 +299,9 @@ def worker(
         settings = settings.model_copy(update={"worker_poll_seconds": poll})
     configure_logging(settings.log_level)
     upgrade_database(settings.database_url)
-    # One connection for the jobs, one for the heartbeat that runs beside them.
-    store = Database.from_settings(settings, pool_size=2)
+    # One connection for the jobs, one for the heartbeat that runs beside them,
+    # one per delivery thread.
+    store = Database.from_settings(settings, pool_size=2 + settings.destination_workers)
     try:
         job_worker = Worker(
             store, settings, HANDLERS, periodic=periodic_jobs(settings, datetime.now(UTC))
@@ -302,7 +309,14 @@ def worker(
         if once:
             job_worker.run_once()
         else:
-            _run_until_signalled(job_worker)
+            deliveries = DeliveryThreads(
+                store, settings, destination_formats(), worker_id=job_worker.worker_id
+            )
+            deliveries.start()
+            try:
+                _run_until_signalled(job_worker)
+            finally:
+                deliveries.stop()
     finally:
         store.dispose()
 

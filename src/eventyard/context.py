@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -13,6 +13,7 @@ from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
 from eventyard.core.credentials import CredentialKind
+from eventyard.core.delivery import DestinationFormat
 from eventyard.core.errors import EventyardError
 from eventyard.core.model import (
     Account,
@@ -21,6 +22,7 @@ from eventyard.core.model import (
 from eventyard.core.ratelimit import RateLimiter
 from eventyard.observability import Metrics
 from eventyard.services.credentials import Authenticated, Authenticator
+from eventyard.services.destinations.sealing import CredentialSealer
 from eventyard.services.group_commit import GroupCommitter
 from eventyard.services.ingest import (
     IngestRequest,
@@ -56,6 +58,15 @@ class AppContext:
     committer: GroupCommitter | None = None
     #: When this process last received an ingest request (bulk work gives way).
     foreground: Foreground = field(default_factory=Foreground)
+    #: Destination kind -> its wire format (the webhook and each dialect's).
+    destination_formats: Mapping[str, DestinationFormat] = field(default_factory=dict)
+    #: Encrypts destination credentials (``None``: built from ``store`` on first use).
+    sealer: CredentialSealer | None = None
+
+    def credential_sealer(self) -> CredentialSealer:
+        if self.sealer is None:
+            self.sealer = CredentialSealer(self.store, self.settings)
+        return self.sealer
 
     async def authenticate(
         self, kind: str, secret: str | None, public_id: str | None = None

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -72,6 +72,8 @@ class Metrics:
     jobs: Counter
     ingest_groups: Histogram
     refusals: Counter
+    deliveries: Counter
+    delivery_lag: Gauge
 
     @classmethod
     def create(cls) -> Metrics:
@@ -116,6 +118,20 @@ class Metrics:
                 ["kind", "reason"],
                 registry=registry,
             ),
+            deliveries=Counter(
+                "eventyard_destination_activities_total",
+                "Activities per destination by outcome (delivered, dead) and failed "
+                "delivery attempts (failed_attempt)",
+                ["destination", "outcome"],
+                registry=registry,
+            ),
+            delivery_lag=Gauge(
+                "eventyard_destination_lag_seconds",
+                "How long the activities of a destination's last delivery waited in its outbox",
+                ["destination"],
+                registry=registry,
+                multiprocess_mode="max",
+            ),
         )
 
     def exposition(self) -> bytes:
@@ -143,6 +159,13 @@ class Metrics:
 
     def count_refusal(self, kind: str, reason: str) -> None:
         self.refusals.labels(kind, reason).inc()
+
+    def count_delivery(self, destination_id: str, outcome: str, n: int) -> None:
+        if n:
+            self.deliveries.labels(destination_id, outcome).inc(n)
+
+    def set_delivery_lag(self, destination_id: str, seconds: float) -> None:
+        self.delivery_lag.labels(destination_id).set(seconds)
 
 
 class RequestContextMiddleware:

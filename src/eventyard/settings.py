@@ -263,6 +263,59 @@ class Settings(BaseSettings):
             "admin token again."
         ),
     )
+    secret_key: str = Field(
+        default="",
+        description=(
+            "Key that encrypts destination credentials at rest (any long random string; "
+            "several, comma-separated, decrypt and the first encrypts, to rotate it). Empty: "
+            "the instance keeps a key of its own in its database (instance_secrets)."
+        ),
+    )
+    destination_workers: int = Field(
+        default=2,
+        ge=0,
+        description=(
+            "Delivery threads per process that runs workers (each server process with "
+            "EVENTYARD_RUN_WORKER, each `eventyard worker`); each delivers one lane at a "
+            "time. 0 delivers nothing in that process."
+        ),
+    )
+    destination_batch_size: int = Field(
+        default=1000,
+        ge=1,
+        le=10_000,
+        description=(
+            "Most activities one delivery takes from a lane; the destination's kind splits "
+            "them into requests within its receiver's own limits."
+        ),
+    )
+    destination_lease_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description=(
+            "How long a delivery stays its worker's while it is being sent; a worker that "
+            "died is replaced after that (the delivery is sent again, with the same "
+            "Idempotency-Key)."
+        ),
+    )
+    destination_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="Connect and read timeout of one request to a destination.",
+    )
+    destination_retry_base_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description=(
+            "Wait after a delivery's first failed attempt; it doubles after each further "
+            "one (with jitter), up to destination_retry_max_seconds."
+        ),
+    )
+    destination_retry_max_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="Longest wait between two attempts of a failing delivery (Retry-After aside).",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Lowest level of the JSON log lines written to stderr."
     )

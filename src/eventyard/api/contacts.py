@@ -10,10 +10,10 @@ from starlette.concurrency import run_in_threadpool
 
 from eventyard.api.auth import admin_account, reader_account
 from eventyard.context import AppContext, get_context
+from eventyard.core.activity_document import activity_json
 from eventyard.core.errors import EventyardError, FieldError
 from eventyard.core.identifiers import parse_identifier_query
-from eventyard.core.model import Account, Activity, Contact, ContactGroup, Erasure
-from eventyard.core.money import milli_to_decimal
+from eventyard.core.model import Account, Contact, ContactGroup, Erasure
 from eventyard.http import iso_utc, json_response
 from eventyard.services import contacts as contact_service
 from eventyard.services import erasure as erasure_service
@@ -39,32 +39,6 @@ def group_json(group: ContactGroup) -> dict[str, Any]:
         "created_at": iso_utc(group.created_at),
         "updated_at": iso_utc(group.updated_at),
     }
-
-
-def activity_json(activity: Activity) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "id": activity.id,
-        "name": activity.name,
-        "occurred_at": iso_utc(activity.occurred_at),
-        "received_at": iso_utc(activity.received_at),
-        "source": activity.source,
-        "dialect": activity.dialect,
-        "asset_id": activity.asset_id,
-        "journey_eligible": activity.journey_eligible,
-        "properties": activity.properties,
-        "location": activity.location,
-        # Raw thousandths as sent (Ortto int::v) and the amount they stand for.
-        "conversion_value": None
-        if activity.value_milli is None
-        else {"raw": activity.value_milli, "decimal": milli_to_decimal(activity.value_milli)},
-        # Properties whose value had another type than the one first recognised
-        # for them (Cordial type recognition): stored, not searchable.
-        "unsearchable": list(activity.unsearchable),
-    }
-    if activity.context is not None:
-        # What the sending library said (Segment context, integrations, _metadata).
-        body["context"] = activity.context
-    return body
 
 
 @router.get("/contacts", summary="Find contacts by identifier")

@@ -21,6 +21,7 @@ from eventyard.storage.repositories.console import ConsoleRepository
 from eventyard.storage.repositories.contacts import ContactRepository
 from eventyard.storage.repositories.credentials import CredentialRepository
 from eventyard.storage.repositories.definitions import DefinitionRepository
+from eventyard.storage.repositories.destinations import DestinationRepository
 from eventyard.storage.repositories.erasures import ErasureRepository
 from eventyard.storage.repositories.event_types import EventTypeRepository, KnownTypes
 from eventyard.storage.repositories.groups import GroupRepository
@@ -56,6 +57,7 @@ class UnitOfWork:
         self.groups = GroupRepository(conn)
         self.erasures = ErasureRepository(conn)
         self.staging = StagingRepository(conn)
+        self.destinations = DestinationRepository(conn)
         self._committed = False
 
     def commit(self) -> None:
