@@ -13,6 +13,7 @@ from __future__ import annotations
 import httpx
 
 from eventyard.core.model import NewAccount
+from eventyard.dialects.clevertap.destination import DESTINATION as CLEVERTAP
 from eventyard.dialects.segment.destination import DESTINATION as SEGMENT
 from tests.outgoing import deliver, outgoing
 from tests.support import activities_of, find_contact
@@ -77,3 +78,63 @@ class TestSegment:
         assert len(activities_of(http, account, "identity:u-before")) == 1
         assert len(activities_of(http, account, "identity:u-after")) == 1
         assert activities_of(http, account, "identity:u-big") == []
+
+
+class TestCleverTap:
+    def credentials(self, account: NewAccount) -> dict[str, str]:
+        return {"account_id": account.clevertap_account_id, "passcode": account.clevertap_passcode}
+
+    def test_event_records_are_stored_under_their_identity(
+        self, http: httpx.Client, account: NewAccount
+    ) -> None:
+        charged = outgoing(
+            ("identity", "ct-user"),
+            ("FBID", "34322423"),
+            name="Charged",
+            properties={"Amount": 300, "Items": [{"Category": "books", "Quantity": 4}]},
+        )
+        by_email = outgoing(("email", "jane@example.com"), name="Product viewed", properties={})
+
+        refused = deliver(http, CLEVERTAP, self.credentials(account), [charged, by_email])
+
+        assert refused == {}
+        contact = find_contact(http, account, "identity:ct-user")
+        assert contact is not None
+        assert {(i["kind"], i["value"]) for i in contact["identifiers"]} == {
+            ("identity", "ct-user"),
+            ("FBID", "34322423"),
+        }
+        (stored,) = activities_of(http, account, "identity:ct-user")
+        assert stored["name"] == "Charged"
+        assert stored["occurred_at"] == "2026-03-14T09:26:53Z"
+        assert stored["properties"] == {
+            "Amount": 300,
+            "Items": [{"Category": "books", "Quantity": 4}],
+        }
+        assert stored["dialect"] == "clevertap"
+        (viewed,) = activities_of(http, account, "identity:jane@example.com")
+        assert viewed["name"] == "Product viewed"
+
+    def test_the_records_the_receiver_refuses_are_named_and_the_others_stored(
+        self, http: httpx.Client, account: NewAccount
+    ) -> None:
+        """A reserved system event (1012) and a value over 512 bytes (1031) are unprocessed;
+        the answer names exactly those two activities."""
+        good = [outgoing(("identity", f"ct-ok-{i}")) for i in range(3)]
+        reserved = outgoing(("identity", "ct-bad-1"), name="App Launched")
+        too_long = outgoing(("identity", "ct-bad-2"), properties={"v": "x" * 513})
+
+        refused = deliver(
+            http,
+            CLEVERTAP,
+            self.credentials(account),
+            [good[0], reserved, good[1], too_long, good[2]],
+        )
+
+        assert set(refused) == {reserved.id, too_long.id}
+        assert refused[reserved.id].startswith("1012: ")
+        assert refused[too_long.id].startswith("1031: ")
+        for activity in good:
+            assert (
+                len(activities_of(http, account, f"identity:{activity.identifiers[0].value}")) == 1
+            )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 
-from eventyard.dialects.toolkit.outgoing import pack_json_array
+from eventyard.dialects.toolkit.outgoing import JsonArray, pack_json_array
 
 
 def records(*sizes: int) -> list[bytes]:
@@ -13,7 +13,7 @@ def records(*sizes: int) -> list[bytes]:
 
 
 def pack(items: list[bytes], **limits: int) -> list[list[int]]:
-    packed = pack_json_array(items, prefix=b"[", suffix=b"]", **limits)
+    packed = pack_json_array(items, JsonArray(prefix=b"[", suffix=b"]", **limits))
     for body in packed:
         assert orjson.loads(body.body) == [orjson.loads(items[i]) for i in body.positions]
     return [list(body.positions) for body in packed]

@@ -22,11 +22,12 @@ from eventyard.core.delivery import (
 from eventyard.core.identifiers import ANONID, EMAIL, IDENTITY, MOBILE
 from eventyard.dialects.segment.translate import DIALECT, MAX_BATCH_BYTES, MAX_MESSAGE_BYTES
 from eventyard.dialects.toolkit.outgoing import (
+    JsonArray,
     basic_authorization,
     dump_json,
     first_value,
     header_value,
-    pack_json_array,
+    json_array_requests,
     quote_answer,
     read_json,
 )
@@ -39,6 +40,13 @@ PATH = "/v1/batch"
 MAX_CALLS = 1000
 #: The count of calls an eventyard receiver dropped from a batch it answered 200.
 REJECTED_HEADER = "x-eventyard-rejected-messages"
+BODY = JsonArray(
+    prefix=b'{"batch":[',
+    suffix=b"]}",
+    max_records=MAX_CALLS,
+    max_bytes=MAX_BATCH_BYTES,
+    max_record_bytes=MAX_MESSAGE_BYTES,
+)
 
 
 def message_id(activity: OutgoingActivity) -> str:
@@ -114,23 +122,7 @@ def build_requests(
         "Authorization": basic_authorization(credentials["write_key"]),
     }
     calls = [dump_json(track_call(activity)) for activity in activities]
-    return [
-        OutgoingRequest(
-            method="POST",
-            url=url + PATH,
-            headers=headers,
-            body=packed.body,
-            activity_ids=tuple(activities[i].id for i in packed.positions),
-        )
-        for packed in pack_json_array(
-            calls,
-            prefix=b'{"batch":[',
-            suffix=b"]}",
-            max_records=MAX_CALLS,
-            max_bytes=MAX_BATCH_BYTES,
-            max_record_bytes=MAX_MESSAGE_BYTES,
-        )
-    ]
+    return json_array_requests(url + PATH, headers, activities, calls, BODY)
 
 
 def read_answer(request: OutgoingRequest, answer: ReceiverAnswer) -> AnswerReading:

@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from eventyard.core.delivery import ReceiverAnswer
+from eventyard.core.delivery import OutgoingActivity, OutgoingRequest, ReceiverAnswer
 from eventyard.core.identifiers import Identifier
 
 #: How much of a receiver's answer a refusal quotes.
@@ -41,6 +41,20 @@ def read_json(body: bytes) -> Any:
 
 
 @dataclass(frozen=True, slots=True)
+class JsonArray:
+    """A receiver's body: ``prefix + record,record,... + suffix``, and its limits."""
+
+    prefix: bytes
+    suffix: bytes
+    #: Most records one body may hold, and most bytes it may have.
+    max_records: int
+    max_bytes: int
+    #: The receiver's limit for one record, when it has one: a record over it
+    #: is sent in a body of its own.
+    max_record_bytes: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class PackedBody:
     """One body and the positions (in the records given) of the records it holds."""
 
@@ -48,45 +62,60 @@ class PackedBody:
     body: bytes
 
 
-def pack_json_array(
-    records: Sequence[bytes],
-    *,
-    prefix: bytes,
-    suffix: bytes,
-    max_records: int,
-    max_bytes: int,
-    max_record_bytes: int | None = None,
-) -> list[PackedBody]:
-    """``records`` in order, as few bodies ``prefix + r1,r2,... + suffix`` as the limits allow.
+def pack_json_array(records: Sequence[bytes], shape: JsonArray) -> list[PackedBody]:
+    """``records`` in order, in as few bodies of ``shape`` as its limits allow.
 
-    A body holds at most ``max_records`` records and ``max_bytes`` bytes; a
-    record that does not fit even alone, or that is over ``max_record_bytes``
-    (a receiver's limit per record), gets a body of its own.
+    A record that does not fit even alone, or that is over the limit for one
+    record, gets a body of its own.
     """
     bodies: list[PackedBody] = []
-    envelope = len(prefix) + len(suffix)
+    envelope = len(shape.prefix) + len(shape.suffix)
+    limit = shape.max_record_bytes
     start = 0
     size = envelope
     alone = False
     for index, record in enumerate(records):
         extra = len(record) + (1 if index > start else 0)
-        oversized = max_record_bytes is not None and len(record) > max_record_bytes
+        oversized = limit is not None and len(record) > limit
         if index > start and (
-            alone or oversized or index - start >= max_records or size + extra > max_bytes
+            alone
+            or oversized
+            or index - start >= shape.max_records
+            or size + extra > shape.max_bytes
         ):
-            bodies.append(_body(records, start, index, prefix, suffix))
+            bodies.append(_body(records, start, index, shape))
             start, size, extra = index, envelope, len(record)
         size += extra
         alone = oversized
     if start < len(records):
-        bodies.append(_body(records, start, len(records), prefix, suffix))
+        bodies.append(_body(records, start, len(records), shape))
     return bodies
 
 
-def _body(
-    records: Sequence[bytes], start: int, end: int, prefix: bytes, suffix: bytes
-) -> PackedBody:
-    return PackedBody(range(start, end), b"".join((prefix, b",".join(records[start:end]), suffix)))
+def _body(records: Sequence[bytes], start: int, end: int, shape: JsonArray) -> PackedBody:
+    body = b"".join((shape.prefix, b",".join(records[start:end]), shape.suffix))
+    return PackedBody(range(start, end), body)
+
+
+def json_array_requests(
+    url: str,
+    headers: Mapping[str, str],
+    activities: Sequence[OutgoingActivity],
+    records: Sequence[bytes],
+    shape: JsonArray,
+) -> list[OutgoingRequest]:
+    """``POST url`` requests carrying ``records`` (one per activity, in order), packed
+    by :func:`pack_json_array`; each names the activities whose records it holds."""
+    return [
+        OutgoingRequest(
+            method="POST",
+            url=url,
+            headers=headers,
+            body=packed.body,
+            activity_ids=tuple(activities[i].id for i in packed.positions),
+        )
+        for packed in pack_json_array(records, shape)
+    ]
 
 
 def basic_authorization(user: str, password: str = "") -> str:
