@@ -55,6 +55,36 @@ class Settings(BaseSettings):
             "with Retry-After."
         ),
     )
+    database_prepared_statements: bool = Field(
+        default=True,
+        description=(
+            "Whether PostgreSQL connections prepare the statements they run often (psycopg "
+            "does after 5 runs). Turn it off behind a pooler in transaction mode that does "
+            "not track prepared statements (PgBouncer before 1.21, or without "
+            "max_prepared_statements)."
+        ),
+    )
+    read_database_url: str = Field(
+        default="",
+        description=(
+            "PostgreSQL read replicas (one URL or several, comma-separated) that serve the "
+            "reads which tolerate a replica's lag: the read API, listings, exports and the "
+            "console. Empty: every read goes to database_url. Not for SQLite."
+        ),
+    )
+    read_max_lag_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description=(
+            "How far behind the primary a read replica may be and still serve reads; a "
+            "replica further behind, or down, is skipped for the primary until it catches up."
+        ),
+    )
+    read_check_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        description="How often each server process checks its read replicas' state and lag.",
+    )
     group_commit: bool = Field(
         default=True,
         description=(

@@ -86,13 +86,19 @@ class AnswerReading:
 
     ``refused`` maps activity ids the receiver refused for good to its
     reason (quoted from the answer); every other activity of the request was
-    delivered. ``retry`` says the whole request must be sent again later (a
+    delivered, unless ``resend_others`` says the receiver took none of them.
+    ``retry`` says the whole request must be sent again later (a
     format may know that an answer with a success status still means "not
     taken": then it says so here, with the reason).
     """
 
     refused: Mapping[str, str] = field(default_factory=dict)
     retry: str | None = None
+    #: The receiver took none of the request because of the ``refused`` ones
+    #: (it refuses a batch as a whole, naming the records at fault): the
+    #: request's other activities were NOT delivered and must be sent again,
+    #: in requests built without the refused ones.
+    resend_others: bool = False
 
 
 @dataclass(frozen=True)

@@ -109,6 +109,7 @@ class Database:
             sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms,
             connect_timeout_seconds=settings.db_connect_timeout_seconds,
             pool_timeout_seconds=settings.db_pool_timeout_seconds,
+            prepared_statements=settings.database_prepared_statements,
         )
 
     @property
