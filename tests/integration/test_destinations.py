@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -22,8 +23,22 @@ from eventyard.settings import Settings
 from eventyard.storage.database import Database
 from tests.e2e.destination_support import WebhookReceiver, webhook_receiver
 from tests.integration.helpers import NOW, activity, new_account
+from tests.support import own_database
 
 SETTINGS = Settings(url_allowlist="127.0.0.1/32", destination_timeout_seconds=5)
+
+
+@pytest.fixture
+def store(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Database]:
+    """A database of its own: no server's delivery threads take these tests' deliveries."""
+    if backend == "postgresql":
+        request.getfixturevalue("postgres_url")
+    with own_database(backend, tmp_path) as url:
+        database = Database.from_url(url, pool_size=2)
+        try:
+            yield database
+        finally:
+            database.dispose()
 
 
 @pytest.fixture

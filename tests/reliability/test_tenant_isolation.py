@@ -44,6 +44,8 @@ class Victim:
     definition: str
     #: The id of the victim's Netcore key.
     credential: str
+    #: The id of the victim's webhook destination.
+    destination: str
 
     def ids(self) -> dict[str, str]:
         return {
@@ -52,6 +54,7 @@ class Victim:
             "job_id": self.export_job,
             "activity_id": self.definition,
             "credential_id": self.credential,
+            "destination_id": self.destination,
             # Customer.io names a contact by its id as cio_<id>.
             "identifier": f"cio_{self.contact_id}",
             "device_id": "victim-device",
@@ -65,6 +68,7 @@ class Victim:
             self.export_job,
             self.account.account.id,
             self.credential,
+            self.destination,
         ]
 
 
@@ -153,6 +157,16 @@ def _mixpanel_import(v: Victim) -> dict[str, Any]:
     return {"event": "Intrude", "properties": properties}
 
 
+def _webhook(name: str) -> dict[str, Any]:
+    """A destination to a host that does not resolve here: nothing is ever delivered."""
+    return {
+        "name": name,
+        "kind": "webhook",
+        "url": "https://hooks.invalid/eventyard",
+        "credentials": {"secret": "victim-webhook-secret"},
+    }
+
+
 OWN_WRITE = (200, 202)
 CASES: dict[tuple[str, str], Case] = {
     ("get", "/api/v1/contacts"): Case(
@@ -188,6 +202,17 @@ CASES: dict[tuple[str, str], Case] = {
         "admin", body=lambda v: {"kind": "netcore"}, allowed=(201,)
     ),
     ("delete", "/api/v1/credentials/{credential_id}"): Case("admin"),
+    ("get", "/api/v1/destinations"): Case("admin", allowed=(200,)),
+    ("post", "/api/v1/destinations"): Case("admin", body=lambda v: _webhook("own"), allowed=(201,)),
+    ("get", "/api/v1/destinations/{destination_id}"): Case("admin"),
+    ("patch", "/api/v1/destinations/{destination_id}"): Case(
+        "admin", body=lambda v: {"enabled": False}
+    ),
+    ("delete", "/api/v1/destinations/{destination_id}"): Case("admin"),
+    ("post", "/api/v1/destinations/{destination_id}/replay"): Case(
+        "admin", body=lambda v: {"dead_letters": True}
+    ),
+    ("get", "/api/v1/destinations/{destination_id}/dead-letters"): Case("admin"),
     ("patch", "/api/v1/account/settings"): Case(
         "admin", body=lambda v: {"auto_create_definitions": True}, allowed=(200,)
     ),
@@ -397,6 +422,9 @@ def victim(http: httpx.Client, account: NewAccount, database_url: str) -> Victim
     export_job = r.json()["jobID"]
     r = http.get("/api/v1/credentials", headers=admin(account))
     credential = next(c["id"] for c in r.json()["credentials"] if c["kind"] == "netcore")
+    r = http.post("/api/v1/destinations", json=_webhook("victim's"), headers=admin(account))
+    assert r.status_code == 201, r.text
+    destination = r.json()["id"]
     return Victim(
         account,
         email,
@@ -406,6 +434,7 @@ def victim(http: httpx.Client, account: NewAccount, database_url: str) -> Victim
         export_job,
         definition,
         credential,
+        destination,
     )
 
 

@@ -49,7 +49,7 @@ async def create_destination(
                     "kind": "webhook",
                     "url": "https://hooks.example.com/eventyard",
                     "credentials": {"secret": "a-long-random-secret"},
-                    "filter": {"dialects": ["netcore"]},
+                    "filter": {"names": ["Purchase"]},
                 }
             ]
         ),

@@ -377,6 +377,7 @@ class DestinationRepository(Protocol):
         dead: Sequence[tuple[str, int | None, str, str | None]],
         retry_at: datetime | None,
         error: str | None,
+        failed: bool = ...,
     ) -> bool: ...
 
 

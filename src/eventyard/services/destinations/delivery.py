@@ -14,7 +14,10 @@ One attempt, from claim to settlement:
 3. The answers decide, request by request: 2xx and the format's reading
    deliver; 401/403 dead-letter the request's activities; 408, 425, 429,
    5xx and connection errors stop the attempt (the rest waits, in order)
-   until ``retry_wait`` has passed, ``Retry-After`` honoured. The
+   until ``retry_wait`` has passed, ``Retry-After`` honoured; a receiver
+   that refused a whole request for some of its activities
+   (``resend_others``) has those dead-lettered and the rest sent again at
+   once, without them. The
    settlement (one transaction) removes what was delivered or refused from
    the outbox, keeps the refusals as dead letters, and either closes the
    delivery or schedules its next attempt.
@@ -82,6 +85,9 @@ class Attempt:
     retry_after: float | None = None
     #: Why the attempt stops here and is tried again later.
     retry: str | None = None
+    #: The receiver took none of a request for the sake of its refused
+    #: activities: the rest go again at once, in requests without them.
+    resend: bool = False
     error: str | None = None
 
 
@@ -204,7 +210,7 @@ class Deliverer:
             if answer is None:
                 return
             self._read(form, request, answer, outcome)
-            if outcome.retry is not None:
+            if outcome.retry is not None or outcome.resend:
                 return
             if time.monotonic() - lease_renewed > self.settings.destination_lease_seconds / 3:
                 lease_renewed = time.monotonic()
@@ -252,14 +258,16 @@ class Deliverer:
         if reading.retry is not None:
             outcome.retry = reading.retry
             return
+        resend = reading.resend_others and bool(reading.refused)
         for activity_id in request.activity_ids:
             refusal = reading.refused.get(activity_id)
-            if refusal is None:
-                outcome.delivered.append(activity_id)
-            else:
+            if refusal is not None:
                 outcome.dead.append((activity_id, status, refusal, text))
+            elif not resend:
+                outcome.delivered.append(activity_id)
         if reading.refused:
             outcome.error = next(iter(reading.refused.values()))
+        outcome.resend = resend
 
     def _renew_lease(self, claim: DeliveryClaim) -> None:
         until = self.clock() + timedelta(seconds=self.settings.destination_lease_seconds)
@@ -281,6 +289,8 @@ class Deliverer:
             )
             retry_at = now + timedelta(seconds=wait)
             error = outcome.retry
+        elif outcome.resend:
+            retry_at = now  # not a failure: the next attempt leaves the refused ones out
         with self.store.unit_of_work() as uow:
             ours = uow.destinations.settle(
                 claim,
@@ -291,6 +301,7 @@ class Deliverer:
                 dead=outcome.dead,
                 retry_at=retry_at,
                 error=error,
+                failed=outcome.retry is not None,
             )
             if ours:
                 uow.commit()
@@ -304,7 +315,7 @@ class Deliverer:
         if not ours:
             log.warning("delivery taken over by another worker", extra=fields)
             return
-        if retry_at is not None:
+        if outcome.retry is not None and retry_at is not None:
             log.warning(
                 "delivery attempt failed",
                 extra={**fields, "error": outcome.retry, "retry_at": retry_at.isoformat()},
@@ -312,5 +323,5 @@ class Deliverer:
         if self.on_outcome is not None:
             self.on_outcome(destination.id, "delivered", len(outcome.delivered))
             self.on_outcome(destination.id, "dead", len(outcome.dead))
-            if retry_at is not None:
+            if outcome.retry is not None:
                 self.on_outcome(destination.id, "failed_attempt", 1)

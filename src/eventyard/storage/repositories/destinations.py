@@ -367,12 +367,14 @@ class DestinationRepository:
         dead: Sequence[tuple[str, int | None, str, str | None]],
         retry_at: datetime | None,
         error: str | None,
+        failed: bool = True,
     ) -> bool:
         """Record an attempt; ``False`` (nothing written) when the lease went to another worker.
 
         ``done`` (delivered, dead or erased) leave the outbox; ``dead`` are
         ``(activity_id, status, reason, answer)``. With ``retry_at`` the
-        delivery waits until then with the rest; without, it closes.
+        delivery waits until then with the rest (``failed``: the attempt
+        counts as a failed one); without, it closes.
         """
         dv, o, dl, d = (
             destination_deliveries.c,
@@ -388,7 +390,7 @@ class DestinationRepository:
                 update(destination_deliveries)
                 .where(own)
                 .values(
-                    attempts=dv.attempts + 1,
+                    attempts=dv.attempts + 1 if failed else dv.attempts,
                     next_attempt_at=retry_at,
                     lease_owner=None,
                     lease_expires_at=None,
@@ -441,7 +443,7 @@ class DestinationRepository:
         values: dict[str, Any] = {}
         if delivered:
             values.update(delivered=d.delivered + delivered, last_delivery_at=now)
-        if retry_at is not None:
+        if retry_at is not None and failed:
             values["failed_attempts"] = d.failed_attempts + 1
         if error is not None:
             values["last_error"] = error[:2000]
