@@ -112,7 +112,17 @@ from eventyard.storage.tables import activities
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results"
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
-PARTS = ("limit", "ingest", "overlap", "workers", "single", "scaling", "import", "backfill")
+PARTS = (
+    "limit",
+    "ingest",
+    "overlap",
+    "workers",
+    "single",
+    "scaling",
+    "import",
+    "backfill",
+    "destinations",
+)
 #: The parts whose server ``--profile`` can record.
 PROFILED_PARTS = ("ingest", "overlap", "workers", "single", "scaling")
 #: The servers run production settings but for the per-key rate limit (100 requests/s
@@ -142,6 +152,8 @@ TARGET_IMPORT_SECONDS = 60.0
 TARGET_IMPORT_RSS_MB = 300.0
 TARGET_IMPORT_INGEST_SHARE = 0.70
 TARGET_BACKFILL_SHARE = 0.50
+TARGET_DESTINATION_SHARE = 0.80
+TARGET_DESTINATION_LAG_SECONDS = 10.0
 
 PROFILES: dict[str, dict[str, Any]] = {
     "smoke": {
@@ -971,6 +983,28 @@ def measure_backfill(backends: Sequence[str], args: argparse.Namespace, folder: 
     return report.get("results", report)
 
 
+# --- part 7: destinations -------------------------------------------------------------
+
+
+def measure_destinations(backends: Sequence[str], args: argparse.Namespace, folder: Path) -> Any:
+    """bench/destinations.py: ingest with a webhook destination, delivery as CleverTap."""
+    report = run_script(
+        "destinations.py",
+        [
+            "--events",
+            str(args.ingest_events),
+            "--clients",
+            str(args.clients),
+            "--backends",
+            ",".join(backends),
+            "--postgres-url",
+            args.postgres_url,
+        ],
+        folder / "destinations.json",
+    )
+    return report.get("results", report)
+
+
 # --- report -----------------------------------------------------------------------------
 
 
@@ -1196,6 +1230,36 @@ def show(result: dict[str, Any]) -> None:
                 str(run["peak_rss_mb"]),
             )
         console.print(table)
+    if result.get("destinations"):
+        show_destinations(console, result["destinations"])
+
+
+def show_destinations(console: Console, runs: list[dict[str, Any]]) -> None:
+    table = Table(title="7. Destinations: Netcore ingest with one active, delivery as CleverTap")
+    for column in (
+        "backend",
+        "events",
+        "plain ev/s",
+        "webhook ev/s",
+        "target 80 %",
+        "max lag s",
+        "target < 10 s",
+        "delivered/s",
+    ):
+        table.add_column(column, justify="right")
+    for run in runs:
+        share = run["webhook_share"]
+        table.add_row(
+            run["backend"],
+            f"{run['events']:,}",
+            f"{run['plain_events_per_s']:,.0f}",
+            f"{run['webhook_events_per_s']:,.0f}",
+            f"{share:.0%} {verdict(share >= TARGET_DESTINATION_SHARE)}",
+            str(run["clevertap_max_lag_seconds"]),
+            verdict(run["clevertap_max_lag_seconds"] < TARGET_DESTINATION_LAG_SECONDS),
+            f"{run['clevertap_delivered_per_s']:,.0f}",
+        )
+    console.print(table)
 
 
 def show_import_under_load(console: Console, runs: list[dict[str, Any]]) -> None:
@@ -1355,6 +1419,7 @@ def main(argv: list[str] | None = None) -> int:
             "scaling": lambda: measure_scaling(args, folder),
             "import": lambda: measure_import(backends, args, folder),
             "backfill": lambda: measure_backfill(backends, args, folder),
+            "destinations": lambda: measure_destinations(backends, args, folder),
         }
         for part in PARTS:
             if part not in parts or (part == "scaling" and "postgresql" not in backends):
