@@ -10,13 +10,25 @@ when the format reads them.
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 
+from eventyard.core.delivery import OutgoingActivity
 from eventyard.core.model import NewAccount
 from eventyard.dialects.clevertap.destination import DESTINATION as CLEVERTAP
+from eventyard.dialects.netcore.destination import DESTINATION as NETCORE
 from eventyard.dialects.segment.destination import DESTINATION as SEGMENT
-from tests.outgoing import deliver, outgoing
+from tests.outgoing import base_url, deliver, outgoing, send
 from tests.support import activities_of, find_contact
+
+
+def stored_under(
+    http: httpx.Client, account: NewAccount, activity: OutgoingActivity
+) -> list[dict[str, Any]]:
+    """The receiver's activities of the contact named by ``activity``'s first identifier."""
+    first = activity.identifiers[0]
+    return activities_of(http, account, f"{first.kind}:{first.value}")
 
 
 class TestSegment:
@@ -134,6 +146,65 @@ class TestCleverTap:
         assert set(refused) == {reserved.id, too_long.id}
         assert refused[reserved.id].startswith("1012: ")
         assert refused[too_long.id].startswith("1031: ")
+        for activity in good:
+            assert (
+                len(activities_of(http, account, f"identity:{activity.identifiers[0].value}")) == 1
+            )
+
+
+class TestNetcore:
+    def test_events_are_stored_with_their_identifiers_asset_and_source(
+        self, http: httpx.Client, account: NewAccount
+    ) -> None:
+        activity = outgoing(
+            ("identity", "nc-user"),
+            ("email", "nc@example.com"),
+            ("mobile", "+919800000001"),
+            name="Add To Cart",
+            properties={"currency": "INR", "product": [{"price": 250.3, "quantity": 1}]},
+            source="app",
+            asset_id="55a6d1d3ac4d5253ca4afd9636442434",
+        )
+
+        refused = deliver(http, NETCORE, {"api_key": account.netcore_api_key}, [activity])
+
+        assert refused == {}
+        contact = find_contact(http, account, "email:nc@example.com")
+        assert contact is not None
+        assert {(i["kind"], i["value"]) for i in contact["identifiers"]} == {
+            ("identity", "nc-user"),
+            ("email", "nc@example.com"),
+            ("mobile", "+919800000001"),
+        }
+        (stored,) = activities_of(http, account, "identity:nc-user")
+        assert stored["name"] == "Add To Cart"
+        assert stored["occurred_at"] == "2026-03-14T09:26:53Z"
+        assert stored["properties"] == {
+            "currency": "INR",
+            "product": [{"price": 250.3, "quantity": 1}],
+        }
+        assert (stored["source"], stored["asset_id"]) == ("app", "55a6d1d3ac4d5253ca4afd9636442434")
+
+    def test_an_invalid_event_is_named_and_the_others_are_stored_when_resent(
+        self, http: httpx.Client, account: NewAccount
+    ) -> None:
+        """Netcore takes a batch whole or not at all: the 400 names the invalid event (an
+        e-mail no receiver takes as an address); resent without it, the others are stored."""
+        good = [outgoing(("identity", f"nc-ok-{i}")) for i in range(3)]
+        bad = outgoing(("email", "not-an-address"))
+        credentials = {"api_key": account.netcore_api_key}
+        batch = [good[0], bad, good[1], good[2]]
+        (request,) = NETCORE.build_requests(base_url(http), credentials, batch, "d")
+
+        _, answer = send(http, request)
+        reading = NETCORE.read_answer(request, answer)
+
+        assert answer.status == 400
+        assert list(reading.refused) == [bad.id]
+        assert "email" in reading.refused[bad.id]
+        assert reading.resend_others is True
+        assert activities_of(http, account, "identity:nc-ok-0") == []
+        assert deliver(http, NETCORE, credentials, [a for a in batch if a is not bad]) == {}
         for activity in good:
             assert (
                 len(activities_of(http, account, f"identity:{activity.identifiers[0].value}")) == 1

@@ -29,7 +29,7 @@ from eventyard.dialects.toolkit.outgoing import (
     header_value,
     json_array_requests,
     quote_answer,
-    read_json,
+    read_batch_refusal,
 )
 from eventyard.dialects.toolkit.timestamps import format_utc
 
@@ -146,19 +146,7 @@ def read_answer(request: OutgoingRequest, answer: ReceiverAnswer) -> AnswerReadi
             reason = f"the receiver dropped every call of the batch ({quote_answer(answer)})"
             return AnswerReading(refused=dict.fromkeys(ids, reason))
         return AnswerReading()
-    body = read_json(answer.body)
-    errors = body.get("errors") if isinstance(body, dict) else None
-    refused: dict[str, str] = {}
-    if answer.status == 400 and isinstance(errors, list):
-        for error in errors:
-            if not isinstance(error, dict):
-                continue
-            index = error.get("index")
-            if isinstance(index, int) and 0 <= index < len(ids):
-                refused.setdefault(ids[index], str(error.get("message") or quote_answer(answer)))
-    if refused:
-        return AnswerReading(refused=refused, resend_others=len(refused) < len(ids))
-    return AnswerReading(refused=dict.fromkeys(ids, quote_answer(answer)))
+    return read_batch_refusal(ids, answer, reason_key="message")
 
 
 DESTINATION = DestinationFormat(

@@ -20,7 +20,12 @@ from typing import Any
 
 import orjson
 
-from eventyard.core.delivery import OutgoingActivity, OutgoingRequest, ReceiverAnswer
+from eventyard.core.delivery import (
+    AnswerReading,
+    OutgoingActivity,
+    OutgoingRequest,
+    ReceiverAnswer,
+)
 from eventyard.core.identifiers import Identifier
 
 #: How much of a receiver's answer a refusal quotes.
@@ -145,3 +150,26 @@ def quote_answer(answer: ReceiverAnswer) -> str:
     """The answer as a refusal's reason: its status and the start of its body."""
     text = answer.body[:MAX_QUOTED_ANSWER].decode("utf-8", "replace")
     return f"HTTP {answer.status}: {text}" if text else f"HTTP {answer.status}"
+
+
+def read_batch_refusal(
+    ids: Sequence[str], answer: ReceiverAnswer, *, reason_key: str
+) -> AnswerReading:
+    """A 4xx answer to a batch the receiver takes whole or not at all.
+
+    When the body lists the records at fault, ``{"errors": [{"index": 1,
+    <reason_key>: "..."}, ...]}`` (indexes into the batch), those are refused
+    (a record's reasons joined with ``; ``) and the others must be sent again
+    without them; otherwise every record is refused with the answer.
+    """
+    body = read_json(answer.body)
+    errors = body.get("errors") if isinstance(body, dict) else None
+    reasons: dict[str, list[str]] = {}
+    for error in errors if isinstance(errors, list) else ():
+        index = error.get("index") if isinstance(error, dict) else None
+        if isinstance(index, int) and not isinstance(index, bool) and 0 <= index < len(ids):
+            reasons.setdefault(ids[index], []).append(str(error.get(reason_key)))
+    if not reasons:
+        return AnswerReading(refused=dict.fromkeys(ids, quote_answer(answer)))
+    refused = {activity_id: "; ".join(found) for activity_id, found in reasons.items()}
+    return AnswerReading(refused=refused, resend_others=len(refused) < len(ids))
