@@ -10,6 +10,7 @@ when the format reads them.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -18,7 +19,9 @@ from eventyard.core.delivery import OutgoingActivity
 from eventyard.core.model import NewAccount
 from eventyard.dialects.clevertap.destination import DESTINATION as CLEVERTAP
 from eventyard.dialects.netcore.destination import DESTINATION as NETCORE
+from eventyard.dialects.ortto.destination import DESTINATION as ORTTO
 from eventyard.dialects.segment.destination import DESTINATION as SEGMENT
+from tests.api.test_ortto import define_fields
 from tests.outgoing import base_url, deliver, outgoing, send
 from tests.support import activities_of, find_contact
 
@@ -209,3 +212,67 @@ class TestNetcore:
             assert (
                 len(activities_of(http, account, f"identity:{activity.identifiers[0].value}")) == 1
             )
+
+
+class TestOrtto:
+    def test_activities_are_stored_typed_and_undefined_ones_are_refused_with_the_reason(
+        self, http: httpx.Client, account: NewAccount
+    ) -> None:
+        """ "Before creating activities, ensure the activity definition exists": an activity
+        the receiver has no definition for comes back with its error and is named; the
+        others are stored under the contact their e-mail and identity name."""
+        define_fields(
+            http,
+            account,
+            "act:cm:order-completed",
+            {"str:cm:product-name": "str", "int:cm:qty": "int", "int::v": "int"},
+        )
+        # Within the 90 days the receiver stores at once ("Activities up to 90 days old").
+        when = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+        order = outgoing(
+            ("email", "or@example.com"),
+            ("identity", "or-user"),
+            name="Order Completed",
+            properties={"Product Name": "Plan", "qty": 2},
+            value_milli=5000,
+            occurred_at=when,
+        )
+        undefined = outgoing(("email", "or2@example.com"), name="Never Defined", occurred_at=when)
+        credentials = {"api_key": account.ortto_api_key}
+
+        refused = deliver(http, ORTTO, credentials, [order, undefined])
+
+        assert list(refused) == [undefined.id]
+        assert "act:cm:never-defined" in refused[undefined.id]
+        assert "no activity definition" in refused[undefined.id]
+        contact = find_contact(http, account, "email:or@example.com")
+        assert contact is not None
+        assert {(i["kind"], i["value"]) for i in contact["identifiers"]} == {
+            ("email", "or@example.com"),
+            ("identity", "or-user"),
+        }
+        (stored,) = activities_of(http, account, "identity:or-user")
+        assert stored["name"] == "act:cm:order-completed"
+        assert stored["occurred_at"] == when.isoformat().replace("+00:00", "Z")
+        assert stored["properties"] == {
+            "str:cm:product-name": "Plan",
+            "int:cm:qty": 2,
+            "int::v": 5000,
+        }
+        assert stored["conversion_value"] == {"raw": 5000, "decimal": "5.00"}
+        assert activities_of(http, account, "email:or2@example.com") == []
+
+    def test_a_redelivery_is_stored_once(self, http: httpx.Client, account: NewAccount) -> None:
+        """ "If same key + created pair sent multiple times, Ortto merges requests": the key
+        is the activity id."""
+        define_fields(http, account, "act:cm:signup", {})
+        activity = outgoing(
+            ("email", "twice@example.com"),
+            name="act:cm:signup",
+            properties={},
+            occurred_at=datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5),
+        )
+        credentials = {"api_key": account.ortto_api_key}
+        assert deliver(http, ORTTO, credentials, [activity]) == {}
+        assert deliver(http, ORTTO, credentials, [activity]) == {}
+        assert len(activities_of(http, account, "email:twice@example.com")) == 1

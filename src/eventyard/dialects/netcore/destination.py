@@ -8,12 +8,11 @@ reads, so an eventyard receiver stores what was sent
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from eventyard.core.delivery import (
     AnswerReading,
-    DestinationFormat,
     OutgoingActivity,
     OutgoingRequest,
     ReceiverAnswer,
@@ -22,10 +21,9 @@ from eventyard.core.identifiers import IDENTITY
 from eventyard.dialects.netcore.translate import IDENTIFIER_FIELDS, MAX_EVENTS, SOURCES
 from eventyard.dialects.toolkit.outgoing import (
     JsonArray,
-    dump_json,
     first_value,
     header_value,
-    json_array_requests,
+    json_array_format,
     read_batch_refusal,
 )
 from eventyard.dialects.toolkit.timestamps import format_utc
@@ -73,16 +71,8 @@ def activity_event(activity: OutgoingActivity, asset_id: str | None) -> dict[str
     return event
 
 
-def build_requests(
-    url: str,
-    credentials: Mapping[str, str],
-    activities: Sequence[OutgoingActivity],
-    delivery_id: str,
-) -> list[OutgoingRequest]:
-    headers = {"Content-Type": "application/json", "api-key": credentials["api_key"]}
-    asset_id = credentials.get("asset_id")
-    events = [dump_json(activity_event(activity, asset_id)) for activity in activities]
-    return json_array_requests(url + PATH, headers, activities, events, BODY)
+def request_headers(credentials: Mapping[str, str]) -> dict[str, str]:
+    return {"Content-Type": "application/json", "api-key": credentials["api_key"]}
 
 
 def read_answer(request: OutgoingRequest, answer: ReceiverAnswer) -> AnswerReading:
@@ -105,11 +95,12 @@ def read_answer(request: OutgoingRequest, answer: ReceiverAnswer) -> AnswerReadi
     return read_batch_refusal(ids, answer, reason_key="reason")
 
 
-DESTINATION = DestinationFormat(
+DESTINATION = json_array_format(
     kind=KIND,
     credential_fields=("api_key",),
-    max_records=MAX_EVENTS,
-    max_bytes=MAX_BODY_BYTES,
-    build_requests=build_requests,
+    path=PATH,
+    shape=BODY,
+    headers=request_headers,
+    record=lambda activity, credentials: activity_event(activity, credentials.get("asset_id")),
     read_answer=read_answer,
 )

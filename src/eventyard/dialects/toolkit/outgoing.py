@@ -14,7 +14,7 @@ its own, and the receiver's refusal of it dead-letters only that activity.
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +22,7 @@ import orjson
 
 from eventyard.core.delivery import (
     AnswerReading,
+    DestinationFormat,
     OutgoingActivity,
     OutgoingRequest,
     ReceiverAnswer,
@@ -121,6 +122,38 @@ def json_array_requests(
         )
         for packed in pack_json_array(records, shape)
     ]
+
+
+def json_array_format(
+    *,
+    kind: str,
+    credential_fields: tuple[str, ...],
+    path: str,
+    shape: JsonArray,
+    headers: Callable[[Mapping[str, str]], Mapping[str, str]],
+    record: Callable[[OutgoingActivity, Mapping[str, str]], Any],
+    read_answer: Callable[[OutgoingRequest, ReceiverAnswer], AnswerReading],
+) -> DestinationFormat:
+    """A format whose requests ``POST <url><path>`` bodies of ``shape``, one ``record``
+    (given the activity and the credentials) per activity, with ``headers(credentials)``."""
+
+    def build_requests(
+        url: str,
+        credentials: Mapping[str, str],
+        activities: Sequence[OutgoingActivity],
+        delivery_id: str,
+    ) -> list[OutgoingRequest]:
+        records = [dump_json(record(activity, credentials)) for activity in activities]
+        return json_array_requests(url + path, headers(credentials), activities, records, shape)
+
+    return DestinationFormat(
+        kind=kind,
+        credential_fields=credential_fields,
+        max_records=shape.max_records,
+        max_bytes=shape.max_bytes,
+        build_requests=build_requests,
+        read_answer=read_answer,
+    )
 
 
 def basic_authorization(user: str, password: str = "") -> str:
