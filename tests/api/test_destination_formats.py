@@ -18,6 +18,7 @@ import httpx
 from eventyard.core.delivery import OutgoingActivity
 from eventyard.core.model import NewAccount
 from eventyard.dialects.clevertap.destination import DESTINATION as CLEVERTAP
+from eventyard.dialects.cordial.destination import DESTINATION as CORDIAL
 from eventyard.dialects.netcore.destination import DESTINATION as NETCORE
 from eventyard.dialects.ortto.destination import DESTINATION as ORTTO
 from eventyard.dialects.segment.destination import DESTINATION as SEGMENT
@@ -276,3 +277,47 @@ class TestOrtto:
         assert deliver(http, ORTTO, credentials, [activity]) == {}
         assert deliver(http, ORTTO, credentials, [activity]) == {}
         assert len(activities_of(http, account, "email:twice@example.com")) == 1
+
+
+class TestCordial:
+    def test_contact_activities_are_stored_under_the_email_and_custid(
+        self, http: httpx.Client, account: NewAccount
+    ) -> None:
+        activity = outgoing(
+            ("email", "msmith@example.com"),
+            ("custID", "ID1234"),
+            name="browse",
+            properties={"category": "Shirts", "price": 9.99, "shoes.color": "khaki"},
+        )
+
+        refused = deliver(http, CORDIAL, {"api_key": account.cordial_api_key}, [activity])
+
+        assert refused == {}
+        contact = find_contact(http, account, "custID:ID1234")
+        assert contact is not None
+        assert {(i["kind"], i["value"]) for i in contact["identifiers"]} == {
+            ("email", "msmith@example.com"),
+            ("custID", "ID1234"),
+        }
+        (stored,) = activities_of(http, account, "email:msmith@example.com")
+        assert (stored["name"], stored["dialect"]) == ("browse", "cordial")
+        assert stored["occurred_at"] == "2026-03-14T09:26:53Z"
+        assert stored["properties"] == {"category": "Shirts", "price": 9.99, "shoes_color": "khaki"}
+
+    def test_refused_activities_are_named_with_the_error_key(
+        self, http: httpx.Client, account: NewAccount
+    ) -> None:
+        """A reserved action ("Reserved actions cannot be added via the POST method") and an
+        action over 40 characters are refused; their neighbours are stored."""
+        good = outgoing(("email", "ok@example.com"), name="cart")
+        reserved = outgoing(("email", "r@example.com"), name="open")
+        too_long = outgoing(("email", "l@example.com"), name="x" * 41)
+
+        refused = deliver(
+            http, CORDIAL, {"api_key": account.cordial_api_key}, [reserved, good, too_long]
+        )
+
+        assert set(refused) == {reserved.id, too_long.id}
+        assert refused[reserved.id].startswith("CONTACT_ACTIVITIES_INCORRECT_ACTION_NAME: ")
+        assert refused[too_long.id].startswith("CONTACT_ACTIVITIES_VALIDATION_ERROR: ")
+        assert len(activities_of(http, account, "email:ok@example.com")) == 1

@@ -38,6 +38,7 @@ from eventyard.dialects.toolkit.outgoing import (
     JsonArray,
     dump_json,
     json_array_format,
+    numbered_name,
     quote_answer,
     read_json,
 )
@@ -99,12 +100,10 @@ def typed_attributes(properties: Mapping[str, Any]) -> dict[str, Any]:
             attributes.setdefault(key, value)
             continue
         kind, sent = _typed(value)
-        name = _field_name(key)
-        field_id, suffix = f"{kind}:cm:{name}", 1
-        while field_id in attributes:
-            suffix += 1
-            tail = f"-{suffix}"
-            field_id = f"{kind}:cm:{name[: MAX_FIELD_NAME_LENGTH - len(tail)]}{tail}"
+        prefix = f"{kind}:cm:"
+        field_id = numbered_name(
+            prefix + _field_name(key), attributes, len(prefix) + MAX_FIELD_NAME_LENGTH
+        )
         attributes[field_id] = sent
     return attributes
 

@@ -14,7 +14,7 @@ its own, and the receiver's refusal of it dead-letters only that activity.
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -154,6 +154,20 @@ def json_array_format(
         build_requests=build_requests,
         read_answer=read_answer,
     )
+
+
+def numbered_name(name: str, taken: Container[str], limit: int) -> str:
+    """``name``, or when it is ``taken`` the first free ``name-2``, ``name-3`` … cut to ``limit``.
+
+    For formats that rename keys the receiver cannot take: two keys that make
+    the same name keep both values, numbered in order.
+    """
+    found, number = name, 1
+    while found in taken:
+        number += 1
+        tail = f"-{number}"
+        found = name[: limit - len(tail)] + tail
+    return found
 
 
 def basic_authorization(user: str, password: str = "") -> str:
