@@ -132,3 +132,8 @@ def test_a_400_without_indexes_refuses_every_event() -> None:
     reading = DESTINATION.read_answer(request, ReceiverAnswer(400, {}, body))
     assert set(reading.refused) == {a.id for a in activities}
     assert reading.resend_others is False
+
+
+def test_asset_id_is_an_optional_credential() -> None:
+    assert DESTINATION.credential_fields == ("api_key",)
+    assert DESTINATION.optional_credential_fields == ("asset_id",)

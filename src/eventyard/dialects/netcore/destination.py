@@ -103,4 +103,5 @@ DESTINATION = json_array_format(
     headers=request_headers,
     record=lambda activity, credentials: activity_event(activity, credentials.get("asset_id")),
     read_answer=read_answer,
+    optional_credential_fields=("asset_id",),
 )

@@ -133,6 +133,7 @@ def json_array_format(
     headers: Callable[[Mapping[str, str]], Mapping[str, str]],
     record: Callable[[OutgoingActivity, Mapping[str, str]], Any],
     read_answer: Callable[[OutgoingRequest, ReceiverAnswer], AnswerReading],
+    optional_credential_fields: tuple[str, ...] = (),
 ) -> DestinationFormat:
     """A format whose requests ``POST <url><path>`` bodies of ``shape``, one ``record``
     (given the activity and the credentials) per activity, with ``headers(credentials)``."""
@@ -153,6 +154,7 @@ def json_array_format(
         max_bytes=shape.max_bytes,
         build_requests=build_requests,
         read_answer=read_answer,
+        optional_credential_fields=optional_credential_fields,
     )
 
 
