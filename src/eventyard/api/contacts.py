@@ -60,6 +60,10 @@ def activity_json(activity: Activity) -> dict[str, Any]:
         # Properties whose value had another type than the one first recognised
         # for them (Cordial type recognition): stored, not searchable.
         "unsearchable": list(activity.unsearchable),
+        # Provenance: the identifier that resolved the activity to its contact.
+        "resolved_by": None
+        if activity.resolved_by is None
+        else {"kind": activity.resolved_by.kind, "value": activity.resolved_by.value},
     }
     if activity.context is not None:
         # What the sending library said (Segment context, integrations, _metadata).
