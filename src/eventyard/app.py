@@ -26,6 +26,7 @@ from eventyard.api import contacts as contacts_api
 from eventyard.api import credentials as credentials_api
 from eventyard.api import definitions as definitions_api
 from eventyard.api import health
+from eventyard.api import identity as identity_api
 from eventyard.api import jobs as jobs_api
 from eventyard.api import lists as lists_api
 from eventyard.console import mount_console
@@ -163,6 +164,7 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     owners.update(defaults)
     app.include_router(health.router)
     app.include_router(contacts_api.router)
+    app.include_router(identity_api.router)
     app.include_router(jobs_api.router)
     app.include_router(lists_api.router)
     app.include_router(definitions_api.router)
