@@ -14,6 +14,7 @@ from eventyard.core.identity_operations import (
     MergePreview,
     parse_prefer,
     parse_split_identifiers,
+    public_event,
 )
 from eventyard.http import iso_utc, json_response
 from eventyard.services import identity_operations as operations
@@ -24,14 +25,7 @@ router = APIRouter(prefix="/api/v1", tags=["Identity"])
 
 def identity_event_json(event: dict[str, Any]) -> dict[str, Any]:
     """An identity event as the API shows it: the merge snapshot stays inside."""
-    details = {k: v for k, v in event["details"].items() if k != "snapshot"}
-    body = {**event, "details": details, "created_at": iso_utc(event["created_at"])}
-    body["revertible"] = (
-        event["kind"] == "merged"
-        and "snapshot" in event["details"]
-        and "reverted_by" not in event["details"]
-    )
-    return body
+    return {**public_event(event), "created_at": iso_utc(event["created_at"])}
 
 
 def preview_json(preview: MergePreview) -> dict[str, Any]:

@@ -52,6 +52,19 @@ class MergePreview:
     attributes: dict[str, tuple[Any, Any]] = field(default_factory=dict)
 
 
+def public_event(event: Mapping[str, Any]) -> dict[str, Any]:
+    """An identity event as people see it: a merge's snapshot stays inside, and
+    ``revertible`` says whether the merge can still be reverted."""
+    details = event["details"]
+    return {
+        **event,
+        "details": {k: v for k, v in details.items() if k != "snapshot"},
+        "revertible": event["kind"] == "merged"
+        and "snapshot" in details
+        and "reverted_by" not in details,
+    }
+
+
 def merge_attributes(
     survivor: Mapping[str, Any], other: Mapping[str, Any], prefer: Prefer = "survivor"
 ) -> dict[str, Any]:
