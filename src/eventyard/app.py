@@ -27,6 +27,7 @@ from eventyard.api import credentials as credentials_api
 from eventyard.api import definitions as definitions_api
 from eventyard.api import destinations as destinations_api
 from eventyard.api import health
+from eventyard.api import identity as identity_api
 from eventyard.api import jobs as jobs_api
 from eventyard.api import lists as lists_api
 from eventyard.console import mount_console
@@ -177,6 +178,7 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     owners.update(defaults)
     app.include_router(health.router)
     app.include_router(contacts_api.router)
+    app.include_router(identity_api.router)
     app.include_router(jobs_api.router)
     app.include_router(lists_api.router)
     app.include_router(definitions_api.router)

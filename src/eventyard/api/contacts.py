@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from starlette.concurrency import run_in_threadpool
 
 from eventyard.api.auth import admin_account, reader_account
+from eventyard.api.identity import identity_event_json
 from eventyard.context import AppContext, get_context
 from eventyard.core.activity_document import activity_json
 from eventyard.core.errors import EventyardError, FieldError
@@ -98,9 +99,7 @@ async def identity_events(
     events = await run_in_threadpool(
         contact_service.identity_history, ctx.store, account, contact_id
     )
-    return json_response(
-        {"identity_events": [{**e, "created_at": iso_utc(e["created_at"])} for e in events]}
-    )
+    return json_response({"identity_events": [identity_event_json(e) for e in events]})
 
 
 def erasure_json(erasure: Erasure) -> dict[str, Any]:

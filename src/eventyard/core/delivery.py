@@ -58,6 +58,8 @@ class OutgoingActivity:
     journey_eligible: bool = True
     #: Property keys whose value's type differs from the one first recognised.
     unsearchable: tuple[str, ...] = ()
+    #: The identifier that resolved the activity to its contact (provenance).
+    resolved_by: Identifier | None = None
 
 
 @dataclass(frozen=True, slots=True)

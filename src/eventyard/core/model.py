@@ -291,6 +291,9 @@ class Activity:
     #: for that key of this activity name; stored, but not searchable.
     unsearchable: tuple[str, ...] = ()
     context: dict[str, Any] | None = None
+    #: Provenance: the identifier that resolved the activity to its contact
+    #: (``core.identity.resolving_identifier``).
+    resolved_by: Identifier | None = None
 
 
 @dataclass(frozen=True, slots=True)
