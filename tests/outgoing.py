@@ -46,6 +46,11 @@ def outgoing(
     return OutgoingActivity(**values)
 
 
+def base_url(http: httpx.Client) -> str:
+    """The server's base URL as a destination's ``url`` is given to a format."""
+    return str(http.base_url).rstrip("/")
+
+
 def send(http: httpx.Client, request: OutgoingRequest) -> tuple[httpx.Response, ReceiverAnswer]:
     """Send one built request as the delivery machinery would, and its answer."""
     r = http.request(request.method, request.url, content=request.body, headers=request.headers)
@@ -61,7 +66,7 @@ def deliver(
     """Build the requests of ``activities`` for the server ``http`` speaks to, send them and
     read every answer; the refusals, by activity id."""
     refused: dict[str, str] = {}
-    url = str(http.base_url).rstrip("/")
+    url = base_url(http)
     for request in destination.build_requests(url, credentials, activities, "delivery-1"):
         _, answer = send(http, request)
         reading: AnswerReading = destination.read_answer(request, answer)

@@ -17,6 +17,7 @@ from eventyard.core.delivery import DestinationFormat
 from eventyard.core.errors import EventyardError
 from eventyard.core.model import (
     Account,
+    ReplicaStatus,
     StoredResponse,
 )
 from eventyard.core.ratelimit import RateLimiter
@@ -30,7 +31,7 @@ from eventyard.services.ingest import (
 )
 from eventyard.services.ingest_stats import RejectionError, record_rejection
 from eventyard.services.pacing import Foreground
-from eventyard.services.ports import Store
+from eventyard.services.ports import ReadStore, Store
 from eventyard.settings import Settings
 
 
@@ -67,6 +68,23 @@ class AppContext:
         if self.sealer is None:
             self.sealer = CredentialSealer(self.store, self.settings)
         return self.sealer
+
+    #: Read replicas for the reads that tolerate lag (``EVENTYARD_READ_DATABASE_URL``);
+    #: ``None``: every read goes to ``store``.
+    read_store: ReadStore | None = None
+
+    @property
+    def reads(self) -> Store:
+        """Where a read that tolerates a replica's lag goes: a replica, or the primary.
+
+        Only for reads that do not follow the request's own writes: listings,
+        searches, exports, the console's pages. Its writing units of work still
+        run on the primary.
+        """
+        return self.store if self.read_store is None else self.read_store
+
+    def replica_statuses(self) -> list[ReplicaStatus]:
+        return [] if self.read_store is None else self.read_store.statuses()
 
     async def authenticate(
         self, kind: str, secret: str | None, public_id: str | None = None

@@ -46,6 +46,8 @@ class Victim:
     credential: str
     #: The id of the victim's webhook destination.
     destination: str
+    #: The identity event of a merge into the victim's contact.
+    merge_event: str
 
     def ids(self) -> dict[str, str]:
         return {
@@ -55,6 +57,7 @@ class Victim:
             "activity_id": self.definition,
             "credential_id": self.credential,
             "destination_id": self.destination,
+            "event_id": self.merge_event,
             # Customer.io names a contact by its id as cio_<id>.
             "identifier": f"cio_{self.contact_id}",
             "device_id": "victim-device",
@@ -176,6 +179,14 @@ CASES: dict[tuple[str, str], Case] = {
     ("delete", "/api/v1/contacts/{contact_id}"): Case("admin"),
     ("get", "/api/v1/contacts/{contact_id}/activities"): Case("admin"),
     ("get", "/api/v1/contacts/{contact_id}/identity-events"): Case("admin"),
+    # The victim's contact in the path, or named in the body by the intruder's own.
+    ("post", "/api/v1/contacts/{contact_id}/merge"): Case(
+        "admin", body=lambda v: {"contact_id": v.contact_id}
+    ),
+    ("post", "/api/v1/contacts/{contact_id}/split"): Case(
+        "admin", body=lambda v: {"identifiers": [f"identity:{v.email}"]}
+    ),
+    ("post", "/api/v1/identity-events/{event_id}/revert"): Case("admin"),
     ("get", "/api/v1/erasures"): Case("admin", allowed=(200,)),
     ("get", "/api/v1/jobs/{job_id}"): Case("admin"),
     ("get", "/api/v1/jobs"): Case("admin", allowed=(200,)),
@@ -405,6 +416,22 @@ def victim(http: httpx.Client, account: NewAccount, database_url: str) -> Victim
     assert r.status_code == 200, r.text
     contact = find_contact(http, account, f"identity:{email}")
     assert contact is not None
+    # A visitor known by a cookie, then merged into the victim: an identity event.
+    for names in ({"anonid": f"cookie-{token}"}, {"anonid": f"cookie-{token}", "identity": email}):
+        event = {
+            "asset_id": "x",
+            "activity_name": "Visit",
+            "timestamp": "2026-01-01T00:00:00Z",
+            "activity_source": "web",
+            "activity_params": {},
+            **names,
+        }
+        r = http.post(
+            "/v1/activity/upload", json=[event], headers={"api-key": account.netcore_api_key}
+        )
+        assert r.status_code == 200, r.text
+    r = http.get(f"/api/v1/contacts/{contact['id']}/identity-events", headers=admin(account))
+    merge_event = next(e["id"] for e in r.json()["identity_events"] if e["kind"] == "merged")
     r = http.post("/api/v1/lists", json={"name": f"vip {token}"}, headers=admin(account))
     assert r.status_code in (200, 201), r.text
     list_id = int(r.json()["id"])
@@ -435,6 +462,7 @@ def victim(http: httpx.Client, account: NewAccount, database_url: str) -> Victim
         definition,
         credential,
         destination,
+        merge_event,
     )
 
 

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
+from eventyard.core.identifiers import Identifier
 from eventyard.core.money import milli_to_decimal
 from eventyard.core.timestamps import format_utc
 
@@ -39,6 +40,8 @@ class StoredActivity(Protocol):
     def unsearchable(self) -> Sequence[str]: ...
     @property
     def context(self) -> Mapping[str, Any] | None: ...
+    @property
+    def resolved_by(self) -> Identifier | None: ...
 
 
 def activity_json(activity: StoredActivity) -> dict[str, Any]:
@@ -61,6 +64,10 @@ def activity_json(activity: StoredActivity) -> dict[str, Any]:
         # Properties whose value had another type than the one first recognised
         # for them (Cordial type recognition): stored, not searchable.
         "unsearchable": list(activity.unsearchable),
+        # Provenance: the identifier that resolved the activity to its contact.
+        "resolved_by": None
+        if activity.resolved_by is None
+        else {"kind": activity.resolved_by.kind, "value": activity.resolved_by.value},
     }
     if activity.context is not None:
         # What the sending library said (Segment context, integrations, _metadata).

@@ -58,6 +58,8 @@ class OutgoingActivity:
     journey_eligible: bool = True
     #: Property keys whose value's type differs from the one first recognised.
     unsearchable: tuple[str, ...] = ()
+    #: The identifier that resolved the activity to its contact (provenance).
+    resolved_by: Identifier | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,3 +124,7 @@ class DestinationFormat:
     #: ``(request, answer) -> reading``; called for 2xx and for 4xx answers
     #: other than 401, 403, 408, 425 and 429.
     read_answer: Callable[[OutgoingRequest, ReceiverAnswer], AnswerReading]
+    #: Keys its ``credentials`` object may also have (each a non-empty string
+    #: when given): settings of the receiver that are not secrets but travel
+    #: with them, such as the asset id a Netcore event needs.
+    optional_credential_fields: tuple[str, ...] = ()

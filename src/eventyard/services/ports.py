@@ -31,6 +31,7 @@ from eventyard.core.model import (
     Erasure,
     Job,
     JobStatus,
+    ReplicaStatus,
     StoredResponse,
 )
 from eventyard.core.registry import RegistryState
@@ -147,6 +148,8 @@ class ContactRepository(Protocol):
         self, account_id: str, attributes: dict[str, dict[str, Any]], now: datetime
     ) -> None: ...
     def take_identity_turn(self, account_id: str) -> None: ...
+    def share_identity_operations(self, account_id: str) -> None: ...
+    def hold_identity_operations(self, account_id: str) -> None: ...
     def find_by_identifier(self, account_id: str, identifier: Identifier) -> list[Contact]: ...
     def identifiers_of(
         self, account_id: str, contact_ids: Iterable[str]
@@ -381,6 +384,44 @@ class DestinationRepository(Protocol):
     ) -> bool: ...
 
 
+class IdentityOperationRepository(Protocol):
+    def lock(self, account_id: str, contact_ids: Iterable[str]) -> dict[str, str | None]: ...
+    def preview_merge(self, account_id: str, source: str) -> dict[str, int]: ...
+    def merge(
+        self,
+        account_id: str,
+        source: str,
+        target: str,
+        attributes: Mapping[str, Any],
+        now: datetime,
+    ) -> dict[str, Any]: ...
+    def record_event(
+        self,
+        account_id: str,
+        *,
+        kind: str,
+        contact_id: str,
+        other_contact_ids: Sequence[str],
+        identifiers: Sequence[Mapping[str, Any]],
+        details: Mapping[str, Any],
+        now: datetime,
+    ) -> dict[str, Any]: ...
+    def event(self, account_id: str, event_id: str, *, lock: bool = False) -> dict[str, Any]: ...
+    def set_event_details(
+        self, account_id: str, event_id: str, details: Mapping[str, Any]
+    ) -> None: ...
+    def revert_merge(
+        self, account_id: str, snapshot: Mapping[str, Any], now: datetime
+    ) -> dict[str, int]: ...
+    def split(
+        self,
+        account_id: str,
+        contact_id: str,
+        identifiers: Sequence[Identifier],
+        now: datetime,
+    ) -> tuple[str, dict[str, int]]: ...
+
+
 class UnitOfWork(Protocol):
     @property
     def accounts(self) -> AccountRepository: ...
@@ -416,6 +457,8 @@ class UnitOfWork(Protocol):
     def staging(self) -> StagingRepository: ...
     @property
     def destinations(self) -> DestinationRepository: ...
+    @property
+    def identity(self) -> IdentityOperationRepository: ...
 
     def commit(self) -> None: ...
     def savepoint(self) -> AbstractContextManager[None]: ...
@@ -425,3 +468,9 @@ class Store(Protocol):
     def unit_of_work(self, *, write: bool = True) -> AbstractContextManager[UnitOfWork]: ...
     def ping(self) -> None: ...
     def checkpoint(self) -> None: ...
+
+
+class ReadStore(Store, Protocol):
+    """The store of reads that tolerate lag: read replicas, or the primary."""
+
+    def statuses(self) -> list[ReplicaStatus]: ...

@@ -26,6 +26,7 @@ from eventyard.storage.repositories.erasures import ErasureRepository
 from eventyard.storage.repositories.event_types import EventTypeRepository, KnownTypes
 from eventyard.storage.repositories.groups import GroupRepository
 from eventyard.storage.repositories.idempotency import IdempotencyRepository
+from eventyard.storage.repositories.identity_operations import IdentityOperationRepository
 from eventyard.storage.repositories.ingest_stats import IngestStatsRepository
 from eventyard.storage.repositories.jobs import JobRepository
 from eventyard.storage.repositories.lists import ListRepository
@@ -58,6 +59,7 @@ class UnitOfWork:
         self.erasures = ErasureRepository(conn)
         self.staging = StagingRepository(conn)
         self.destinations = DestinationRepository(conn)
+        self.identity = IdentityOperationRepository(conn)
         self._committed = False
 
     def commit(self) -> None:

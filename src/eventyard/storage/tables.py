@@ -136,6 +136,12 @@ activities = Table(
     # What the sending library said about the circumstances (Segment
     # ``context``, ``integrations``, ``_metadata``), kept as sent.
     Column("context", json_type()),
+    # Provenance: the identifier that resolved the activity to its contact
+    # (core.identity.resolving_identifier), or ``@contact`` and the contact id
+    # the record named. Reverting a merge and splitting a contact move
+    # activities by it. NULL only for a record that named nothing.
+    Column("resolved_kind", String(40)),
+    Column("resolved_value", String(512)),
     Index(None, "account_id", "contact_id", "occurred_at", "id"),
     Index(None, "account_id", "occurred_at", "id"),
     Index(None, "account_id", "name", "occurred_at", "id"),
@@ -153,7 +159,10 @@ activities = Table(
     ),
 )
 
-# The identity audit: every conversion, merge and conflict, newest last.
+# The identity audit: every conversion, merge, conflict, revert and split,
+# newest last. A merge's ``details.snapshot`` holds what it moved (the merged
+# contact's identifiers, attributes and memberships, the survivor's attributes
+# before), which is what reverting it restores.
 identity_events = Table(
     "identity_events",
     metadata,

@@ -10,12 +10,11 @@ destination").
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from eventyard.core.delivery import (
     AnswerReading,
-    DestinationFormat,
     OutgoingActivity,
     OutgoingRequest,
     ReceiverAnswer,
@@ -24,9 +23,8 @@ from eventyard.core.identifiers import EMAIL, IDENTITY, MOBILE
 from eventyard.dialects.clevertap.translate import MAX_RECORDS, USER_ID_FIELDS
 from eventyard.dialects.toolkit.outgoing import (
     JsonArray,
-    dump_json,
     first_value,
-    json_array_requests,
+    json_array_format,
     quote_answer,
     read_json,
 )
@@ -67,19 +65,12 @@ def event_record(activity: OutgoingActivity) -> dict[str, Any]:
     return record
 
 
-def build_requests(
-    url: str,
-    credentials: Mapping[str, str],
-    activities: Sequence[OutgoingActivity],
-    delivery_id: str,
-) -> list[OutgoingRequest]:
-    headers = {
+def request_headers(credentials: Mapping[str, str]) -> dict[str, str]:
+    return {
         "Content-Type": "application/json; charset=utf-8",
         "X-CleverTap-Account-Id": credentials["account_id"],
         "X-CleverTap-Passcode": credentials["passcode"],
     }
-    records = [dump_json(event_record(activity)) for activity in activities]
-    return json_array_requests(url + PATH, headers, activities, records, BODY)
 
 
 def read_answer(request: OutgoingRequest, answer: ReceiverAnswer) -> AnswerReading:
@@ -137,11 +128,12 @@ def _position(
     return None
 
 
-DESTINATION = DestinationFormat(
+DESTINATION = json_array_format(
     kind=KIND,
     credential_fields=("account_id", "passcode"),
-    max_records=MAX_RECORDS,
-    max_bytes=MAX_BODY_BYTES,
-    build_requests=build_requests,
+    path=PATH,
+    shape=BODY,
+    headers=request_headers,
+    record=lambda activity, credentials: event_record(activity),
     read_answer=read_answer,
 )

@@ -9,12 +9,11 @@ stores what was sent (``docs/dialects/segment.md``, "As a destination").
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from eventyard.core.delivery import (
     AnswerReading,
-    DestinationFormat,
     OutgoingActivity,
     OutgoingRequest,
     ReceiverAnswer,
@@ -24,12 +23,11 @@ from eventyard.dialects.segment.translate import DIALECT, MAX_BATCH_BYTES, MAX_M
 from eventyard.dialects.toolkit.outgoing import (
     JsonArray,
     basic_authorization,
-    dump_json,
     first_value,
     header_value,
-    json_array_requests,
+    json_array_format,
     quote_answer,
-    read_json,
+    read_batch_refusal,
 )
 from eventyard.dialects.toolkit.timestamps import format_utc
 
@@ -111,18 +109,11 @@ def _context(activity: OutgoingActivity) -> tuple[dict[str, Any], Any]:
     return context, integrations if isinstance(integrations, Mapping) else None
 
 
-def build_requests(
-    url: str,
-    credentials: Mapping[str, str],
-    activities: Sequence[OutgoingActivity],
-    delivery_id: str,
-) -> list[OutgoingRequest]:
-    headers = {
+def request_headers(credentials: Mapping[str, str]) -> dict[str, str]:
+    return {
         "Content-Type": "application/json",
         "Authorization": basic_authorization(credentials["write_key"]),
     }
-    calls = [dump_json(track_call(activity)) for activity in activities]
-    return json_array_requests(url + PATH, headers, activities, calls, BODY)
 
 
 def read_answer(request: OutgoingRequest, answer: ReceiverAnswer) -> AnswerReading:
@@ -146,26 +137,15 @@ def read_answer(request: OutgoingRequest, answer: ReceiverAnswer) -> AnswerReadi
             reason = f"the receiver dropped every call of the batch ({quote_answer(answer)})"
             return AnswerReading(refused=dict.fromkeys(ids, reason))
         return AnswerReading()
-    body = read_json(answer.body)
-    errors = body.get("errors") if isinstance(body, dict) else None
-    refused: dict[str, str] = {}
-    if answer.status == 400 and isinstance(errors, list):
-        for error in errors:
-            if not isinstance(error, dict):
-                continue
-            index = error.get("index")
-            if isinstance(index, int) and 0 <= index < len(ids):
-                refused.setdefault(ids[index], str(error.get("message") or quote_answer(answer)))
-    if refused:
-        return AnswerReading(refused=refused, resend_others=len(refused) < len(ids))
-    return AnswerReading(refused=dict.fromkeys(ids, quote_answer(answer)))
+    return read_batch_refusal(ids, answer, reason_key="message")
 
 
-DESTINATION = DestinationFormat(
+DESTINATION = json_array_format(
     kind=KIND,
     credential_fields=("write_key",),
-    max_records=MAX_CALLS,
-    max_bytes=MAX_BATCH_BYTES,
-    build_requests=build_requests,
+    path=PATH,
+    shape=BODY,
+    headers=request_headers,
+    record=lambda activity, credentials: track_call(activity),
     read_answer=read_answer,
 )

@@ -14,13 +14,19 @@ its own, and the receiver's refusal of it dead-letters only that activity.
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from eventyard.core.delivery import OutgoingActivity, OutgoingRequest, ReceiverAnswer
+from eventyard.core.delivery import (
+    AnswerReading,
+    DestinationFormat,
+    OutgoingActivity,
+    OutgoingRequest,
+    ReceiverAnswer,
+)
 from eventyard.core.identifiers import Identifier
 
 #: How much of a receiver's answer a refusal quotes.
@@ -118,6 +124,54 @@ def json_array_requests(
     ]
 
 
+def json_array_format(
+    *,
+    kind: str,
+    credential_fields: tuple[str, ...],
+    path: str,
+    shape: JsonArray,
+    headers: Callable[[Mapping[str, str]], Mapping[str, str]],
+    record: Callable[[OutgoingActivity, Mapping[str, str]], Any],
+    read_answer: Callable[[OutgoingRequest, ReceiverAnswer], AnswerReading],
+    optional_credential_fields: tuple[str, ...] = (),
+) -> DestinationFormat:
+    """A format whose requests ``POST <url><path>`` bodies of ``shape``, one ``record``
+    (given the activity and the credentials) per activity, with ``headers(credentials)``."""
+
+    def build_requests(
+        url: str,
+        credentials: Mapping[str, str],
+        activities: Sequence[OutgoingActivity],
+        delivery_id: str,
+    ) -> list[OutgoingRequest]:
+        records = [dump_json(record(activity, credentials)) for activity in activities]
+        return json_array_requests(url + path, headers(credentials), activities, records, shape)
+
+    return DestinationFormat(
+        kind=kind,
+        credential_fields=credential_fields,
+        max_records=shape.max_records,
+        max_bytes=shape.max_bytes,
+        build_requests=build_requests,
+        read_answer=read_answer,
+        optional_credential_fields=optional_credential_fields,
+    )
+
+
+def numbered_name(name: str, taken: Container[str], limit: int) -> str:
+    """``name``, or when it is ``taken`` the first free ``name-2``, ``name-3`` … cut to ``limit``.
+
+    For formats that rename keys the receiver cannot take: two keys that make
+    the same name keep both values, numbered in order.
+    """
+    found, number = name, 1
+    while found in taken:
+        number += 1
+        tail = f"-{number}"
+        found = name[: limit - len(tail)] + tail
+    return found
+
+
 def basic_authorization(user: str, password: str = "") -> str:
     """The ``Authorization`` header value of HTTP Basic for ``user:password``."""
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
@@ -145,3 +199,26 @@ def quote_answer(answer: ReceiverAnswer) -> str:
     """The answer as a refusal's reason: its status and the start of its body."""
     text = answer.body[:MAX_QUOTED_ANSWER].decode("utf-8", "replace")
     return f"HTTP {answer.status}: {text}" if text else f"HTTP {answer.status}"
+
+
+def read_batch_refusal(
+    ids: Sequence[str], answer: ReceiverAnswer, *, reason_key: str
+) -> AnswerReading:
+    """A 4xx answer to a batch the receiver takes whole or not at all.
+
+    When the body lists the records at fault, ``{"errors": [{"index": 1,
+    <reason_key>: "..."}, ...]}`` (indexes into the batch), those are refused
+    (a record's reasons joined with ``; ``) and the others must be sent again
+    without them; otherwise every record is refused with the answer.
+    """
+    body = read_json(answer.body)
+    errors = body.get("errors") if isinstance(body, dict) else None
+    reasons: dict[str, list[str]] = {}
+    for error in errors if isinstance(errors, list) else ():
+        index = error.get("index") if isinstance(error, dict) else None
+        if isinstance(index, int) and not isinstance(index, bool) and 0 <= index < len(ids):
+            reasons.setdefault(ids[index], []).append(str(error.get(reason_key)))
+    if not reasons:
+        return AnswerReading(refused=dict.fromkeys(ids, quote_answer(answer)))
+    refused = {activity_id: "; ".join(found) for activity_id, found in reasons.items()}
+    return AnswerReading(refused=refused, resend_others=len(refused) < len(ids))

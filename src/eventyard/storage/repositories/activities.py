@@ -11,6 +11,7 @@ from sqlalchemy.engine import Connection
 
 from eventyard.core.activity_query import ActivityQuery
 from eventyard.core.cursor import encode_cursor
+from eventyard.core.identifiers import Identifier
 from eventyard.core.model import Activity, ActivityPage
 from eventyard.storage.sql_dialect import in_values, insert_rows
 from eventyard.storage.tables import activities, contacts
@@ -179,4 +180,7 @@ def activity_from_row(r: Row[Any], contact_id: str) -> Activity:
         value_milli=r.value_milli,
         unsearchable=tuple(r.unsearchable or ()),
         context=r.context,
+        resolved_by=None
+        if r.resolved_kind is None
+        else Identifier(r.resolved_kind, r.resolved_value),
     )
