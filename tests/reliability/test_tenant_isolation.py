@@ -44,6 +44,10 @@ class Victim:
     definition: str
     #: The id of the victim's Netcore key.
     credential: str
+    #: The id of the victim's webhook destination.
+    destination: str
+    #: The identity event of a merge into the victim's contact.
+    merge_event: str
 
     def ids(self) -> dict[str, str]:
         return {
@@ -52,6 +56,8 @@ class Victim:
             "job_id": self.export_job,
             "activity_id": self.definition,
             "credential_id": self.credential,
+            "destination_id": self.destination,
+            "event_id": self.merge_event,
             # Customer.io names a contact by its id as cio_<id>.
             "identifier": f"cio_{self.contact_id}",
             "device_id": "victim-device",
@@ -65,6 +71,7 @@ class Victim:
             self.export_job,
             self.account.account.id,
             self.credential,
+            self.destination,
         ]
 
 
@@ -153,6 +160,16 @@ def _mixpanel_import(v: Victim) -> dict[str, Any]:
     return {"event": "Intrude", "properties": properties}
 
 
+def _webhook(name: str) -> dict[str, Any]:
+    """A destination to a host that does not resolve here: nothing is ever delivered."""
+    return {
+        "name": name,
+        "kind": "webhook",
+        "url": "https://hooks.invalid/eventyard",
+        "credentials": {"secret": "victim-webhook-secret"},
+    }
+
+
 OWN_WRITE = (200, 202)
 CASES: dict[tuple[str, str], Case] = {
     ("get", "/api/v1/contacts"): Case(
@@ -162,6 +179,14 @@ CASES: dict[tuple[str, str], Case] = {
     ("delete", "/api/v1/contacts/{contact_id}"): Case("admin"),
     ("get", "/api/v1/contacts/{contact_id}/activities"): Case("admin"),
     ("get", "/api/v1/contacts/{contact_id}/identity-events"): Case("admin"),
+    # The victim's contact in the path, or named in the body by the intruder's own.
+    ("post", "/api/v1/contacts/{contact_id}/merge"): Case(
+        "admin", body=lambda v: {"contact_id": v.contact_id}
+    ),
+    ("post", "/api/v1/contacts/{contact_id}/split"): Case(
+        "admin", body=lambda v: {"identifiers": [f"identity:{v.email}"]}
+    ),
+    ("post", "/api/v1/identity-events/{event_id}/revert"): Case("admin"),
     ("get", "/api/v1/erasures"): Case("admin", allowed=(200,)),
     ("get", "/api/v1/jobs/{job_id}"): Case("admin"),
     ("get", "/api/v1/jobs"): Case("admin", allowed=(200,)),
@@ -188,6 +213,17 @@ CASES: dict[tuple[str, str], Case] = {
         "admin", body=lambda v: {"kind": "netcore"}, allowed=(201,)
     ),
     ("delete", "/api/v1/credentials/{credential_id}"): Case("admin"),
+    ("get", "/api/v1/destinations"): Case("admin", allowed=(200,)),
+    ("post", "/api/v1/destinations"): Case("admin", body=lambda v: _webhook("own"), allowed=(201,)),
+    ("get", "/api/v1/destinations/{destination_id}"): Case("admin"),
+    ("patch", "/api/v1/destinations/{destination_id}"): Case(
+        "admin", body=lambda v: {"enabled": False}
+    ),
+    ("delete", "/api/v1/destinations/{destination_id}"): Case("admin"),
+    ("post", "/api/v1/destinations/{destination_id}/replay"): Case(
+        "admin", body=lambda v: {"dead_letters": True}
+    ),
+    ("get", "/api/v1/destinations/{destination_id}/dead-letters"): Case("admin"),
     ("patch", "/api/v1/account/settings"): Case(
         "admin", body=lambda v: {"auto_create_definitions": True}, allowed=(200,)
     ),
@@ -380,6 +416,22 @@ def victim(http: httpx.Client, account: NewAccount, database_url: str) -> Victim
     assert r.status_code == 200, r.text
     contact = find_contact(http, account, f"identity:{email}")
     assert contact is not None
+    # A visitor known by a cookie, then merged into the victim: an identity event.
+    for names in ({"anonid": f"cookie-{token}"}, {"anonid": f"cookie-{token}", "identity": email}):
+        event = {
+            "asset_id": "x",
+            "activity_name": "Visit",
+            "timestamp": "2026-01-01T00:00:00Z",
+            "activity_source": "web",
+            "activity_params": {},
+            **names,
+        }
+        r = http.post(
+            "/v1/activity/upload", json=[event], headers={"api-key": account.netcore_api_key}
+        )
+        assert r.status_code == 200, r.text
+    r = http.get(f"/api/v1/contacts/{contact['id']}/identity-events", headers=admin(account))
+    merge_event = next(e["id"] for e in r.json()["identity_events"] if e["kind"] == "merged")
     r = http.post("/api/v1/lists", json={"name": f"vip {token}"}, headers=admin(account))
     assert r.status_code in (200, 201), r.text
     list_id = int(r.json()["id"])
@@ -397,6 +449,9 @@ def victim(http: httpx.Client, account: NewAccount, database_url: str) -> Victim
     export_job = r.json()["jobID"]
     r = http.get("/api/v1/credentials", headers=admin(account))
     credential = next(c["id"] for c in r.json()["credentials"] if c["kind"] == "netcore")
+    r = http.post("/api/v1/destinations", json=_webhook("victim's"), headers=admin(account))
+    assert r.status_code == 201, r.text
+    destination = r.json()["id"]
     return Victim(
         account,
         email,
@@ -406,6 +461,8 @@ def victim(http: httpx.Client, account: NewAccount, database_url: str) -> Victim
         export_job,
         definition,
         credential,
+        destination,
+        merge_event,
     )
 
 

@@ -47,6 +47,12 @@ async def admin_account(found: Authenticated = Depends(caller)) -> Account:
     return found.account
 
 
+async def admin_caller(found: Authenticated = Depends(caller)) -> Authenticated:
+    """The account and credential of an admin token (who acts); 403 for a read token."""
+    await admin_account(found)
+    return found
+
+
 async def reader_account(found: Authenticated = Depends(caller)) -> Account:
     """The account of an admin or a read token."""
     return found.account

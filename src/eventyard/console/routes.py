@@ -32,12 +32,14 @@ from starlette.concurrency import run_in_threadpool
 from eventyard.context import AppContext, get_context
 from eventyard.core.credentials import Credential, issued_document
 from eventyard.core.errors import EventyardError, FieldError, NotFound, Unauthorized
+from eventyard.core.identity_operations import MergePreview, public_event
 from eventyard.core.ids import is_id
 from eventyard.core.model import Activity
 from eventyard.http import iso_utc
 from eventyard.services import console as console_service
 from eventyard.services import contacts as contact_service
 from eventyard.services import credentials as credential_service
+from eventyard.services import identity_operations as identity_service
 from eventyard.services.console import ConsoleSession, ConsoleSessions, csrf_matches
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -247,7 +249,7 @@ async def overview(
     session: ConsoleSession = Depends(page_session),
     ctx: AppContext = Depends(get_context),
 ) -> Response:
-    view = await run_in_threadpool(console_service.overview, ctx.store, session.account, ctx.now())
+    view = await run_in_threadpool(console_service.overview, ctx.reads, session.account, ctx.now())
     chart = {
         "hours": [int(hour.timestamp()) for hour in view.hours],
         "by_dialect": [{"label": s.label, "values": s.values} for s in view.by_dialect],
@@ -269,7 +271,7 @@ async def overview_totals(
     session: ConsoleSession = Depends(data_session),
     ctx: AppContext = Depends(get_context),
 ) -> Response:
-    totals = await run_in_threadpool(console_service.totals, ctx.store, session.account)
+    totals = await run_in_threadpool(console_service.totals, ctx.reads, session.account)
     return _render(request, "_totals.html", session, {"totals": totals})
 
 
@@ -283,7 +285,7 @@ async def search(
     session: ConsoleSession = Depends(page_session),
     ctx: AppContext = Depends(get_context),
 ) -> Response:
-    hits = await run_in_threadpool(console_service.search_contacts, ctx.store, session.account, q)
+    hits = await run_in_threadpool(console_service.search_contacts, ctx.reads, session.account, q)
     return _render(request, "contacts.html", session, {"q": q, "hits": hits})
 
 
@@ -298,13 +300,17 @@ async def contact_page(
     account = session.account
 
     def load() -> dict[str, Any]:
-        contact = contact_service.get_contact(ctx.store, account, contact_id)
+        reads = ctx.reads
+        contact = contact_service.get_contact(reads, account, contact_id)
         return {
             "contact": contact,
-            "lists": console_service.lists_of_contact(ctx.store, account, contact),
-            "history": contact_service.identity_history(ctx.store, account, contact.id),
+            "lists": console_service.lists_of_contact(reads, account, contact),
+            "history": [
+                public_event(e)
+                for e in contact_service.identity_history(reads, account, contact.id)
+            ],
             "page": contact_service.list_activities(
-                ctx.store, account, contact.id, TIMELINE_PAGE, cursor
+                reads, account, contact.id, TIMELINE_PAGE, cursor
             ),
             "cursor": cursor,
         }
@@ -321,6 +327,102 @@ async def contact_page(
     return _render(request, "contact.html", session, context)
 
 
+@router.get("/contacts/{contact_id}/merge")
+async def merge_preview(
+    request: Request,
+    contact_id: str,
+    other: str = Query("", max_length=100),
+    session: ConsoleSession = Depends(writer_session),
+    ctx: AppContext = Depends(get_context),
+) -> Response:
+    """What merging the contact ``other`` into this one would move, with the confirm button."""
+    other = other.strip()
+    try:
+        preview, _ = await run_in_threadpool(
+            lambda: identity_service.merge_contacts(
+                ctx.store,
+                session.account,
+                contact_id,
+                other,
+                actor=_console_actor(session),
+                now=ctx.now(),
+                dry_run=True,
+            )
+        )
+    except EventyardError as exc:
+        return _merge_page(request, session, contact_id, other, None, exc)
+    return _merge_page(request, session, contact_id, other, preview, None)
+
+
+@router.post("/contacts/{contact_id}/merge")
+async def merge_contact(
+    request: Request,
+    contact_id: str,
+    writer: WriterForm = Depends(writer_form),
+    ctx: AppContext = Depends(get_context),
+) -> Response:
+    session, other = writer.session, writer.fields.get("other", "").strip()
+    try:
+        preview, _ = await run_in_threadpool(
+            lambda: identity_service.merge_contacts(
+                ctx.store,
+                session.account,
+                contact_id,
+                other,
+                actor=_console_actor(session),
+                now=ctx.now(),
+            )
+        )
+    except EventyardError as exc:
+        return _merge_page(request, session, contact_id, other, None, exc)
+    return RedirectResponse(f"/console/contacts/{preview.survivor_id}", status_code=303)
+
+
+@router.post("/identity-events/{event_id}/revert")
+async def revert_merge(
+    request: Request,
+    event_id: str,
+    writer: WriterForm = Depends(writer_form),
+    ctx: AppContext = Depends(get_context),
+) -> Response:
+    """Undo a merge from the identity history; back to the survivor's page."""
+    session = writer.session
+    try:
+        event = await run_in_threadpool(
+            lambda: identity_service.revert_merge(
+                ctx.store, session.account, event_id, actor=_console_actor(session), now=ctx.now()
+            )
+        )
+    except NotFound:
+        return _not_found(request, session, "identity event")
+    except EventyardError as exc:
+        return _render(
+            request, "revert_refused.html", session, {"error": exc}, status_code=exc.status
+        )
+    return RedirectResponse(f"/console/contacts/{event['contact_id']}", status_code=303)
+
+
+def _console_actor(session: ConsoleSession) -> dict[str, Any]:
+    return {"via": "console"}
+
+
+def _merge_page(
+    request: Request,
+    session: ConsoleSession,
+    contact_id: str,
+    other: str,
+    preview: MergePreview | None,
+    error: EventyardError | None,
+) -> Response:
+    return _render(
+        request,
+        "merge.html",
+        session,
+        {"contact_id": contact_id, "other": other, "preview": preview, "error": error},
+        status_code=200 if error is None else error.status,
+    )
+
+
 @router.get("/contacts/{contact_id}/timeline")
 async def timeline_fragment(
     request: Request,
@@ -332,7 +434,7 @@ async def timeline_fragment(
     """The next page of a contact's timeline, as HTML the contact page appends."""
     page = await run_in_threadpool(
         contact_service.list_activities,
-        ctx.store,
+        ctx.reads,
         session.account,
         contact_id,
         TIMELINE_PAGE,

@@ -54,6 +54,12 @@ class OutgoingActivity:
     location: Mapping[str, Any] | None = None
     value_milli: int | None = None
     context: Mapping[str, Any] | None = None
+    #: Whether the activity was recent enough to start a journey when stored.
+    journey_eligible: bool = True
+    #: Property keys whose value's type differs from the one first recognised.
+    unsearchable: tuple[str, ...] = ()
+    #: The identifier that resolved the activity to its contact (provenance).
+    resolved_by: Identifier | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,13 @@ known user. If no profile exists, a new user profile is created"):
 Planning is pure and works for the whole batch at once: storage looks up the
 owners of every identifier in one query, this module decides, and storage
 writes the decisions with a handful of set-based statements.
+
+Provenance: every stored activity records the identifier that resolved it
+(:func:`resolving_identifier`): the record's identifier of the account's
+best-ranked primary kind, else its first identifier, the identifier a
+conflict is settled by; or the contact id the record named
+(:data:`CONTACT_ID_KIND`). Reverting a merge and splitting a contact move
+activities by it.
 """
 
 from __future__ import annotations
@@ -25,6 +32,11 @@ from typing import Any
 
 from eventyard.core.identifiers import ANONYMOUS_KINDS, Identifier, sort_key
 from eventyard.core.model import ContactStatus
+
+#: The provenance kind of an activity whose record named its contact by id
+#: (CleverTap ``objectId``, Ortto ``person_id``). Not a valid identifier kind,
+#: so it never collides with one.
+CONTACT_ID_KIND = "@contact"
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +85,34 @@ class ResolutionPlan:
         touched |= set(self.new_identifiers.values())
         # A contact this batch creates is not in the database yet: nothing to lock.
         return touched - set(self.new_contacts)
+
+
+def primary_rank(primary_kinds: Sequence[str]) -> dict[str, int]:
+    """Each primary kind's rank, for :func:`resolving_identifier` (build once per batch)."""
+    return {kind: i for i, kind in enumerate(primary_kinds)}
+
+
+def resolving_identifier(
+    identifiers: Sequence[Identifier], rank: Mapping[str, int]
+) -> Identifier | None:
+    """The identifier an activity naming ``identifiers`` is attributed to.
+
+    The one of the best-ranked primary kind (``rank``: :func:`primary_rank`),
+    the first named among equals; ``None`` when there is none. The planner
+    settles a conflict between known contacts by the same order, so the
+    activity's contact owns this identifier whenever one of them does.
+    """
+    if len(identifiers) == 1:
+        return identifiers[0]
+    if not identifiers:
+        return None
+    unranked = len(rank)
+    best, best_rank = identifiers[0], rank.get(identifiers[0].kind, unranked)
+    for ident in identifiers[1:]:
+        ident_rank = rank.get(ident.kind, unranked)
+        if ident_rank < best_rank:
+            best, best_rank = ident, ident_rank
+    return best
 
 
 def is_known_kind(kind: str) -> bool:

@@ -291,6 +291,9 @@ class Activity:
     #: for that key of this activity name; stored, but not searchable.
     unsearchable: tuple[str, ...] = ()
     context: dict[str, Any] | None = None
+    #: Provenance: the identifier that resolved the activity to its contact
+    #: (``core.identity.resolving_identifier``).
+    resolved_by: Identifier | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -368,3 +371,13 @@ class NewAccount:
             return self.secrets[name]
         except KeyError:
             raise AttributeError(name) from None
+
+
+@dataclass(frozen=True)
+class ReplicaStatus:
+    """A read replica as last checked: ``ok`` (serves reads), ``lagging`` (further
+    behind than allowed), ``down`` (unreachable) or ``unknown`` (not checked yet)."""
+
+    name: str
+    state: str
+    lag_seconds: float | None

@@ -35,6 +35,7 @@ from eventyard.core.activity_import import (
 from eventyard.core.contact_import import RowError
 from eventyard.core.errors import EventyardError
 from eventyard.core.identifiers import Identifier
+from eventyard.core.identity import primary_rank, resolving_identifier
 from eventyard.core.ids import new_id
 from eventyard.core.model import Account
 from eventyard.services.bulk_resolution import resolve_chunk
@@ -136,6 +137,12 @@ def store_activities(
             chunk.contact_of[slot] = owner
         created += len(new)
     contact_of = chunk.contact_of
+    # Provenance, once per distinct set of identifiers (core.identity).
+    rank = primary_rank(account.primary_kinds)
+    resolved = [
+        resolving_identifier([Identifier(kind, value) for kind, value in pairs], rank)
+        for pairs in batch
+    ]
     activities: list[tuple[Any, ...]] = [
         (
             new_id(),
@@ -148,6 +155,7 @@ def store_activities(
             dialect,
             False,
             row.properties,
+            *_provenance(resolved[slot_of[row.identifiers]]),
             None if row.activity_id is None else DEDUP_PREFIX + row.activity_id,
         )
         for row in rows
@@ -158,3 +166,7 @@ def store_activities(
         account.id, Counter((hour, dialect, a[3]) for a in activities if a[0] in stored)
     )
     return len(stored), len(rows) - len(stored), created
+
+
+def _provenance(identifier: Identifier | None) -> tuple[str | None, str | None]:
+    return (None, None) if identifier is None else (identifier.kind, identifier.value)

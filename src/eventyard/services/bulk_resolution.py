@@ -57,6 +57,8 @@ def resolve_chunk(
     A lost race with a concurrent writer stages the chunk again.
     """
 
+    uow.contacts.share_identity_operations(account.id)
+
     def attempt(number: int) -> ChunkResolution:
         staged = uow.staging.stage_identities(account.id, batch)
         staged.lock_owners(every=attributes is not None)

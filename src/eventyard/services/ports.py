@@ -10,6 +10,14 @@ from typing import Any, Protocol
 from eventyard.core.activity_query import ActivityQuery
 from eventyard.core.credentials import Credential
 from eventyard.core.definitions import DefinitionSpec
+from eventyard.core.destinations import (
+    DeadLetter,
+    DeliveryClaim,
+    DeliveryItem,
+    Destination,
+    DestinationStats,
+    Route,
+)
 from eventyard.core.identifiers import Identifier
 from eventyard.core.identity import ContactRef, ResolutionPlan
 from eventyard.core.lists import ContactList
@@ -23,6 +31,7 @@ from eventyard.core.model import (
     Erasure,
     Job,
     JobStatus,
+    ReplicaStatus,
     StoredResponse,
 )
 from eventyard.core.registry import RegistryState
@@ -139,6 +148,8 @@ class ContactRepository(Protocol):
         self, account_id: str, attributes: dict[str, dict[str, Any]], now: datetime
     ) -> None: ...
     def take_identity_turn(self, account_id: str) -> None: ...
+    def share_identity_operations(self, account_id: str) -> None: ...
+    def hold_identity_operations(self, account_id: str) -> None: ...
     def find_by_identifier(self, account_id: str, identifier: Identifier) -> list[Contact]: ...
     def identifiers_of(
         self, account_id: str, contact_ids: Iterable[str]
@@ -326,6 +337,91 @@ class ErasureRepository(Protocol):
     def erased_since(self, account_id: str, since: datetime) -> set[str]: ...
 
 
+class DestinationRepository(Protocol):
+    def add(self, row: Mapping[str, Any]) -> None: ...
+    def get(self, account_id: str, destination_id: str) -> Destination | None: ...
+    def of_account(self, account_id: str) -> list[Destination]: ...
+    def update(self, account_id: str, destination_id: str, values: Mapping[str, Any]) -> bool: ...
+    def delete(self, account_id: str, destination_id: str) -> bool: ...
+    def routes(self, account_id: str) -> list[Route]: ...
+    def stats(self, account_id: str, destination_id: str) -> DestinationStats: ...
+    def dead_letters(
+        self, account_id: str, destination_id: str, limit: int, after: str | None
+    ) -> list[DeadLetter]: ...
+    def enqueue(self, rows: Sequence[Mapping[str, Any]]) -> None: ...
+    def enqueue_again(self, rows: Sequence[Mapping[str, Any]]) -> None: ...
+    def history(
+        self,
+        account_id: str,
+        start: datetime,
+        end: datetime,
+        received_before: datetime | None,
+        after: tuple[datetime, str] | None,
+        limit: int,
+    ) -> list[Any]: ...
+    def take_dead_letters(self, account_id: str, destination_id: str, limit: int) -> list[Any]: ...
+    def claim_delivery(
+        self, worker_id: str, now: datetime, lease_seconds: float, lanes: int, batch: int
+    ) -> DeliveryClaim | None: ...
+    def delivery_items(
+        self, account_id: str, destination_id: str, delivery_id: str
+    ) -> list[DeliveryItem]: ...
+    def extend_lease(
+        self, account_id: str, delivery_id: str, worker_id: str, lease_until: datetime
+    ) -> bool: ...
+    def settle(
+        self,
+        claim: DeliveryClaim,
+        worker_id: str,
+        now: datetime,
+        *,
+        done: Iterable[str],
+        delivered: int,
+        dead: Sequence[tuple[str, int | None, str, str | None]],
+        retry_at: datetime | None,
+        error: str | None,
+        failed: bool = ...,
+    ) -> bool: ...
+
+
+class IdentityOperationRepository(Protocol):
+    def lock(self, account_id: str, contact_ids: Iterable[str]) -> dict[str, str | None]: ...
+    def preview_merge(self, account_id: str, source: str) -> dict[str, int]: ...
+    def merge(
+        self,
+        account_id: str,
+        source: str,
+        target: str,
+        attributes: Mapping[str, Any],
+        now: datetime,
+    ) -> dict[str, Any]: ...
+    def record_event(
+        self,
+        account_id: str,
+        *,
+        kind: str,
+        contact_id: str,
+        other_contact_ids: Sequence[str],
+        identifiers: Sequence[Mapping[str, Any]],
+        details: Mapping[str, Any],
+        now: datetime,
+    ) -> dict[str, Any]: ...
+    def event(self, account_id: str, event_id: str, *, lock: bool = False) -> dict[str, Any]: ...
+    def set_event_details(
+        self, account_id: str, event_id: str, details: Mapping[str, Any]
+    ) -> None: ...
+    def revert_merge(
+        self, account_id: str, snapshot: Mapping[str, Any], now: datetime
+    ) -> dict[str, int]: ...
+    def split(
+        self,
+        account_id: str,
+        contact_id: str,
+        identifiers: Sequence[Identifier],
+        now: datetime,
+    ) -> tuple[str, dict[str, int]]: ...
+
+
 class UnitOfWork(Protocol):
     @property
     def accounts(self) -> AccountRepository: ...
@@ -359,6 +455,10 @@ class UnitOfWork(Protocol):
     def erasures(self) -> ErasureRepository: ...
     @property
     def staging(self) -> StagingRepository: ...
+    @property
+    def destinations(self) -> DestinationRepository: ...
+    @property
+    def identity(self) -> IdentityOperationRepository: ...
 
     def commit(self) -> None: ...
     def savepoint(self) -> AbstractContextManager[None]: ...
@@ -368,3 +468,9 @@ class Store(Protocol):
     def unit_of_work(self, *, write: bool = True) -> AbstractContextManager[UnitOfWork]: ...
     def ping(self) -> None: ...
     def checkpoint(self) -> None: ...
+
+
+class ReadStore(Store, Protocol):
+    """The store of reads that tolerate lag: read replicas, or the primary."""
+
+    def statuses(self) -> list[ReplicaStatus]: ...

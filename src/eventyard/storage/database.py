@@ -21,10 +21,12 @@ from eventyard.storage.repositories.console import ConsoleRepository
 from eventyard.storage.repositories.contacts import ContactRepository
 from eventyard.storage.repositories.credentials import CredentialRepository
 from eventyard.storage.repositories.definitions import DefinitionRepository
+from eventyard.storage.repositories.destinations import DestinationRepository
 from eventyard.storage.repositories.erasures import ErasureRepository
 from eventyard.storage.repositories.event_types import EventTypeRepository, KnownTypes
 from eventyard.storage.repositories.groups import GroupRepository
 from eventyard.storage.repositories.idempotency import IdempotencyRepository
+from eventyard.storage.repositories.identity_operations import IdentityOperationRepository
 from eventyard.storage.repositories.ingest_stats import IngestStatsRepository
 from eventyard.storage.repositories.jobs import JobRepository
 from eventyard.storage.repositories.lists import ListRepository
@@ -56,6 +58,8 @@ class UnitOfWork:
         self.groups = GroupRepository(conn)
         self.erasures = ErasureRepository(conn)
         self.staging = StagingRepository(conn)
+        self.destinations = DestinationRepository(conn)
+        self.identity = IdentityOperationRepository(conn)
         self._committed = False
 
     def commit(self) -> None:
@@ -107,6 +111,7 @@ class Database:
             sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms,
             connect_timeout_seconds=settings.db_connect_timeout_seconds,
             pool_timeout_seconds=settings.db_pool_timeout_seconds,
+            prepared_statements=settings.database_prepared_statements,
         )
 
     @property

@@ -10,7 +10,12 @@ from typing import Any, cast
 
 from eventyard.core.commands import Record
 from eventyard.core.identifiers import ANONID, IDENTITY, Identifier
-from eventyard.core.identity import ContactRef
+from eventyard.core.identity import (
+    CONTACT_ID_KIND,
+    ContactRef,
+    primary_rank,
+    resolving_identifier,
+)
 from eventyard.core.ids import new_id
 from eventyard.core.model import (
     JOURNEY_WINDOW,
@@ -23,6 +28,7 @@ from eventyard.core.model import (
     RecordRejection,
     RecordsOutcome,
 )
+from eventyard.services.destinations.outbox import queue_for_destinations
 from eventyard.services.ingest.admission import (
     admit_to_definitions,
     admit_to_registry,
@@ -54,6 +60,9 @@ def store_records(
     leaves them be (the contact is still updated, only the activity is not
     stored).
     """
+    # First: a merge, revert or split of this account in flight finishes before
+    # this batch reads any contact, and none starts until it commits.
+    uow.contacts.share_identity_operations(account.id)
     rejected: dict[int, RecordRejection] = {}
     if event_limits is not None:
         for rejection in admit_to_registry(uow, account, records, event_limits, now):
@@ -80,6 +89,9 @@ def store_records(
     positions: list[int] = []
     batch: list[tuple[Identifier, ...]] = []
     pinned: list[ContactRef | None] = []
+    # Provenance: the identifier (or named contact id) each activity is resolved by.
+    resolved_by: dict[int, Identifier | None] = {}
+    rank = primary_rank(account.primary_kinds)
     for index, record in enumerate(records):
         if index in rejected or index in repeated:
             continue
@@ -93,6 +105,11 @@ def store_records(
         positions.append(index)
         batch.append(identifiers)
         pinned.append(pin)
+        resolved_by[index] = (
+            Identifier(CONTACT_ID_KIND, hint.contact_id)
+            if pin is not None and hint is not None
+            else resolving_identifier(identifiers, rank)
+        )
 
     # Contacts whose rows must stay locked to the end: those whose attributes
     # change, and those whose daily count is about to be checked.
@@ -129,12 +146,13 @@ def store_records(
         elif isinstance(record, GroupMembership):
             memberships.append((owner, record.group_id, record.traits))
         else:
-            rows.append(activity_row(account, record, owner, now))
+            rows.append(activity_row(account, record, owner, now, resolved_by[index]))
     if rules.recognize_types:
         flag_unsearchable(uow, account, rows, now)
     apply_profile_updates(uow, account, updates, created, now)
     uow.groups.merge_memberships(account.id, memberships, now)
     stored = uow.activities.insert(rows)
+    queue_for_destinations(uow, account.id, rows, stored, now)
     count_received(uow, account, rows, stored, now)
     return RecordsOutcome(
         stored_activities=len(stored),
@@ -222,8 +240,13 @@ def spread_to_groups(rejected: dict[int, RecordRejection], groups: Sequence[int]
 
 
 def activity_row(
-    account: Account, activity: NewActivity, contact_id: str, now: datetime
+    account: Account,
+    activity: NewActivity,
+    contact_id: str,
+    now: datetime,
+    resolved_by: Identifier | None = None,
 ) -> dict[str, Any]:
+    """The stored row of ``activity``; ``resolved_by`` is its provenance."""
     return {
         "id": new_id(),
         "account_id": account.id,
@@ -240,6 +263,8 @@ def activity_row(
         "location": activity.location,
         "value_milli": activity.value_milli,
         "context": activity.context,
+        "resolved_kind": None if resolved_by is None else resolved_by.kind,
+        "resolved_value": None if resolved_by is None else resolved_by.value,
     }
 
 

@@ -11,6 +11,7 @@ from sqlalchemy.engine import Connection
 
 from eventyard.core.activity_query import ActivityQuery
 from eventyard.core.cursor import encode_cursor
+from eventyard.core.identifiers import Identifier
 from eventyard.core.model import Activity, ActivityPage
 from eventyard.storage.sql_dialect import in_values, insert_rows
 from eventyard.storage.tables import activities, contacts
@@ -115,7 +116,7 @@ class ActivityRepository:
         if query.offset:
             stmt = stmt.offset(query.offset)
         rows = self.conn.execute(stmt.limit(limit)).all()
-        return [_activity(r, r.contact_id) for r in rows]
+        return [activity_from_row(r, r.contact_id) for r in rows]
 
     def count(self, account_id: str, query: ActivityQuery, *, contact_id: str | None = None) -> int:
         """How many activities match ``query`` (its continuation and offset ignored)."""
@@ -163,7 +164,7 @@ class ActivityRepository:
         return where
 
 
-def _activity(r: Row[Any], contact_id: str) -> Activity:
+def activity_from_row(r: Row[Any], contact_id: str) -> Activity:
     return Activity(
         id=r.id,
         contact_id=contact_id,
@@ -179,4 +180,7 @@ def _activity(r: Row[Any], contact_id: str) -> Activity:
         value_milli=r.value_milli,
         unsearchable=tuple(r.unsearchable or ()),
         context=r.context,
+        resolved_by=None
+        if r.resolved_kind is None
+        else Identifier(r.resolved_kind, r.resolved_value),
     )

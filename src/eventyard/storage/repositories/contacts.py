@@ -6,15 +6,17 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, and_, bindparam, delete, func, literal, or_, select, update
+from sqlalchemy import String, and_, bindparam, func, literal, or_, select, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
 from eventyard.core.errors import ConcurrentUpdate
 from eventyard.core.identifiers import Identifier, sort_key
-from eventyard.core.identity import ContactRef, ResolutionPlan
+from eventyard.core.identity import ContactRef, IdentityEvent, ResolutionPlan
+from eventyard.core.identity_operations import merge_attributes
 from eventyard.core.ids import new_id
 from eventyard.core.model import Contact
+from eventyard.storage.repositories.identity_operations import fold_contact
 from eventyard.storage.set_resolution import (
     BulkResolution,
     lock_new_identifiers,
@@ -28,12 +30,9 @@ from eventyard.storage.sql_dialect import (
     unnest_rows,
 )
 from eventyard.storage.tables import (
-    activities,
-    contact_groups,
     contact_identifiers,
     contacts,
     identity_events,
-    list_members,
 )
 from eventyard.storage.types import UTCDateTime
 
@@ -180,8 +179,10 @@ class ContactRepository:
             inserted = self._insert_identifiers(account_id, plan.new_identifiers, now)
             if inserted != len(plan.new_identifiers):
                 raise ConcurrentUpdate()
-        for source, target in plan.merges.items():
-            self._merge(account_id, source, target, now)
+        snapshots = {
+            source: self._merge(account_id, source, target, now)
+            for source, target in plan.merges.items()
+        }
         changed = set(plan.conversions) | set(plan.merges.values())
         changed |= {c for c in plan.new_identifiers.values() if c not in plan.new_contacts}
         if plan.conversions:
@@ -207,7 +208,7 @@ class ContactRepository:
                     "contact_id": event.contact_id,
                     "other_contact_ids": list(event.other_contact_ids),
                     "identifiers": [{"kind": i.kind, "value": i.value} for i in event.identifiers],
-                    "details": event.details,
+                    "details": _with_snapshot(event, snapshots),
                     "created_at": now,
                 }
                 for event in plan.audit
@@ -262,6 +263,27 @@ class ContactRepository:
         ]
         return len(self.conn.execute(stmt, params).all())
 
+    def share_identity_operations(self, account_id: str) -> None:
+        """Hold, to the end of the transaction, a share of the account's identity
+        operations lock: a merge, revert or split waits for this transaction and
+        this one waits for it (``hold_identity_operations``).
+
+        Taken first by every writer that resolves identifiers, so that what it
+        reads afterwards includes the operation's result: an event arriving
+        during a merge lands on the contact that owns its identifier after it.
+        One statement per batch on PostgreSQL; SQLite's writers take turns anyway.
+        """
+        if supports_row_locks(self.conn):
+            self.conn.execute(
+                select(func.pg_advisory_xact_lock_shared(_operations_key(account_id)))
+            )
+
+    def hold_identity_operations(self, account_id: str) -> None:
+        """Wait for the account's writers in flight, then keep new ones out to the
+        end of the transaction (an identity operation: merge, revert, split)."""
+        if supports_row_locks(self.conn):
+            self.conn.execute(select(func.pg_advisory_xact_lock(_operations_key(account_id))))
+
     def take_identity_turn(self, account_id: str) -> None:
         """Wait until no other transaction holds the account's identity turn, then hold it.
 
@@ -299,98 +321,16 @@ class ContactRepository:
         ):
             raise ConcurrentUpdate()
 
-    def _merge(self, account_id: str, source: str, target: str, now: datetime) -> None:
-        """Fold the anonymous contact ``source`` into ``target`` (rare: a few statements).
+    def _merge(self, account_id: str, source: str, target: str, now: datetime) -> dict[str, Any]:
+        """Fold the anonymous contact ``source`` into ``target`` (rare: a few statements);
+        the snapshot that reverting the merge restores.
 
-        Identifiers and activities move; attributes the target lacks are
-        taken from the source (the target's own values win).
+        Identifiers, activities and memberships move; attributes the target
+        lacks are taken from the source (the target's own values win).
         """
-        self.conn.execute(
-            update(contact_identifiers)
-            .where(
-                contact_identifiers.c.account_id == account_id,
-                contact_identifiers.c.contact_id == source,
-            )
-            .values(contact_id=target)
-        )
-        # account_id first: the (account_id, contact_id, …) index finds the rows.
-        self.conn.execute(
-            update(activities)
-            .where(activities.c.account_id == account_id, activities.c.contact_id == source)
-            .values(contact_id=target)
-        )
-        attributes = dict(
-            self.conn.execute(
-                select(contacts.c.id, contacts.c.attributes).where(
-                    contacts.c.id.in_([source, target])
-                )
-            ).all()
-        )
-        if attributes.get(source):
-            self.conn.execute(
-                update(contacts)
-                .where(contacts.c.id == target)
-                .values(attributes={**attributes[source], **attributes.get(target, {})})
-            )
-        self._move_memberships(account_id, source, target, now)
-        # Earlier merges into ``source`` now point straight at ``target``.
-        self.conn.execute(
-            update(contacts)
-            .where(
-                contacts.c.account_id == account_id,
-                or_(contacts.c.id == source, contacts.c.merged_into == source),
-            )
-            .values(merged_into=target, status="merged", updated_at=now)
-        )
-
-    def _move_memberships(self, account_id: str, source: str, target: str, now: datetime) -> None:
-        """The source's lists and groups become the target's; in a group both belong
-        to, traits the target lacks are taken from the source (its own values win)."""
-        lm, g = list_members.c, contact_groups.c
-        moving = select(lm.list_id, literal(target), lm.account_id, lm.added_at).where(
-            lm.account_id == account_id, lm.contact_id == source
-        )
-        self.conn.execute(
-            insert_ignoring_conflicts(self.conn, list_members).from_select(
-                ["list_id", "contact_id", "account_id", "added_at"], moving
-            )
-        )
-        self.conn.execute(
-            delete(list_members).where(lm.account_id == account_id, lm.contact_id == source)
-        )
-        groups = self.conn.execute(
-            select(g.contact_id, g.group_id, g.traits, g.created_at).where(
-                g.account_id == account_id, g.contact_id.in_([source, target])
-            )
-        ).all()
-        held = {row.group_id: row.traits for row in groups if row.contact_id == target}
-        for row in groups:
-            if row.contact_id != source:
-                continue
-            if row.group_id in held:
-                self.conn.execute(
-                    update(contact_groups)
-                    .where(
-                        g.account_id == account_id,
-                        g.contact_id == target,
-                        g.group_id == row.group_id,
-                    )
-                    .values(traits={**row.traits, **held[row.group_id]}, updated_at=now)
-                )
-            else:
-                self.conn.execute(
-                    contact_groups.insert().values(
-                        account_id=account_id,
-                        contact_id=target,
-                        group_id=row.group_id,
-                        traits=row.traits,
-                        created_at=row.created_at,
-                        updated_at=now,
-                    )
-                )
-        self.conn.execute(
-            delete(contact_groups).where(g.account_id == account_id, g.contact_id == source)
-        )
+        attributes = self.attributes_of(account_id, [source, target])
+        after = merge_attributes(attributes.get(target, {}), attributes.get(source, {}))
+        return fold_contact(self.conn, account_id, source, target, after, now)
 
     def find_by_identifier(self, account_id: str, identifier: Identifier) -> list[Contact]:
         ci = contact_identifiers.c
@@ -474,3 +414,17 @@ class ContactRepository:
             }
             for r in rows
         ]
+
+
+def _operations_key(account_id: str) -> int:
+    """The advisory lock key of the account's identity operations (not its identity turn)."""
+    digest = hashlib.sha256(b"identity-operations:" + account_id.encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def _with_snapshot(event: IdentityEvent, snapshots: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
+    """A merge's details carry what it moved (for a revert); other events' as planned."""
+    if event.kind != "merged" or not event.other_contact_ids:
+        return event.details
+    snapshot = snapshots.get(event.other_contact_ids[0])
+    return event.details if snapshot is None else {**event.details, "snapshot": snapshot}

@@ -371,7 +371,8 @@ class StagedChunk:
             conn.execute(_OWNERS_JOIN_LIST, {"list_id": list_id, "account": account, "now": now})
 
 
-#: The columns of an activity a backfill writes (the others stay NULL).
+#: The columns of an activity a backfill writes (the others stay NULL); the
+#: dedup key last.
 ACTIVITY_COLUMNS = (
     "id",
     "account_id",
@@ -383,6 +384,8 @@ ACTIVITY_COLUMNS = (
     "dialect",
     "journey_eligible",
     "properties",
+    "resolved_kind",
+    "resolved_value",
     "dedup_key",
 )
 _STAGED_ACTIVITIES = {
