@@ -54,19 +54,21 @@ def _url(value: object, settings: Settings) -> str:
 
 def _credentials(value: object, form: DestinationFormat) -> dict[str, str]:
     fields = form.credential_fields
-    expected = ", ".join(fields)
+    optional = form.optional_credential_fields
+    expected = ", ".join(fields) + "".join(f", optionally {name}" for name in optional)
     if not isinstance(value, dict):
         raise _invalid(
             "credentials", f"credentials of a {form.kind} destination are {{{expected}}}"
         )
-    unknown = sorted(set(value) - set(fields))
+    unknown = sorted(set(value) - set(fields) - set(optional))
     if unknown:
         raise _invalid(f"credentials.{unknown[0]}", f"a {form.kind} destination has {expected}")
-    for name in fields:
+    given_fields = [*fields, *(name for name in optional if name in value)]
+    for name in given_fields:
         given = value.get(name)
         if not isinstance(given, str) or not given:
             raise _invalid(f"credentials.{name}", f"credentials.{name} must be a non-empty string")
-    return {name: value[name] for name in fields}
+    return {name: value[name] for name in given_fields}
 
 
 def _filter(value: object) -> dict[str, list[str]]:
