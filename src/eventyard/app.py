@@ -55,6 +55,7 @@ from eventyard.services.pacing import Foreground
 from eventyard.services.ports import Store
 from eventyard.settings import Settings
 from eventyard.storage.database import Database
+from eventyard.storage.replicas import ReadReplicas
 
 log = logging.getLogger("eventyard")
 
@@ -68,6 +69,14 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     """Build the application; ``store`` defaults to the database in ``settings``."""
     database = store or Database.from_settings(settings)
     metrics = Metrics.create()
+    # Reads that tolerate lag go to the replicas of EVENTYARD_READ_DATABASE_URL.
+    read_store = (
+        ReadReplicas.from_settings(
+            database, settings, on_read=metrics.count_read, on_check=metrics.observe_replicas
+        )
+        if isinstance(database, Database)
+        else None
+    )
     foreground = Foreground()
     authenticator = Authenticator(
         database,
@@ -84,6 +93,7 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
             metrics=metrics,
             periodic=periodic_jobs(settings, utc_now()),
             foreground=foreground,
+            read_store=read_store,
         )
         if settings.run_worker
         else None
@@ -103,6 +113,8 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         purger = asyncio.create_task(purge_idempotency_keys_forever(database, settings))
         rechecker = asyncio.create_task(recheck_credentials_forever(authenticator))
+        if read_store is not None:
+            read_store.start()
         worker_thread = None if worker is None else WorkerThread(worker)
         if worker_thread is not None:
             worker_thread.start()
@@ -119,6 +131,8 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
             if committer is not None:
                 # Requests already queued are stored and answered first.
                 await run_in_threadpool(committer.close)
+            if read_store is not None:
+                read_store.dispose()
             dispose = getattr(database, "dispose", None)
             if dispose is not None:
                 dispose()
@@ -147,6 +161,7 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
         rate_limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
         committer=committer,
         foreground=foreground,
+        read_store=read_store,
     )
     # The ingest routes come first: the router tries routes in the order they
     # were included, and a single-event request matched after the 40 routes

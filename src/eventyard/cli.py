@@ -70,6 +70,7 @@ from eventyard.settings import Settings
 from eventyard.storage.database import Database
 from eventyard.storage.engine import normalize_database_url
 from eventyard.storage.migrate import upgrade_database
+from eventyard.storage.replicas import ReadReplicas
 
 app = typer.Typer(help="eventyard: a self-hosted customer activity hub.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -101,6 +102,9 @@ def _settings() -> Settings:
         return Settings()
     except ValidationError as exc:
         for error in exc.errors():
+            if not error["loc"]:  # a rule across settings: its message names them
+                err_console.print(f"[red]{escape(error['msg'])}[/red]")
+                continue
             name = "EVENTYARD_" + "_".join(str(part) for part in error["loc"]).upper()
             err_console.print(f"[red]{name}[/red]: {escape(error['msg'])}")
         raise typer.Exit(2) from None
@@ -295,15 +299,25 @@ def worker(
     upgrade_database(settings.database_url)
     # One connection for the jobs, one for the heartbeat that runs beside them.
     store = Database.from_settings(settings, pool_size=2)
+    # Exports read from the replicas of EVENTYARD_READ_DATABASE_URL, if any.
+    read_store = ReadReplicas.from_settings(store, settings, pool_size=1)
+    if read_store is not None:
+        read_store.start()
     try:
         job_worker = Worker(
-            store, settings, HANDLERS, periodic=periodic_jobs(settings, datetime.now(UTC))
+            store,
+            settings,
+            HANDLERS,
+            periodic=periodic_jobs(settings, datetime.now(UTC)),
+            read_store=read_store,
         )
         if once:
             job_worker.run_once()
         else:
             _run_until_signalled(job_worker)
     finally:
+        if read_store is not None:
+            read_store.dispose()
         store.dispose()
 
 

@@ -16,6 +16,7 @@ from eventyard.core.credentials import CredentialKind
 from eventyard.core.errors import EventyardError
 from eventyard.core.model import (
     Account,
+    ReplicaStatus,
     StoredResponse,
 )
 from eventyard.core.ratelimit import RateLimiter
@@ -28,7 +29,7 @@ from eventyard.services.ingest import (
 )
 from eventyard.services.ingest_stats import RejectionError, record_rejection
 from eventyard.services.pacing import Foreground
-from eventyard.services.ports import Store
+from eventyard.services.ports import ReadStore, Store
 from eventyard.settings import Settings
 
 
@@ -56,6 +57,22 @@ class AppContext:
     committer: GroupCommitter | None = None
     #: When this process last received an ingest request (bulk work gives way).
     foreground: Foreground = field(default_factory=Foreground)
+    #: Read replicas for the reads that tolerate lag (``EVENTYARD_READ_DATABASE_URL``);
+    #: ``None``: every read goes to ``store``.
+    read_store: ReadStore | None = None
+
+    @property
+    def reads(self) -> Store:
+        """Where a read that tolerates a replica's lag goes: a replica, or the primary.
+
+        Only for reads that do not follow the request's own writes: listings,
+        searches, exports, the console's pages. Its writing units of work still
+        run on the primary.
+        """
+        return self.store if self.read_store is None else self.read_store
+
+    def replica_statuses(self) -> list[ReplicaStatus]:
+        return [] if self.read_store is None else self.read_store.statuses()
 
     async def authenticate(
         self, kind: str, secret: str | None, public_id: str | None = None

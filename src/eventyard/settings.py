@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from eventyard.core.netguard import parse_allowlist
@@ -296,6 +296,23 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Lowest level of the JSON log lines written to stderr."
     )
+
+    @model_validator(mode="after")
+    def _replicas_are_postgresql(self) -> Settings:
+        """Read replicas are PostgreSQL streaming replicas of a PostgreSQL primary."""
+        if not self.read_database_url.strip():
+            return self
+        if not self.database_url.startswith(("postgresql", "postgres")):
+            raise ValueError(
+                "read_database_url (EVENTYARD_READ_DATABASE_URL) needs a PostgreSQL "
+                "database_url: SQLite has no read replicas"
+            )
+        for url in self.read_database_url.split(","):
+            if url.strip() and not url.strip().startswith(("postgresql", "postgres")):
+                raise ValueError(
+                    f"read_database_url: {url.strip().split('@')[-1]!r} is not a postgresql:// URL"
+                )
+        return self
 
     @field_validator("url_allowlist")
     @classmethod

@@ -81,7 +81,7 @@ async def find_contacts(
             f"identifier {exc}",
             errors=[FieldError("identifier", f"identifier {exc}")],
         ) from exc
-    found = await run_in_threadpool(contact_service.find_contacts, ctx.store, account, ident)
+    found = await run_in_threadpool(contact_service.find_contacts, ctx.reads, account, ident)
     return json_response({"contacts": [contact_json(c) for c in found]})
 
 
@@ -91,8 +91,8 @@ async def get_contact(
     account: Account = Depends(reader_account),
     ctx: AppContext = Depends(get_context),
 ) -> Response:
-    contact = await run_in_threadpool(contact_service.get_contact, ctx.store, account, contact_id)
-    groups = await run_in_threadpool(contact_service.contact_groups, ctx.store, account, contact.id)
+    contact = await run_in_threadpool(contact_service.get_contact, ctx.reads, account, contact_id)
+    groups = await run_in_threadpool(contact_service.contact_groups, ctx.reads, account, contact.id)
     return json_response({**contact_json(contact), "groups": [group_json(g) for g in groups]})
 
 
@@ -105,7 +105,7 @@ async def list_activities(
     ctx: AppContext = Depends(get_context),
 ) -> Response:
     page = await run_in_threadpool(
-        contact_service.list_activities, ctx.store, account, contact_id, limit, cursor
+        contact_service.list_activities, ctx.reads, account, contact_id, limit, cursor
     )
     return json_response(
         {"activities": [activity_json(a) for a in page.activities], "next_cursor": page.next_cursor}
@@ -122,7 +122,7 @@ async def identity_events(
     ctx: AppContext = Depends(get_context),
 ) -> Response:
     events = await run_in_threadpool(
-        contact_service.identity_history, ctx.store, account, contact_id
+        contact_service.identity_history, ctx.reads, account, contact_id
     )
     return json_response(
         {"identity_events": [{**e, "created_at": iso_utc(e["created_at"])} for e in events]}

@@ -23,6 +23,7 @@ from eventyard.core.model import (
     Erasure,
     Job,
     JobStatus,
+    ReplicaStatus,
     StoredResponse,
 )
 from eventyard.core.registry import RegistryState
@@ -368,3 +369,9 @@ class Store(Protocol):
     def unit_of_work(self, *, write: bool = True) -> AbstractContextManager[UnitOfWork]: ...
     def ping(self) -> None: ...
     def checkpoint(self) -> None: ...
+
+
+class ReadStore(Store, Protocol):
+    """The store of reads that tolerate lag: read replicas, or the primary."""
+
+    def statuses(self) -> list[ReplicaStatus]: ...
