@@ -5,11 +5,14 @@ For each backend, three runs, each on fresh databases with a real server
 
 1. **plain**: Netcore batch ingest (``bench/traffic.py``, 1000 events a
    request from ``--clients`` clients) with no destination: events/s;
-2. **webhook**: the same with one ``webhook`` destination delivering to a
+2. **outbox**: the same with one ``webhook`` destination, paused: every
+   activity is queued in the outbox, nothing is delivered (what the
+   transactional outbox costs ingest by itself);
+3. **webhook**: the same with one ``webhook`` destination delivering to a
    local receiver (an HTTP server in this process), from the server's own
    delivery threads: events/s, and its share of the plain rate (the
    issue's target: at least 80 %); then how long the outbox took to drain;
-3. **clevertap**: the same ingest with one ``clevertap`` destination whose
+4. **clevertap**: the same ingest with one ``clevertap`` destination whose
    receiver is a second eventyard server on a database of its own (the
    "vendor"): the destination's ``lag_seconds``, sampled every half second
    while the ingest runs and until the outbox is empty (the target: under
@@ -74,6 +77,8 @@ class DestinationRun:
     backend: str
     events: int
     plain_events_per_s: float
+    outbox_events_per_s: float
+    outbox_share: float
     webhook_events_per_s: float
     webhook_share: float
     webhook_drain_seconds: float
@@ -168,7 +173,9 @@ def run_plain(backend: str, args: argparse.Namespace, folder: Path) -> dict[str,
             return dict(ingest(hub.base_url, account, hub.process.pid, args))
 
 
-def run_webhook(backend: str, args: argparse.Namespace, folder: Path) -> dict[str, Any]:
+def run_webhook(
+    backend: str, args: argparse.Namespace, folder: Path, *, paused: bool = False
+) -> dict[str, Any]:
     with (
         fresh_database(backend, args.postgres_url) as url,
         webhook_receiver() as receiver,
@@ -188,7 +195,17 @@ def run_webhook(backend: str, args: argparse.Namespace, folder: Path) -> dict[st
                     "credentials": {"secret": receiver.secret},
                 },
             )
+            if paused:
+                r = http.patch(
+                    f"/api/v1/destinations/{destination}",
+                    json={"enabled": False},
+                    headers=admin(account),
+                )
+                r.raise_for_status()
             figures = dict(ingest(hub.base_url, account, hub.process.pid, args))
+            if paused:
+                figures["pending"] = figures_of(http, account, destination)["pending"]
+                return figures
             figures["drain_seconds"] = drain(http, account, destination)
         figures["delivered"] = distinct_taken(receiver)
         figures["stored"] = stored_activities(url, account)
@@ -249,6 +266,8 @@ def run_backend(backend: str, args: argparse.Namespace) -> DestinationRun:
         where = Path(folder)
         print(f"[{backend}] plain ingest ...", flush=True)
         plain = run_plain(backend, args, where)
+        print(f"[{backend}] ingest with a paused destination (outbox only) ...", flush=True)
+        outbox = run_webhook(backend, args, where, paused=True)
         print(f"[{backend}] ingest with a webhook destination ...", flush=True)
         webhook = run_webhook(backend, args, where)
         print(f"[{backend}] ingest delivered to an eventyard receiver as clevertap ...", flush=True)
@@ -257,6 +276,8 @@ def run_backend(backend: str, args: argparse.Namespace) -> DestinationRun:
         backend=backend,
         events=int(plain["events"]),
         plain_events_per_s=plain["events_per_s"],
+        outbox_events_per_s=outbox["events_per_s"],
+        outbox_share=round(outbox["events_per_s"] / plain["events_per_s"], 3),
         webhook_events_per_s=webhook["events_per_s"],
         webhook_share=round(webhook["events_per_s"] / plain["events_per_s"], 3),
         webhook_drain_seconds=round(webhook["drain_seconds"], 2),
@@ -269,7 +290,8 @@ def run_backend(backend: str, args: argparse.Namespace) -> DestinationRun:
         hub_activities=clevertap["hub_activities"],
         vendor_activities=clevertap["vendor_activities"],
     )
-    for name, figures in (("plain", plain), ("webhook", webhook), ("clevertap", clevertap)):
+    runs = (("plain", plain), ("outbox", outbox), ("webhook", webhook), ("clevertap", clevertap))
+    for name, figures in runs:
         if figures["failed"]:
             run.failures.append(f"{name}: {figures['failed']} requests failed")
     if webhook["delivered"] != webhook["stored"]:
@@ -306,6 +328,8 @@ def main(argv: list[str] | None = None) -> int:
             "backend",
             "events",
             "plain ev/s",
+            "outbox ev/s",
+            "share",
             "webhook ev/s",
             "share",
             "clevertap ev/s",
@@ -318,6 +342,8 @@ def main(argv: list[str] | None = None) -> int:
                 r.backend,
                 f"{r.events:,}",
                 f"{r.plain_events_per_s:,.0f}",
+                f"{r.outbox_events_per_s:,.0f}",
+                f"{r.outbox_share:.0%}",
                 f"{r.webhook_events_per_s:,.0f}",
                 f"{r.webhook_share:.0%}",
                 f"{r.clevertap_events_per_s:,.0f}",

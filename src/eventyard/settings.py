@@ -319,6 +319,14 @@ class Settings(BaseSettings):
             "them into requests within its receiver's own limits."
         ),
     )
+    destination_linger_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        description=(
+            "How long a lane's waiting activities may wait for a full batch before a "
+            "delivery takes them: under load deliveries carry full batches."
+        ),
+    )
     destination_lease_seconds: float = Field(
         default=30.0,
         gt=0,

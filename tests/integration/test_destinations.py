@@ -25,7 +25,9 @@ from tests.e2e.destination_support import WebhookReceiver, webhook_receiver
 from tests.integration.helpers import NOW, activity, new_account
 from tests.support import own_database
 
-SETTINGS = Settings(url_allowlist="127.0.0.1/32", destination_timeout_seconds=5)
+SETTINGS = Settings(
+    url_allowlist="127.0.0.1/32", destination_timeout_seconds=5, destination_linger_seconds=0
+)
 
 
 @pytest.fixture

@@ -361,7 +361,13 @@ class DestinationRepository(Protocol):
     ) -> list[Any]: ...
     def take_dead_letters(self, account_id: str, destination_id: str, limit: int) -> list[Any]: ...
     def claim_delivery(
-        self, worker_id: str, now: datetime, lease_seconds: float, lanes: int, batch: int
+        self,
+        worker_id: str,
+        now: datetime,
+        lease_seconds: float,
+        lanes: int,
+        batch: int,
+        linger_seconds: float = ...,
     ) -> DeliveryClaim | None: ...
     def delivery_items(
         self, account_id: str, destination_id: str, delivery_id: str

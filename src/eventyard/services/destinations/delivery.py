@@ -136,6 +136,7 @@ class Deliverer:
                 self.settings.destination_lease_seconds,
                 LANES,
                 self.settings.destination_batch_size,
+                self.settings.destination_linger_seconds,
             )
             uow.commit()
         if claim is None:

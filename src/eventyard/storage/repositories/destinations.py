@@ -203,20 +203,29 @@ class DestinationRepository:
     # -- deliveries ------------------------------------------------------------------------
 
     def claim_delivery(
-        self, worker_id: str, now: datetime, lease_seconds: float, lanes: int, batch: int
+        self,
+        worker_id: str,
+        now: datetime,
+        lease_seconds: float,
+        lanes: int,
+        batch: int,
+        linger_seconds: float = 0.0,
     ) -> DeliveryClaim | None:
         """A delivery to attempt now, leased to ``worker_id``: one due again, or a new one.
 
         A delivery is due when its ``next_attempt_at`` has come and no live
         lease holds it (its worker settled it for a retry, or died). A new
         delivery takes up to ``batch`` waiting rows of a lane without an
-        open delivery; the lane's unique constraint lets one claimer win.
+        open delivery, once the lane has ``batch`` rows or its oldest has
+        waited ``linger_seconds``; the lane's unique constraint lets one
+        claimer win.
         """
         lease_until = now + timedelta(seconds=lease_seconds)
         claim = self._claim_due(worker_id, now, lease_until)
         if claim is not None:
             return claim
-        return self._claim_new(worker_id, now, lease_until, lanes, batch)
+        ripe = now - timedelta(seconds=linger_seconds)
+        return self._claim_new(worker_id, now, lease_until, lanes, batch, ripe)
 
     def _claim_due(
         self, worker_id: str, now: datetime, lease_until: datetime
@@ -249,7 +258,13 @@ class DestinationRepository:
         return DeliveryClaim(row.account_id, row.id, row.destination_id, row.lane, row.attempts)
 
     def _claim_new(
-        self, worker_id: str, now: datetime, lease_until: datetime, lanes: int, batch: int
+        self,
+        worker_id: str,
+        now: datetime,
+        lease_until: datetime,
+        lanes: int,
+        batch: int,
+        ripe: datetime,
     ) -> DeliveryClaim | None:
         d, dv, o = destinations.c, destination_deliveries.c, destination_outbox.c
         enabled = list(self.conn.execute(select(d.account_id, d.id).where(d.enabled.is_(True))))
@@ -266,21 +281,36 @@ class DestinationRepository:
         for account_id, destination_id, lane in pairs:
             if (account_id, destination_id, lane) in busy:
                 continue
+            in_lane = and_(
+                o.account_id == account_id,
+                o.destination_id == destination_id,
+                o.lane == lane,
+                o.delivery_id.is_(None),
+            )
+            in_order = (o.replay, o.activity_id)
+            # A lane short of a full batch waits until its first row has
+            # lingered: under load deliveries grow to full batches instead of
+            # going out a few rows at a time. Both looks stop at one row.
+            first = self.conn.execute(
+                select(o.queued_at).where(in_lane).order_by(*in_order).limit(1)
+            ).first()
+            if first is None:
+                continue
+            if first.queued_at > ripe:
+                full = self.conn.execute(
+                    select(o.activity_id)
+                    .where(in_lane)
+                    .order_by(*in_order)
+                    .offset(batch - 1)
+                    .limit(1)
+                ).first()
+                if full is None:
+                    continue
             ids = list(
                 self.conn.execute(
-                    select(o.activity_id)
-                    .where(
-                        o.account_id == account_id,
-                        o.destination_id == destination_id,
-                        o.lane == lane,
-                        o.delivery_id.is_(None),
-                    )
-                    .order_by(o.replay, o.activity_id)
-                    .limit(batch)
+                    select(o.activity_id).where(in_lane).order_by(*in_order).limit(batch)
                 ).scalars()
             )
-            if not ids:
-                continue
             delivery_id = new_id()
             created = self.conn.execute(
                 insert_ignoring_conflicts(self.conn, destination_deliveries)
@@ -315,35 +345,36 @@ class DestinationRepository:
     def delivery_items(
         self, account_id: str, destination_id: str, delivery_id: str
     ) -> list[DeliveryItem]:
-        """The delivery's activities in lane order, read from the activities table."""
+        """The delivery's activities in lane order, read from the activities table.
+
+        Two statements: the outbox rows, then the activities by id within
+        their time range. As one join, PostgreSQL read the account's
+        activities in every monthly partition for each delivery.
+        """
         o, a = destination_outbox.c, activities.c
-        rows = self.conn.execute(
-            select(o.activity_id, o.queued_at, activities)
-            .select_from(
-                destination_outbox.outerjoin(
-                    activities,
-                    and_(
-                        a.account_id == o.account_id,
-                        a.id == o.activity_id,
-                        a.occurred_at == o.occurred_at,
-                    ),
-                )
-            )
+        queued = self.conn.execute(
+            select(o.activity_id, o.occurred_at, o.queued_at)
             .where(
                 o.account_id == account_id,
                 o.destination_id == destination_id,
                 o.delivery_id == delivery_id,
             )
             .order_by(o.replay, o.activity_id)
-        )
-        return [
-            DeliveryItem(
-                r.activity_id,
-                None if r.id is None else activity_from_row(r, r.contact_id),
-                r.queued_at,
+        ).all()
+        if not queued:
+            return []
+        found = {
+            r.id: activity_from_row(r, r.contact_id)
+            for r in self.conn.execute(
+                select(activities).where(
+                    a.account_id == account_id,
+                    in_values(self.conn, a.id, [q.activity_id for q in queued]),
+                    a.occurred_at >= min(q.occurred_at for q in queued),
+                    a.occurred_at <= max(q.occurred_at for q in queued),
+                )
             )
-            for r in rows
-        ]
+        }
+        return [DeliveryItem(q.activity_id, found.get(q.activity_id), q.queued_at) for q in queued]
 
     def extend_lease(
         self, account_id: str, delivery_id: str, worker_id: str, lease_until: datetime
