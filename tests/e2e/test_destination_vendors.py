@@ -96,6 +96,24 @@ EXPECTED = {
 }
 
 
+def create_destination(
+    hub: Hub, tenant: NewAccount, kind: str, receiver: Receiver, target: NewAccount
+) -> str:
+    body = {
+        "name": f"to {kind}",
+        "kind": kind,
+        "url": str(receiver.api.base_url).rstrip("/"),
+        "credentials": credentials_of(kind, target),
+    }
+    r = hub.api.post("/api/v1/destinations", json=body, headers=admin(tenant))
+    assert r.status_code == 201, r.text
+    return str(r.json()["id"])
+
+
+def an_hour_ago() -> str:
+    return (datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)).isoformat()
+
+
 @pytest.mark.parametrize("kind", list(EXPECTED))
 def test_netcore_events_arrive_once_in_the_vendor_dialect(
     kind: str, sender: Hub, receiver: Receiver
@@ -111,16 +129,8 @@ def test_netcore_events_arrive_once_in_the_vendor_dialect(
             headers=admin(target),
         )
         assert r.status_code == 200, r.text
-    body = {
-        "name": f"to {kind}",
-        "kind": kind,
-        "url": str(receiver.api.base_url).rstrip("/"),
-        "credentials": credentials_of(kind, target),
-    }
-    r = hub.api.post("/api/v1/destinations", json=body, headers=admin(tenant))
-    assert r.status_code == 201, r.text
-    destination_id = r.json()["id"]
-    when = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+    destination_id = create_destination(hub, tenant, kind, receiver, target)
+    when = an_hour_ago()
     send_events(
         hub,
         tenant,
@@ -128,7 +138,7 @@ def test_netcore_events_arrive_once_in_the_vendor_dialect(
             netcore_event(
                 identity=f"buyer-{c}",
                 email=f"buyer-{c}@example.com",
-                timestamp=when.isoformat().replace("+00:00", "Z"),
+                timestamp=when,
                 activity_params={"n": n},
             )
             for n in range(PER_CONTACT)
@@ -156,9 +166,8 @@ def test_netcore_events_arrive_once_in_the_vendor_dialect(
         stored = stored_of(c)
         assert len(stored) == PER_CONTACT, stored
         assert {a["name"] for a in stored} == {name}
-        assert {a["occurred_at"] for a in stored} == {when.isoformat().replace("+00:00", "Z")}
-        numbers = sorted(a["properties"].get("int:cm:n", a["properties"].get("n")) for a in stored)
-        assert numbers == list(range(PER_CONTACT))
+        assert {a["occurred_at"] for a in stored} == {when.replace("+00:00", "Z")}
+        assert sorted(number_of(a) for a in stored) == list(range(PER_CONTACT))
         contact = find_contact(receiver.api, target, f"{lookup}:{stored_value(lookup, c)}")
         assert contact is not None
         assert (lookup, stored_value(lookup, c)) in {
@@ -166,5 +175,77 @@ def test_netcore_events_arrive_once_in_the_vendor_dialect(
         }
 
 
+def number_of(activity: dict[str, Any]) -> int:
+    """The event's ``n`` as the receiver stored it (Ortto's typed ``int:cm:n``)."""
+    properties = activity["properties"]
+    return int(properties.get("int:cm:n", properties.get("n")))
+
+
 def stored_value(lookup: str, c: int) -> str:
     return f"buyer-{c}@example.com" if lookup == "email" else f"buyer-{c}"
+
+
+#: kind -> (the identity of the event the receiver refuses, its name, a word of the reason)
+REFUSALS = {
+    # "ensure the activity definition exists": the receiver has none for it.
+    "ortto": ("buyer-x", "Never Defined", "no activity definition"),
+    # A CleverTap system event: "unprocessed" names its record (code 1012).
+    "clevertap": ("buyer-x", "App Launched", "1012"),
+    # Amplitude refuses the user id "anonymous" and stores none of the request; the
+    # other events are sent again without it.
+    "amplitude": ("anonymous", "Add To Cart", "user_id"),
+}
+
+
+@pytest.mark.parametrize("kind", list(REFUSALS))
+def test_what_the_receiver_refuses_becomes_a_dead_letter_with_its_reason(
+    kind: str, sender: Hub, receiver: Receiver
+) -> None:
+    """Issue 21: "activities whose definition the target lacks are failed deliveries with the
+    target's reason, not silent drops"; their neighbours are delivered once."""
+    hub = sender
+    tenant = create_account(hub.store, f"hub-refusal-{kind}")
+    target = create_account(receiver.store, f"vendor-refusal-{kind}")
+    destination_id = create_destination(hub, tenant, kind, receiver, target)
+    if kind == "ortto":
+        r = receiver.api.post(
+            "/api/v1/activity-definitions",
+            json={
+                "activity_id": "act:cm:add-to-cart",
+                "name": "cart",
+                "fields": {"int:cm:n": "int"},
+            },
+            headers=admin(target),
+        )
+        assert r.status_code == 201, r.text
+    refused_identity, refused_name, reason = REFUSALS[kind]
+    when = an_hour_ago()
+    good = [
+        netcore_event(identity="buyer-ok", timestamp=when, activity_params={"n": n}) for n in (0, 1)
+    ]
+    bad = netcore_event(
+        identity=refused_identity,
+        activity_name=refused_name,
+        timestamp=when,
+        activity_params={"n": 9},
+    )
+    send_events(hub, tenant, [good[0], bad, good[1]])
+
+    figures = wait_for(
+        lambda: (d := destination(hub, tenant, destination_id))["delivered"] + d["dead"] == 3 and d,
+        what="every activity delivered or dead",
+    )
+
+    assert (figures["delivered"], figures["dead"], figures["pending"]) == (2, 1, 0)
+    letters = hub.api.get(
+        f"/api/v1/destinations/{destination_id}/dead-letters", headers=admin(tenant)
+    ).json()["dead_letters"]
+    assert len(letters) == 1
+    assert reason in letters[0]["reason"], letters[0]
+    (refused,) = activities_of(hub.api, tenant, f"identity:{refused_identity}")
+    assert letters[0]["activity_id"] == refused["id"]
+    stored = activities_of(receiver.api, target, "identity:buyer-ok")
+    assert sorted(a["properties"].get("int:cm:n", a["properties"].get("n")) for a in stored) == [
+        0,
+        1,
+    ]
