@@ -83,7 +83,12 @@ def test_the_suite_runs_every_part_on_tiny_sizes(tmp_path: Path, postgres_url: s
         assert (loaded["missing"], loaded["doubled"], loaded["failed_requests"]) == (0, 0, 0)
         assert loaded["import_rows"] == loaded["list_members"] == imported["rows"]
         assert loaded["during_events_per_s"] is not None or loaded["note"]
+    assert {run["backend"] for run in report["destinations"]} == {"sqlite", "postgresql"}
+    for delivered in report["destinations"]:
+        assert delivered["failures"] == []
+        assert delivered["vendor_activities"] == delivered["hub_activities"] > 0
     assert "Batch ingest over HTTP" in run.stdout
+    assert "Destinations" in run.stdout
     assert "Overlap" in run.stdout
     assert "worker processes vs one" in run.stdout
     assert "while the import runs" in run.stdout

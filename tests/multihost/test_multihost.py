@@ -40,6 +40,7 @@ from eventyard.storage.database import Database
 from eventyard.storage.engine import normalize_database_url
 from eventyard.storage.migrate import upgrade_database
 from tests.multihost.hosts import (
+    NODE_PORT,
     Bouncer,
     Node,
     haproxy,
@@ -190,9 +191,8 @@ def test_nodes_killed_replica_stopped_and_pgbouncer_restarted_under_load_lose_no
         worker = Node("worker", network, worker_command(), env, tmp_path / "worker")
         worker.start(wait_ready=False)
         stack.callback(worker.stop)
-        base_url = stack.enter_context(
-            haproxy(tmp_path / "haproxy", {n.host: n.address for n in nodes.values()})
-        )
+        balanced = {n.host: f"{n.address}:{NODE_PORT}" for n in nodes.values()}
+        base_url = stack.enter_context(haproxy(tmp_path / "haproxy", balanced))
 
         load = DialectLoad.prepare(
             primary_url,

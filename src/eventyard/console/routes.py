@@ -41,6 +41,7 @@ from eventyard.services import contacts as contact_service
 from eventyard.services import credentials as credential_service
 from eventyard.services import identity_operations as identity_service
 from eventyard.services.console import ConsoleSession, ConsoleSessions, csrf_matches
+from eventyard.services.destinations import manage as destination_service
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -59,6 +60,8 @@ TAIL_LOOKBACK = timedelta(seconds=5)
 TAIL_STREAM_SECONDS = 30.0
 #: A comment line this often keeps proxies from closing a quiet stream.
 TAIL_KEEPALIVE_SECONDS = 15.0
+#: Dead letters a destination's page lists (the API pages through all of them).
+DEAD_LETTERS_SHOWN = 100
 
 
 class SignInRequired(Exception):
@@ -736,3 +739,106 @@ def _pretty(value: Any) -> str:
 templates.env.filters["pretty"] = _pretty
 templates.env.filters["iso"] = lambda moment: "" if moment is None else iso_utc(moment)
 templates.env.globals["datetime"] = datetime
+
+
+# -- destinations -----------------------------------------------------------
+
+
+@router.get("/destinations")
+async def destinations_page(
+    request: Request,
+    session: ConsoleSession = Depends(page_session),
+    ctx: AppContext = Depends(get_context),
+) -> Response:
+    found = await run_in_threadpool(
+        destination_service.list_destinations, ctx.store, session.account.id
+    )
+    return _render(request, "destinations.html", session, {"destinations": found})
+
+
+@router.get("/destinations/{destination_id}")
+async def destination_page(
+    request: Request,
+    destination_id: str,
+    session: ConsoleSession = Depends(page_session),
+    ctx: AppContext = Depends(get_context),
+) -> Response:
+    return await _destination_page(request, session, ctx, destination_id)
+
+
+async def _destination_page(
+    request: Request,
+    session: ConsoleSession,
+    ctx: AppContext,
+    destination_id: str,
+    *,
+    replayed: str | None = None,
+    error: FieldError | None = None,
+    status_code: int = 200,
+) -> Response:
+    """The destination's figures, its first dead letters and, for an admin, the replay forms."""
+
+    def load() -> tuple[Any, Any, list[Any]]:
+        account_id = session.account.id
+        found, stats = destination_service.get_destination(ctx.store, account_id, destination_id)
+        letters = destination_service.list_dead_letters(
+            ctx.store, account_id, destination_id, DEAD_LETTERS_SHOWN, None
+        )
+        return found, stats, letters
+
+    try:
+        found, stats, letters = await run_in_threadpool(load)
+    except NotFound:
+        return _not_found(request, session, "destination")
+    figures = destination_service.destination_document(found, stats, ctx.now())
+    return _render(
+        request,
+        "destination.html",
+        session,
+        {
+            "destination": found,
+            "figures": figures,
+            "letters": letters,
+            "replayed": replayed,
+            "error": error,
+        },
+        status_code=status_code,
+    )
+
+
+@router.post("/destinations/{destination_id}/replay")
+async def replay_destination(
+    request: Request,
+    destination_id: str,
+    writer: WriterForm = Depends(writer_form),
+    ctx: AppContext = Depends(get_context),
+) -> Response:
+    """Replay the dead letters (``dead_letters=true``) or the activities from ``from``."""
+    fields, session = writer.fields, writer.session
+    body: dict[str, Any] = {}
+    if fields.get("dead_letters") == "true":
+        body["dead_letters"] = True
+    else:
+        start = (fields.get("from") or "").strip()
+        # A datetime-local value is read as UTC, as the page says.
+        body["from"] = start + "+00:00" if start and "+" not in start else start
+    try:
+        job_id = await run_in_threadpool(
+            destination_service.replay_destination,
+            ctx.store,
+            session.account,
+            destination_id,
+            body,
+            ctx.now(),
+        )
+    except NotFound:
+        return _not_found(request, session, "destination")
+    except EventyardError as exc:
+        if not exc.errors:
+            raise
+        return await _destination_page(
+            request, session, ctx, destination_id, error=exc.errors[0], status_code=exc.status
+        )
+    if ctx.wake is not None:
+        ctx.wake()
+    return await _destination_page(request, session, ctx, destination_id, replayed=job_id)

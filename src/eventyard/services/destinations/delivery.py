@@ -178,6 +178,7 @@ class Deliverer:
                     context=activity.context,
                     journey_eligible=activity.journey_eligible,
                     unsearchable=activity.unsearchable,
+                    resolved_by=activity.resolved_by,
                 )
             )
         if outgoing:

@@ -53,9 +53,9 @@ def _url(value: object, settings: Settings) -> str:
 
 
 def _credentials(value: object, form: DestinationFormat) -> dict[str, str]:
-    fields = form.credential_fields
-    optional = form.optional_credential_fields
-    expected = ", ".join(fields) + "".join(f", optionally {name}" for name in optional)
+    """Exactly the kind's credential fields, and any of its optional ones: non-empty strings."""
+    fields, optional = form.credential_fields, form.optional_credential_fields
+    expected = ", ".join(fields) + "".join(f", {name}?" for name in optional)
     if not isinstance(value, dict):
         raise _invalid(
             "credentials", f"credentials of a {form.kind} destination are {{{expected}}}"
@@ -63,12 +63,11 @@ def _credentials(value: object, form: DestinationFormat) -> dict[str, str]:
     unknown = sorted(set(value) - set(fields) - set(optional))
     if unknown:
         raise _invalid(f"credentials.{unknown[0]}", f"a {form.kind} destination has {expected}")
-    given_fields = [*fields, *(name for name in optional if name in value)]
-    for name in given_fields:
+    for name in (*fields, *(n for n in optional if n in value)):
         given = value.get(name)
         if not isinstance(given, str) or not given:
             raise _invalid(f"credentials.{name}", f"credentials.{name} must be a non-empty string")
-    return {name: value[name] for name in given_fields}
+    return {name: value[name] for name in (*fields, *optional) if name in value}
 
 
 def _filter(value: object) -> dict[str, list[str]]:
