@@ -4,6 +4,11 @@ PostgreSQL comes from ``EVENTYARD_TEST_POSTGRES_URL`` (default
 ``postgresql://postgres@127.0.0.1:5432/test``); each run creates a fresh
 database beside it and drops it at the end. Locally a missing PostgreSQL
 skips those tests loudly; with ``CI=true`` it fails them.
+
+``EVENTYARD_TEST_PGBOUNCER=1`` runs the PostgreSQL tests through a PgBouncer
+in transaction pooling mode that the run starts (tests/pgbouncer.py): the
+``postgresql`` backend's URL, the servers and the CLI go through it, with
+prepared statements off (``EVENTYARD_DATABASE_PREPARED_STATEMENTS=false``).
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -20,8 +26,9 @@ from sqlalchemy import create_engine, text
 from eventyard.core.model import NewAccount
 from eventyard.dialects.registry import create_account
 from eventyard.storage.database import Database
-from eventyard.storage.engine import normalize_database_url
+from eventyard.storage.engine import build_engine, normalize_database_url
 from eventyard.storage.migrate import upgrade_database
+from tests.pgbouncer import running_pgbouncer
 from tests.support import (
     DEFAULT_POSTGRES_URL,
     Server,
@@ -63,7 +70,34 @@ def postgres_url() -> Iterator[str]:
         _POSTGRES_SKIPPED.append(message)
         pytest.skip(f"SKIPPING POSTGRESQL TESTS: {message}")
     with scratch_postgres_database(_postgres_admin_url()) as url:
-        yield url
+        if not _through_pgbouncer():
+            yield url
+            return
+        with running_pgbouncer(url) as bouncer, _without_prepared_statements():
+            yield bouncer.url(url)
+
+
+def _through_pgbouncer() -> bool:
+    return os.environ.get("EVENTYARD_TEST_PGBOUNCER", "") not in ("", "0", "false")
+
+
+@contextmanager
+def _without_prepared_statements() -> Iterator[None]:
+    """Every engine of this process, and every server and CLI it starts, without them."""
+    defaults = build_engine.__kwdefaults__
+    assert defaults is not None
+    before_env = os.environ.get("EVENTYARD_DATABASE_PREPARED_STATEMENTS")
+    before = defaults["prepared_statements"]
+    defaults["prepared_statements"] = False
+    os.environ["EVENTYARD_DATABASE_PREPARED_STATEMENTS"] = "false"
+    try:
+        yield
+    finally:
+        defaults["prepared_statements"] = before
+        if before_env is None:
+            os.environ.pop("EVENTYARD_DATABASE_PREPARED_STATEMENTS", None)
+        else:
+            os.environ["EVENTYARD_DATABASE_PREPARED_STATEMENTS"] = before_env
 
 
 @pytest.fixture(scope="session", params=BACKENDS)

@@ -25,6 +25,7 @@ from eventyard.api import accounts as accounts_api
 from eventyard.api import contacts as contacts_api
 from eventyard.api import credentials as credentials_api
 from eventyard.api import definitions as definitions_api
+from eventyard.api import destinations as destinations_api
 from eventyard.api import health
 from eventyard.api import identity as identity_api
 from eventyard.api import jobs as jobs_api
@@ -35,12 +36,13 @@ from eventyard.core.account_settings import MAX_DEDUP_WINDOW_HOURS
 from eventyard.core.errors import EventyardError, FieldError
 from eventyard.core.ratelimit import RateLimiter
 from eventyard.dialects.base import Dialect
-from eventyard.dialects.registry import BUILTIN_DIALECTS, ISSUABLE_KINDS
+from eventyard.dialects.registry import BUILTIN_DIALECTS, ISSUABLE_KINDS, destination_formats
 from eventyard.dialects.shared import dialect_of, shared_router
 from eventyard.errors import ERROR_SCHEMA, render_error
+from eventyard.jobs.deliveries import DeliveryThreads
 from eventyard.jobs.periodic import periodic_jobs
 from eventyard.jobs.registry import HANDLERS
-from eventyard.jobs.worker import Worker, WorkerThread
+from eventyard.jobs.worker import Worker, WorkerThread, default_worker_id
 from eventyard.observability import Metrics, RequestContextMiddleware, configure_logging
 from eventyard.openapi import add_error_answers
 from eventyard.services.credentials import Authenticator
@@ -56,6 +58,7 @@ from eventyard.services.pacing import Foreground
 from eventyard.services.ports import Store
 from eventyard.settings import Settings
 from eventyard.storage.database import Database
+from eventyard.storage.replicas import ReadReplicas
 
 log = logging.getLogger("eventyard")
 
@@ -69,6 +72,14 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     """Build the application; ``store`` defaults to the database in ``settings``."""
     database = store or Database.from_settings(settings)
     metrics = Metrics.create()
+    # Reads that tolerate lag go to the replicas of EVENTYARD_READ_DATABASE_URL.
+    read_store = (
+        ReadReplicas.from_settings(
+            database, settings, on_read=metrics.count_read, on_check=metrics.observe_replicas
+        )
+        if isinstance(database, Database)
+        else None
+    )
     foreground = Foreground()
     authenticator = Authenticator(
         database,
@@ -85,8 +96,16 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
             metrics=metrics,
             periodic=periodic_jobs(settings, utc_now()),
             foreground=foreground,
+            read_store=read_store,
         )
         if settings.run_worker
+        else None
+    )
+    formats = destination_formats()
+    # Deliveries run beside the job worker, in the same processes.
+    deliveries = (
+        DeliveryThreads(database, settings, formats, worker_id=default_worker_id(), metrics=metrics)
+        if settings.run_worker and settings.destination_workers
         else None
     )
     committer = (
@@ -104,15 +123,21 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         purger = asyncio.create_task(purge_idempotency_keys_forever(database, settings))
         rechecker = asyncio.create_task(recheck_credentials_forever(authenticator))
+        if read_store is not None:
+            read_store.start()
         worker_thread = None if worker is None else WorkerThread(worker)
         if worker_thread is not None:
             worker_thread.start()
+        if deliveries is not None:
+            deliveries.start()
         try:
             yield
         finally:
             if worker_thread is not None:
                 # The job in hand is finished and settled before the store goes.
                 await run_in_threadpool(worker_thread.stop)
+            if deliveries is not None:
+                await run_in_threadpool(deliveries.stop)
             for task in (purger, rechecker):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -120,6 +145,8 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
             if committer is not None:
                 # Requests already queued are stored and answered first.
                 await run_in_threadpool(committer.close)
+            if read_store is not None:
+                read_store.dispose()
             dispose = getattr(database, "dispose", None)
             if dispose is not None:
                 dispose()
@@ -148,6 +175,8 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
         rate_limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
         committer=committer,
         foreground=foreground,
+        destination_formats=formats,
+        read_store=read_store,
     )
     # The ingest routes come first: the router tries routes in the order they
     # were included, and a single-event request matched after the 40 routes
@@ -170,6 +199,7 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     app.include_router(definitions_api.router)
     app.include_router(accounts_api.router)
     app.include_router(credentials_api.router)
+    app.include_router(destinations_api.router)
     mount_console(app)
 
     def owner_of(path: str) -> Dialect | None:

@@ -42,7 +42,13 @@ from eventyard.core.errors import EventyardError
 from eventyard.core.identifiers import parse_identifier_query
 from eventyard.core.ids import is_id
 from eventyard.core.model import Account, ActivityDefinition, Job
-from eventyard.dialects.registry import BUILTIN_DIALECTS, ISSUABLE_KINDS, create_account
+from eventyard.dialects.registry import (
+    BUILTIN_DIALECTS,
+    ISSUABLE_KINDS,
+    create_account,
+    destination_formats,
+)
+from eventyard.jobs.deliveries import DeliveryThreads
 from eventyard.jobs.periodic import periodic_jobs
 from eventyard.jobs.registry import HANDLERS
 from eventyard.jobs.worker import Worker, WorkerThread
@@ -70,6 +76,7 @@ from eventyard.settings import Settings
 from eventyard.storage.database import Database
 from eventyard.storage.engine import normalize_database_url
 from eventyard.storage.migrate import upgrade_database
+from eventyard.storage.replicas import ReadReplicas
 
 app = typer.Typer(help="eventyard: a self-hosted customer activity hub.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -101,6 +108,9 @@ def _settings() -> Settings:
         return Settings()
     except ValidationError as exc:
         for error in exc.errors():
+            if not error["loc"]:  # a rule across settings: its message names them
+                err_console.print(f"[red]{escape(error['msg'])}[/red]")
+                continue
             name = "EVENTYARD_" + "_".join(str(part) for part in error["loc"]).upper()
             err_console.print(f"[red]{name}[/red]: {escape(error['msg'])}")
         raise typer.Exit(2) from None
@@ -293,17 +303,35 @@ def worker(
         settings = settings.model_copy(update={"worker_poll_seconds": poll})
     configure_logging(settings.log_level)
     upgrade_database(settings.database_url)
-    # One connection for the jobs, one for the heartbeat that runs beside them.
-    store = Database.from_settings(settings, pool_size=2)
+    # One connection for the jobs, one for the heartbeat that runs beside them,
+    # one per delivery thread.
+    store = Database.from_settings(settings, pool_size=2 + settings.destination_workers)
+    # Exports read from the replicas of EVENTYARD_READ_DATABASE_URL, if any.
+    read_store = ReadReplicas.from_settings(store, settings, pool_size=1)
+    if read_store is not None:
+        read_store.start()
     try:
         job_worker = Worker(
-            store, settings, HANDLERS, periodic=periodic_jobs(settings, datetime.now(UTC))
+            store,
+            settings,
+            HANDLERS,
+            periodic=periodic_jobs(settings, datetime.now(UTC)),
+            read_store=read_store,
         )
         if once:
             job_worker.run_once()
         else:
-            _run_until_signalled(job_worker)
+            deliveries = DeliveryThreads(
+                store, settings, destination_formats(), worker_id=job_worker.worker_id
+            )
+            deliveries.start()
+            try:
+                _run_until_signalled(job_worker)
+            finally:
+                deliveries.stop()
     finally:
+        if read_store is not None:
+            read_store.dispose()
         store.dispose()
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -13,14 +13,17 @@ from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
 from eventyard.core.credentials import CredentialKind
+from eventyard.core.delivery import DestinationFormat
 from eventyard.core.errors import EventyardError
 from eventyard.core.model import (
     Account,
+    ReplicaStatus,
     StoredResponse,
 )
 from eventyard.core.ratelimit import RateLimiter
 from eventyard.observability import Metrics
 from eventyard.services.credentials import Authenticated, Authenticator
+from eventyard.services.destinations.sealing import CredentialSealer
 from eventyard.services.group_commit import GroupCommitter
 from eventyard.services.ingest import (
     IngestRequest,
@@ -28,7 +31,7 @@ from eventyard.services.ingest import (
 )
 from eventyard.services.ingest_stats import RejectionError, record_rejection
 from eventyard.services.pacing import Foreground
-from eventyard.services.ports import Store
+from eventyard.services.ports import ReadStore, Store
 from eventyard.settings import Settings
 
 
@@ -56,6 +59,32 @@ class AppContext:
     committer: GroupCommitter | None = None
     #: When this process last received an ingest request (bulk work gives way).
     foreground: Foreground = field(default_factory=Foreground)
+    #: Destination kind -> its wire format (the webhook and each dialect's).
+    destination_formats: Mapping[str, DestinationFormat] = field(default_factory=dict)
+    #: Encrypts destination credentials (``None``: built from ``store`` on first use).
+    sealer: CredentialSealer | None = None
+
+    def credential_sealer(self) -> CredentialSealer:
+        if self.sealer is None:
+            self.sealer = CredentialSealer(self.store, self.settings)
+        return self.sealer
+
+    #: Read replicas for the reads that tolerate lag (``EVENTYARD_READ_DATABASE_URL``);
+    #: ``None``: every read goes to ``store``.
+    read_store: ReadStore | None = None
+
+    @property
+    def reads(self) -> Store:
+        """Where a read that tolerates a replica's lag goes: a replica, or the primary.
+
+        Only for reads that do not follow the request's own writes: listings,
+        searches, exports, the console's pages. Its writing units of work still
+        run on the primary.
+        """
+        return self.store if self.read_store is None else self.read_store
+
+    def replica_statuses(self) -> list[ReplicaStatus]:
+        return [] if self.read_store is None else self.read_store.statuses()
 
     async def authenticate(
         self, kind: str, secret: str | None, public_id: str | None = None

@@ -9,19 +9,22 @@ from __future__ import annotations
 import contextvars
 import itertools
 import logging
+import math
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from eventyard.core.model import ReplicaStatus
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "request_id", default=None
@@ -72,6 +75,11 @@ class Metrics:
     jobs: Counter
     ingest_groups: Histogram
     refusals: Counter
+    deliveries: Counter
+    delivery_lag: Gauge
+    reads: Counter
+    replica_lag: Gauge
+    replica_usable: Gauge
 
     @classmethod
     def create(cls) -> Metrics:
@@ -116,6 +124,41 @@ class Metrics:
                 ["kind", "reason"],
                 registry=registry,
             ),
+            deliveries=Counter(
+                "eventyard_destination_activities_total",
+                "Activities per destination by outcome (delivered, dead) and failed "
+                "delivery attempts (failed_attempt)",
+                ["destination", "outcome"],
+                registry=registry,
+            ),
+            delivery_lag=Gauge(
+                "eventyard_destination_lag_seconds",
+                "How long the activities of a destination's last delivery waited in its outbox",
+                ["destination"],
+                registry=registry,
+                multiprocess_mode="max",
+            ),
+            reads=Counter(
+                "eventyard_database_reads_total",
+                "Read transactions of the routes that tolerate lag, by where they ran "
+                "(replica, primary)",
+                ["target"],
+                registry=registry,
+            ),
+            replica_lag=Gauge(
+                "eventyard_read_replica_lag_seconds",
+                "How far each read replica was behind the primary at its last check",
+                ["replica"],
+                registry=registry,
+                multiprocess_mode="max",
+            ),
+            replica_usable=Gauge(
+                "eventyard_read_replica_usable",
+                "1 while a read replica serves reads, 0 while it is down or lagging",
+                ["replica"],
+                registry=registry,
+                multiprocess_mode="min",
+            ),
         )
 
     def exposition(self) -> bytes:
@@ -143,6 +186,23 @@ class Metrics:
 
     def count_refusal(self, kind: str, reason: str) -> None:
         self.refusals.labels(kind, reason).inc()
+
+    def count_delivery(self, destination_id: str, outcome: str, n: int) -> None:
+        if n:
+            self.deliveries.labels(destination_id, outcome).inc(n)
+
+    def set_delivery_lag(self, destination_id: str, seconds: float) -> None:
+        self.delivery_lag.labels(destination_id).set(seconds)
+
+    def count_read(self, target: str) -> None:
+        self.reads.labels(target).inc()
+
+    def observe_replicas(self, statuses: Sequence[ReplicaStatus]) -> None:
+        """The read replicas' state as just checked (lag is NaN for one that is down)."""
+        for status in statuses:
+            lag = status.lag_seconds
+            self.replica_lag.labels(status.name).set(math.nan if lag is None else lag)
+            self.replica_usable.labels(status.name).set(1 if status.state == "ok" else 0)
 
 
 class RequestContextMiddleware:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from eventyard.core.netguard import parse_allowlist
@@ -54,6 +54,36 @@ class Settings(BaseSettings):
             "How long a request waits for a free pooled connection before answering 503 "
             "with Retry-After."
         ),
+    )
+    database_prepared_statements: bool = Field(
+        default=True,
+        description=(
+            "Whether PostgreSQL connections prepare the statements they run often (psycopg "
+            "does after 5 runs). Turn it off behind a pooler in transaction mode that does "
+            "not track prepared statements (PgBouncer before 1.21, or without "
+            "max_prepared_statements)."
+        ),
+    )
+    read_database_url: str = Field(
+        default="",
+        description=(
+            "PostgreSQL read replicas (one URL or several, comma-separated) that serve the "
+            "reads which tolerate a replica's lag: the read API, listings, exports and the "
+            "console. Empty: every read goes to database_url. Not for SQLite."
+        ),
+    )
+    read_max_lag_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description=(
+            "How far behind the primary a read replica may be and still serve reads; a "
+            "replica further behind, or down, is skipped for the primary until it catches up."
+        ),
+    )
+    read_check_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        description="How often each server process checks its read replicas' state and lag.",
     )
     group_commit: bool = Field(
         default=True,
@@ -263,9 +293,79 @@ class Settings(BaseSettings):
             "admin token again."
         ),
     )
+    secret_key: str = Field(
+        default="",
+        description=(
+            "Key that encrypts destination credentials at rest (any long random string; "
+            "several, comma-separated, decrypt and the first encrypts, to rotate it). Empty: "
+            "the instance keeps a key of its own in its database (instance_secrets)."
+        ),
+    )
+    destination_workers: int = Field(
+        default=2,
+        ge=0,
+        description=(
+            "Delivery threads per process that runs workers (each server process with "
+            "EVENTYARD_RUN_WORKER, each `eventyard worker`); each delivers one lane at a "
+            "time. 0 delivers nothing in that process."
+        ),
+    )
+    destination_batch_size: int = Field(
+        default=1000,
+        ge=1,
+        le=10_000,
+        description=(
+            "Most activities one delivery takes from a lane; the destination's kind splits "
+            "them into requests within its receiver's own limits."
+        ),
+    )
+    destination_lease_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description=(
+            "How long a delivery stays its worker's while it is being sent; a worker that "
+            "died is replaced after that (the delivery is sent again, with the same "
+            "Idempotency-Key)."
+        ),
+    )
+    destination_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="Connect and read timeout of one request to a destination.",
+    )
+    destination_retry_base_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description=(
+            "Wait after a delivery's first failed attempt; it doubles after each further "
+            "one (with jitter), up to destination_retry_max_seconds."
+        ),
+    )
+    destination_retry_max_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="Longest wait between two attempts of a failing delivery (Retry-After aside).",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Lowest level of the JSON log lines written to stderr."
     )
+
+    @model_validator(mode="after")
+    def _replicas_are_postgresql(self) -> Settings:
+        """Read replicas are PostgreSQL streaming replicas of a PostgreSQL primary."""
+        if not self.read_database_url.strip():
+            return self
+        if not self.database_url.startswith(("postgresql", "postgres")):
+            raise ValueError(
+                "read_database_url (EVENTYARD_READ_DATABASE_URL) needs a PostgreSQL "
+                "database_url: SQLite has no read replicas"
+            )
+        for url in self.read_database_url.split(","):
+            if url.strip() and not url.strip().startswith(("postgresql", "postgres")):
+                raise ValueError(
+                    f"read_database_url: {url.strip().split('@')[-1]!r} is not a postgresql:// URL"
+                )
+        return self
 
     @field_validator("url_allowlist")
     @classmethod

@@ -67,7 +67,12 @@ def command(entry: str) -> list[str]:
 
 
 def cli_env(database_url: str | None, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EVENTYARD_")}
+    # The developer's settings stay out; the test run's PgBouncer setting (conftest.py) in.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("EVENTYARD_") or k == "EVENTYARD_DATABASE_PREPARED_STATEMENTS"
+    }
     if database_url is not None:
         env["EVENTYARD_DATABASE_URL"] = database_url
     # Rich sizes its tables to the terminal; a pipe has none.

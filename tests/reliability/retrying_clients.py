@@ -18,9 +18,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import httpx
+from sqlalchemy import func, select
 
 from eventyard.core.model import NewAccount
 from eventyard.storage.database import Database
+from eventyard.storage.tables import jobs
 from tests.reliability.dialects import DIALECTS, Dialect, Request, stored_markers
 from tests.support import create_account_at
 
@@ -45,6 +47,10 @@ class Answer:
     status: int | None
     retry_after: str | None
     replayed: bool
+    #: The ``Server`` header: ``uvicorn`` from an eventyard node, none from a balancer's page.
+    server: str | None = None
+    #: For no answer, the transport error's class (``ConnectError``, ``ReadTimeout`` ...).
+    error: str | None = None
 
 
 @dataclass
@@ -106,8 +112,9 @@ class RetryingClient:
             asked = time.monotonic()
             try:
                 response = request.send(http, **{"Idempotency-Key": key})
-            except httpx.TransportError:
-                self.answers.append(Answer(asked, time.monotonic(), None, None, False))
+            except httpx.TransportError as exc:
+                error = type(exc).__name__
+                self.answers.append(Answer(asked, time.monotonic(), None, None, False, None, error))
             else:
                 answer = Answer(
                     asked,
@@ -115,6 +122,7 @@ class RetryingClient:
                     response.status_code,
                     response.headers.get("retry-after"),
                     response.headers.get("idempotent-replayed") == "true",
+                    response.headers.get("server"),
                 )
                 self.answers.append(answer)
                 if 200 <= response.status_code < 300:
@@ -240,3 +248,28 @@ def check_stored_once(store: Database, clients: list[RetryingClient]) -> tuple[i
         requests += sum(len(c.acknowledged) for c in group)
         markers += len(acknowledged)
     return requests, markers
+
+
+def queued(request: Request) -> Request:
+    """The Ortto batch with ``"async": true``: answered ``queued``, stored by the worker."""
+    return Request(
+        request.method, request.path, request.headers, {**request.json, "async": True}, request.auth
+    )
+
+
+def unfinished_jobs(store: Database, account_id: str) -> int:
+    with store.engine.connect() as conn:
+        return int(
+            conn.execute(
+                select(func.count())
+                .select_from(jobs)
+                .where(jobs.c.account_id == account_id, jobs.c.status != "completed")
+            ).scalar_one()
+        )
+
+
+def wait_until_no_jobs_left(store: Database, account_id: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while unfinished_jobs(store, account_id):
+        assert time.monotonic() < deadline, "queued batches were not all stored after restart"
+        time.sleep(0.2)

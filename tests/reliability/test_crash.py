@@ -25,18 +25,19 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import func, select
 
 from eventyard.core.model import NewAccount
 from eventyard.storage.database import Database
 from eventyard.storage.migrate import upgrade_database
-from eventyard.storage.tables import jobs
-from tests.reliability.dialects import DIALECTS, DIALECTS_BY_NAME, Dialect, Request, stored_markers
+from tests.reliability.dialects import DIALECTS, DIALECTS_BY_NAME, Dialect, stored_markers
 from tests.reliability.retrying_clients import (
     DialectLoad,
     Progress,
     RetryingClient,
     check_stored_once,
+    queued,
+    unfinished_jobs,
+    wait_until_no_jobs_left,
 )
 from tests.support import create_account_at, free_port, running_server
 
@@ -51,31 +52,6 @@ SERVER_ENV = {
 }
 #: Acknowledged batches each server life sees before it may be killed.
 ACKNOWLEDGED_BEFORE_KILL = 10
-
-
-def queued(request: Request) -> Request:
-    """The Ortto batch with ``"async": true``: answered ``queued``, stored by the worker."""
-    return Request(
-        request.method, request.path, request.headers, {**request.json, "async": True}, request.auth
-    )
-
-
-def unfinished_jobs(store: Database, account_id: str) -> int:
-    with store.engine.connect() as conn:
-        return int(
-            conn.execute(
-                select(func.count())
-                .select_from(jobs)
-                .where(jobs.c.account_id == account_id, jobs.c.status != "completed")
-            ).scalar_one()
-        )
-
-
-def wait_until_no_jobs_left(store: Database, account_id: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while unfinished_jobs(store, account_id):
-        assert time.monotonic() < deadline, "queued batches were not all stored after restart"
-        time.sleep(0.2)
 
 
 @pytest.fixture

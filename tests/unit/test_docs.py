@@ -25,7 +25,11 @@ OPERATIONS_DOC = ROOT / "docs" / "operations.md"
 API_DOC = ROOT / "docs" / "api.md"
 DIALECT_DOCS = ROOT / "docs" / "dialects"
 #: Variables read by the test suite and the benchmark, not by eventyard itself.
-NOT_SETTINGS = {"EVENTYARD_TEST_POSTGRES_URL", "EVENTYARD_BENCH_POSTGRES_URL"}
+NOT_SETTINGS = {
+    "EVENTYARD_TEST_POSTGRES_URL",
+    "EVENTYARD_TEST_PGBOUNCER",
+    "EVENTYARD_BENCH_POSTGRES_URL",
+}
 
 
 def env_name(field: str) -> str:

@@ -11,10 +11,10 @@ from starlette.concurrency import run_in_threadpool
 from eventyard.api.auth import admin_account, reader_account
 from eventyard.api.identity import identity_event_json
 from eventyard.context import AppContext, get_context
+from eventyard.core.activity_document import activity_json
 from eventyard.core.errors import EventyardError, FieldError
 from eventyard.core.identifiers import parse_identifier_query
-from eventyard.core.model import Account, Activity, Contact, ContactGroup, Erasure
-from eventyard.core.money import milli_to_decimal
+from eventyard.core.model import Account, Contact, ContactGroup, Erasure
 from eventyard.http import iso_utc, json_response
 from eventyard.services import contacts as contact_service
 from eventyard.services import erasure as erasure_service
@@ -42,36 +42,6 @@ def group_json(group: ContactGroup) -> dict[str, Any]:
     }
 
 
-def activity_json(activity: Activity) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "id": activity.id,
-        "name": activity.name,
-        "occurred_at": iso_utc(activity.occurred_at),
-        "received_at": iso_utc(activity.received_at),
-        "source": activity.source,
-        "dialect": activity.dialect,
-        "asset_id": activity.asset_id,
-        "journey_eligible": activity.journey_eligible,
-        "properties": activity.properties,
-        "location": activity.location,
-        # Raw thousandths as sent (Ortto int::v) and the amount they stand for.
-        "conversion_value": None
-        if activity.value_milli is None
-        else {"raw": activity.value_milli, "decimal": milli_to_decimal(activity.value_milli)},
-        # Properties whose value had another type than the one first recognised
-        # for them (Cordial type recognition): stored, not searchable.
-        "unsearchable": list(activity.unsearchable),
-        # Provenance: the identifier that resolved the activity to its contact.
-        "resolved_by": None
-        if activity.resolved_by is None
-        else {"kind": activity.resolved_by.kind, "value": activity.resolved_by.value},
-    }
-    if activity.context is not None:
-        # What the sending library said (Segment context, integrations, _metadata).
-        body["context"] = activity.context
-    return body
-
-
 @router.get("/contacts", summary="Find contacts by identifier")
 async def find_contacts(
     identifier: str = Query(description="KIND:VALUE, for example email:jane@example.com"),
@@ -86,7 +56,7 @@ async def find_contacts(
             f"identifier {exc}",
             errors=[FieldError("identifier", f"identifier {exc}")],
         ) from exc
-    found = await run_in_threadpool(contact_service.find_contacts, ctx.store, account, ident)
+    found = await run_in_threadpool(contact_service.find_contacts, ctx.reads, account, ident)
     return json_response({"contacts": [contact_json(c) for c in found]})
 
 
@@ -96,8 +66,8 @@ async def get_contact(
     account: Account = Depends(reader_account),
     ctx: AppContext = Depends(get_context),
 ) -> Response:
-    contact = await run_in_threadpool(contact_service.get_contact, ctx.store, account, contact_id)
-    groups = await run_in_threadpool(contact_service.contact_groups, ctx.store, account, contact.id)
+    contact = await run_in_threadpool(contact_service.get_contact, ctx.reads, account, contact_id)
+    groups = await run_in_threadpool(contact_service.contact_groups, ctx.reads, account, contact.id)
     return json_response({**contact_json(contact), "groups": [group_json(g) for g in groups]})
 
 
@@ -110,7 +80,7 @@ async def list_activities(
     ctx: AppContext = Depends(get_context),
 ) -> Response:
     page = await run_in_threadpool(
-        contact_service.list_activities, ctx.store, account, contact_id, limit, cursor
+        contact_service.list_activities, ctx.reads, account, contact_id, limit, cursor
     )
     return json_response(
         {"activities": [activity_json(a) for a in page.activities], "next_cursor": page.next_cursor}
@@ -127,7 +97,7 @@ async def identity_events(
     ctx: AppContext = Depends(get_context),
 ) -> Response:
     events = await run_in_threadpool(
-        contact_service.identity_history, ctx.store, account, contact_id
+        contact_service.identity_history, ctx.reads, account, contact_id
     )
     return json_response({"identity_events": [identity_event_json(e) for e in events]})
 

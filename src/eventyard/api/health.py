@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 from fastapi import APIRouter, Depends, Response
 from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -22,6 +25,13 @@ async def healthz() -> Response:
 @router.get(
     "/readyz",
     summary="The process can reach its database",
+    description=(
+        "200 with `database: ok` when the primary answers; with read replicas "
+        "(`EVENTYARD_READ_DATABASE_URL`) also `replicas`: each one's `name`, `state` "
+        "(`ok`, `lagging`, `down`, `unknown` before the first check) and `lag_seconds` as "
+        "last checked. A replica down or lagging leaves the process ready: its reads go "
+        "to the primary."
+    ),
     responses={
         503: {
             "description": "The database is unreachable.",
@@ -47,7 +57,21 @@ async def readyz(ctx: AppContext = Depends(get_context)) -> Response:
         return json_response(
             {"status": "unavailable", "database": "unreachable"}, 503, {"Retry-After": "5"}
         )
-    return json_response({"status": "ok", "database": "ok"})
+    body: dict[str, Any] = {"status": "ok", "database": "ok"}
+    if ctx.read_store is not None:
+        # A replica down or lagging does not make the process unready: its
+        # reads go to the primary. As of the last check, not measured now.
+        body["replicas"] = [
+            {
+                "name": status.name,
+                "state": status.state,
+                "lag_seconds": None
+                if status.lag_seconds is None or not math.isfinite(status.lag_seconds)
+                else round(status.lag_seconds, 3),
+            }
+            for status in ctx.replica_statuses()
+        ]
+    return json_response(body)
 
 
 @router.get(

@@ -249,7 +249,7 @@ async def overview(
     session: ConsoleSession = Depends(page_session),
     ctx: AppContext = Depends(get_context),
 ) -> Response:
-    view = await run_in_threadpool(console_service.overview, ctx.store, session.account, ctx.now())
+    view = await run_in_threadpool(console_service.overview, ctx.reads, session.account, ctx.now())
     chart = {
         "hours": [int(hour.timestamp()) for hour in view.hours],
         "by_dialect": [{"label": s.label, "values": s.values} for s in view.by_dialect],
@@ -271,7 +271,7 @@ async def overview_totals(
     session: ConsoleSession = Depends(data_session),
     ctx: AppContext = Depends(get_context),
 ) -> Response:
-    totals = await run_in_threadpool(console_service.totals, ctx.store, session.account)
+    totals = await run_in_threadpool(console_service.totals, ctx.reads, session.account)
     return _render(request, "_totals.html", session, {"totals": totals})
 
 
@@ -285,7 +285,7 @@ async def search(
     session: ConsoleSession = Depends(page_session),
     ctx: AppContext = Depends(get_context),
 ) -> Response:
-    hits = await run_in_threadpool(console_service.search_contacts, ctx.store, session.account, q)
+    hits = await run_in_threadpool(console_service.search_contacts, ctx.reads, session.account, q)
     return _render(request, "contacts.html", session, {"q": q, "hits": hits})
 
 
@@ -300,16 +300,17 @@ async def contact_page(
     account = session.account
 
     def load() -> dict[str, Any]:
-        contact = contact_service.get_contact(ctx.store, account, contact_id)
+        reads = ctx.reads
+        contact = contact_service.get_contact(reads, account, contact_id)
         return {
             "contact": contact,
-            "lists": console_service.lists_of_contact(ctx.store, account, contact),
+            "lists": console_service.lists_of_contact(reads, account, contact),
             "history": [
                 public_event(e)
-                for e in contact_service.identity_history(ctx.store, account, contact.id)
+                for e in contact_service.identity_history(reads, account, contact.id)
             ],
             "page": contact_service.list_activities(
-                ctx.store, account, contact.id, TIMELINE_PAGE, cursor
+                reads, account, contact.id, TIMELINE_PAGE, cursor
             ),
             "cursor": cursor,
         }
@@ -433,7 +434,7 @@ async def timeline_fragment(
     """The next page of a contact's timeline, as HTML the contact page appends."""
     page = await run_in_threadpool(
         contact_service.list_activities,
-        ctx.store,
+        ctx.reads,
         session.account,
         contact_id,
         TIMELINE_PAGE,

@@ -54,6 +54,12 @@ class OutgoingActivity:
     location: Mapping[str, Any] | None = None
     value_milli: int | None = None
     context: Mapping[str, Any] | None = None
+    #: Whether the activity was recent enough to start a journey when stored.
+    journey_eligible: bool = True
+    #: Property keys whose value's type differs from the one first recognised.
+    unsearchable: tuple[str, ...] = ()
+    #: The identifier that resolved the activity to its contact (provenance).
+    resolved_by: Identifier | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,13 +88,19 @@ class AnswerReading:
 
     ``refused`` maps activity ids the receiver refused for good to its
     reason (quoted from the answer); every other activity of the request was
-    delivered. ``retry`` says the whole request must be sent again later (a
+    delivered, unless ``resend_others`` says the receiver took none of them.
+    ``retry`` says the whole request must be sent again later (a
     format may know that an answer with a success status still means "not
     taken": then it says so here, with the reason).
     """
 
     refused: Mapping[str, str] = field(default_factory=dict)
     retry: str | None = None
+    #: The receiver took none of the request because of the ``refused`` ones
+    #: (it refuses a batch as a whole, naming the records at fault): the
+    #: request's other activities were NOT delivered and must be sent again,
+    #: in requests built without the refused ones.
+    resend_others: bool = False
 
 
 @dataclass(frozen=True)
@@ -112,3 +124,7 @@ class DestinationFormat:
     #: ``(request, answer) -> reading``; called for 2xx and for 4xx answers
     #: other than 401, 403, 408, 425 and 429.
     read_answer: Callable[[OutgoingRequest, ReceiverAnswer], AnswerReading]
+    #: Keys its ``credentials`` object may also have (each a non-empty string
+    #: when given): settings of the receiver that are not secrets but travel
+    #: with them, such as the asset id a Netcore event needs.
+    optional_credential_fields: tuple[str, ...] = ()

@@ -377,3 +377,13 @@ class NewAccount:
             return self.secrets[name]
         except KeyError:
             raise AttributeError(name) from None
+
+
+@dataclass(frozen=True)
+class ReplicaStatus:
+    """A read replica as last checked: ``ok`` (serves reads), ``lagging`` (further
+    behind than allowed), ``down`` (unreachable) or ``unknown`` (not checked yet)."""
+
+    name: str
+    state: str
+    lag_seconds: float | None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from eventyard.core.credentials import ADMIN, READ, CredentialKind
+from eventyard.core.delivery import DestinationFormat
 from eventyard.core.model import NewAccount
 from eventyard.dialects.amplitude import DIALECT as AMPLITUDE
 from eventyard.dialects.base import Dialect
@@ -18,6 +19,7 @@ from eventyard.dialects.ortto import DIALECT as ORTTO
 from eventyard.dialects.posthog import DIALECT as POSTHOG
 from eventyard.dialects.segment import DIALECT as SEGMENT
 from eventyard.services import accounts
+from eventyard.services.destinations.webhook import WEBHOOK
 from eventyard.services.ports import Store
 
 BUILTIN_DIALECTS: tuple[Dialect, ...] = (
@@ -41,6 +43,15 @@ CREDENTIAL_KINDS: tuple[CredentialKind, ...] = (
 
 #: What the credentials API issues: those, and the read-only token.
 ISSUABLE_KINDS: tuple[CredentialKind, ...] = (*CREDENTIAL_KINDS, READ)
+
+
+def destination_formats() -> dict[str, DestinationFormat]:
+    """Every destination kind: the built-in ``webhook`` and each dialect's format."""
+    formats = {WEBHOOK.kind: WEBHOOK}
+    for dialect in BUILTIN_DIALECTS:
+        if dialect.destination is not None:
+            formats[dialect.destination.kind] = dialect.destination
+    return formats
 
 
 def create_account(store: Store, name: str, settings: dict[str, Any] | None = None) -> NewAccount:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from eventyard.jobs.maintenance import PURGE_IDEMPOTENCY_KEYS, purge_idempotency_keys_job
 from eventyard.jobs.retention import purge_activities_job
+from eventyard.services.destinations.replay import REPLAY_JOB, run_replay_job
 from eventyard.services.exports import EXPORT_ACTIVITIES, run_activity_export
 from eventyard.services.imports import (
     CALLBACK_JOB,
@@ -37,6 +38,7 @@ HANDLERS: dict[str, Handler] = {
     EMAIL_JOB: run_email_job,
     PURGE_ACTIVITIES: purge_activities_job,
     EXPORT_ACTIVITIES: run_activity_export,
+    REPLAY_JOB: run_replay_job,
 }
 
 

@@ -68,8 +68,11 @@ class Worker:
         clock: Callable[[], datetime] = _utc_now,
         periodic: Sequence[PeriodicJob] = (),
         foreground: Foreground | None = None,
+        read_store: Store | None = None,
     ) -> None:
         self.store = store
+        #: Where handlers' lag-tolerant reads go (exports); ``None``: ``store``.
+        self.read_store = read_store
         #: The API's traffic in this process, which bulk jobs give way to.
         self.foreground = foreground
         self.settings = settings
@@ -160,6 +163,7 @@ class Worker:
             lease_seconds=self.settings.job_lease_seconds,
             clock=self.clock,
             foreground=self.foreground,
+            read_store=self.read_store,
         )
         outcome: Outcome | None = None
         error: str | None = None

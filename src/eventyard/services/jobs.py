@@ -186,6 +186,13 @@ class JobRun:
     foreground: Foreground | None = None
     #: Set by :meth:`complete_in`: the worker then leaves the job as it is.
     completed: bool = False
+    #: Read replicas for reads that tolerate lag (exports); ``None``: ``store``.
+    read_store: Store | None = None
+
+    @property
+    def reads(self) -> Store:
+        """Where the job's lag-tolerant reads go: a read replica, or ``store``."""
+        return self.store if self.read_store is None else self.read_store
 
     def now(self) -> datetime:
         return self.clock()

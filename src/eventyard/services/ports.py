@@ -10,6 +10,14 @@ from typing import Any, Protocol
 from eventyard.core.activity_query import ActivityQuery
 from eventyard.core.credentials import Credential
 from eventyard.core.definitions import DefinitionSpec
+from eventyard.core.destinations import (
+    DeadLetter,
+    DeliveryClaim,
+    DeliveryItem,
+    Destination,
+    DestinationStats,
+    Route,
+)
 from eventyard.core.identifiers import Identifier
 from eventyard.core.identity import ContactRef, ResolutionPlan
 from eventyard.core.lists import ContactList
@@ -23,6 +31,7 @@ from eventyard.core.model import (
     Erasure,
     Job,
     JobStatus,
+    ReplicaStatus,
     StoredResponse,
 )
 from eventyard.core.registry import RegistryState
@@ -328,6 +337,53 @@ class ErasureRepository(Protocol):
     def erased_since(self, account_id: str, since: datetime) -> set[str]: ...
 
 
+class DestinationRepository(Protocol):
+    def add(self, row: Mapping[str, Any]) -> None: ...
+    def get(self, account_id: str, destination_id: str) -> Destination | None: ...
+    def of_account(self, account_id: str) -> list[Destination]: ...
+    def update(self, account_id: str, destination_id: str, values: Mapping[str, Any]) -> bool: ...
+    def delete(self, account_id: str, destination_id: str) -> bool: ...
+    def routes(self, account_id: str) -> list[Route]: ...
+    def stats(self, account_id: str, destination_id: str) -> DestinationStats: ...
+    def dead_letters(
+        self, account_id: str, destination_id: str, limit: int, after: str | None
+    ) -> list[DeadLetter]: ...
+    def enqueue(self, rows: Sequence[Mapping[str, Any]]) -> None: ...
+    def enqueue_again(self, rows: Sequence[Mapping[str, Any]]) -> None: ...
+    def history(
+        self,
+        account_id: str,
+        start: datetime,
+        end: datetime,
+        received_before: datetime | None,
+        after: tuple[datetime, str] | None,
+        limit: int,
+    ) -> list[Any]: ...
+    def take_dead_letters(self, account_id: str, destination_id: str, limit: int) -> list[Any]: ...
+    def claim_delivery(
+        self, worker_id: str, now: datetime, lease_seconds: float, lanes: int, batch: int
+    ) -> DeliveryClaim | None: ...
+    def delivery_items(
+        self, account_id: str, destination_id: str, delivery_id: str
+    ) -> list[DeliveryItem]: ...
+    def extend_lease(
+        self, account_id: str, delivery_id: str, worker_id: str, lease_until: datetime
+    ) -> bool: ...
+    def settle(
+        self,
+        claim: DeliveryClaim,
+        worker_id: str,
+        now: datetime,
+        *,
+        done: Iterable[str],
+        delivered: int,
+        dead: Sequence[tuple[str, int | None, str, str | None]],
+        retry_at: datetime | None,
+        error: str | None,
+        failed: bool = ...,
+    ) -> bool: ...
+
+
 class IdentityOperationRepository(Protocol):
     def lock(self, account_id: str, contact_ids: Iterable[str]) -> dict[str, str | None]: ...
     def preview_merge(self, account_id: str, source: str) -> dict[str, int]: ...
@@ -403,6 +459,8 @@ class UnitOfWork(Protocol):
     @property
     def staging(self) -> StagingRepository: ...
     @property
+    def destinations(self) -> DestinationRepository: ...
+    @property
     def identity(self) -> IdentityOperationRepository: ...
 
     def commit(self) -> None: ...
@@ -413,3 +471,9 @@ class Store(Protocol):
     def unit_of_work(self, *, write: bool = True) -> AbstractContextManager[UnitOfWork]: ...
     def ping(self) -> None: ...
     def checkpoint(self) -> None: ...
+
+
+class ReadStore(Store, Protocol):
+    """The store of reads that tolerate lag: read replicas, or the primary."""
+
+    def statuses(self) -> list[ReplicaStatus]: ...

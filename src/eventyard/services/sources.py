@@ -111,13 +111,15 @@ class GuardedTransport(httpx.BaseTransport):
         self.inner.close()
 
 
-def guarded_client(settings: Settings, *, follow_redirects: bool) -> httpx.Client:
+def guarded_client(
+    settings: Settings, *, follow_redirects: bool, timeout: float | None = None
+) -> httpx.Client:
     """An httpx client for user-supplied URLs: SSRF-guarded, timeouts from settings."""
     return httpx.Client(
         transport=GuardedTransport(allowlist_of(settings), httpx.HTTPTransport()),
         follow_redirects=follow_redirects,
         max_redirects=MAX_REDIRECTS,
-        timeout=httpx.Timeout(settings.fetch_timeout_seconds),
+        timeout=httpx.Timeout(timeout or settings.fetch_timeout_seconds),
         trust_env=False,  # no proxy from the environment: it would bypass the pinning
     )
 

@@ -21,6 +21,7 @@ from eventyard.storage.repositories.console import ConsoleRepository
 from eventyard.storage.repositories.contacts import ContactRepository
 from eventyard.storage.repositories.credentials import CredentialRepository
 from eventyard.storage.repositories.definitions import DefinitionRepository
+from eventyard.storage.repositories.destinations import DestinationRepository
 from eventyard.storage.repositories.erasures import ErasureRepository
 from eventyard.storage.repositories.event_types import EventTypeRepository, KnownTypes
 from eventyard.storage.repositories.groups import GroupRepository
@@ -57,6 +58,7 @@ class UnitOfWork:
         self.groups = GroupRepository(conn)
         self.erasures = ErasureRepository(conn)
         self.staging = StagingRepository(conn)
+        self.destinations = DestinationRepository(conn)
         self.identity = IdentityOperationRepository(conn)
         self._committed = False
 
@@ -109,6 +111,7 @@ class Database:
             sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms,
             connect_timeout_seconds=settings.db_connect_timeout_seconds,
             pool_timeout_seconds=settings.db_pool_timeout_seconds,
+            prepared_statements=settings.database_prepared_statements,
         )
 
     @property

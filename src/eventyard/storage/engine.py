@@ -36,6 +36,7 @@ def build_engine(
     sqlite_synchronous: str = "FULL",
     connect_timeout_seconds: int = 5,
     pool_timeout_seconds: float = 10,
+    prepared_statements: bool = True,
 ) -> Engine:
     """Create the engine for ``url`` with our PRAGMAs, pooling and JSON codec."""
     parsed = normalize_database_url(url)
@@ -51,13 +52,19 @@ def build_engine(
         )
         _configure_sqlite(engine, sqlite_busy_timeout_ms, sqlite_synchronous)
         return engine
+    # An unreachable host answers 503 within seconds instead of hanging
+    # requests for the operating system's TCP timeout.
+    connect_args: dict[str, Any] = {"connect_timeout": connect_timeout_seconds}
+    if not prepared_statements:
+        # psycopg prepares a statement on its 5th run on a connection. Behind a
+        # pooler in transaction mode the next run may reach another server
+        # connection, which never saw it: unnamed statements only.
+        connect_args["prepare_threshold"] = None
     return create_engine(
         parsed,
         json_serializer=_json_dumps,
         json_deserializer=orjson.loads,
-        # An unreachable host answers 503 within seconds instead of hanging
-        # requests for the operating system's TCP timeout.
-        connect_args={"connect_timeout": connect_timeout_seconds},
+        connect_args=connect_args,
         pool_timeout=pool_timeout_seconds,
         pool_size=pool_size,
         max_overflow=pool_size,

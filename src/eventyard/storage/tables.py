@@ -7,6 +7,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     LargeBinary,
@@ -14,6 +15,7 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     String,
     Table,
+    Text,
     UniqueConstraint,
     text,
 )
@@ -380,6 +382,10 @@ __all__ = [
     "contact_identifiers",
     "contacts",
     "credentials",
+    "destination_dead_letters",
+    "destination_deliveries",
+    "destination_outbox",
+    "destinations",
     "event_type_properties",
     "event_types",
     "idempotency_keys",
@@ -406,4 +412,111 @@ erasures = Table(
     Column("removed", json_type(), nullable=False),
     Column("erased_at", UTCDateTime(), nullable=False),
     Index(None, "account_id", "erased_at"),
+)
+
+# Where an account's activities are delivered (services/destinations). The
+# credentials are encrypted (Fernet) with EVENTYARD_SECRET_KEY or the
+# instance's own key; ``delivered`` and ``failed_attempts`` are running counts.
+destinations = Table(
+    "destinations",
+    metadata,
+    Column("account_id", ID, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("id", ID, nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("url", String(2000), nullable=False),
+    Column("credentials", Text(), nullable=False),
+    Column("filter", json_type(), nullable=False),
+    Column("enabled", Boolean(), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Column("delivered", BigInteger(), nullable=False),
+    Column("failed_attempts", BigInteger(), nullable=False),
+    Column("last_delivery_at", UTCDateTime()),
+    Column("last_error", String(2000)),
+    PrimaryKeyConstraint("account_id", "id"),
+)
+
+# The transactional outbox: one row per activity waiting for a destination,
+# written in the transaction that stores the activity (ids only; the activity
+# is read when it is delivered). ``lane`` is a hash of the contact: a lane's
+# rows go one delivery at a time, in order. ``delivery_id`` is set when a
+# delivery claims the row, and the row goes when the delivery settles it.
+destination_outbox = Table(
+    "destination_outbox",
+    metadata,
+    Column("account_id", ID, nullable=False),
+    Column("destination_id", ID, nullable=False),
+    Column("activity_id", ID, nullable=False),
+    # The activity's partition key on PostgreSQL: the join finds its row at once.
+    Column("occurred_at", UTCDateTime(), nullable=False),
+    Column("lane", Integer(), nullable=False),
+    # History sent again (replay, backfill): after the lane's live rows.
+    Column("replay", Boolean(), nullable=False),
+    Column("queued_at", UTCDateTime(), nullable=False),
+    Column("delivery_id", ID),
+    PrimaryKeyConstraint("account_id", "destination_id", "activity_id"),
+    ForeignKeyConstraint(
+        ["account_id", "destination_id"],
+        ["destinations.account_id", "destinations.id"],
+        name="fk_destination_outbox_destination",
+        ondelete="CASCADE",
+    ),
+    Index(
+        "ix_destination_outbox_lane",
+        "account_id",
+        "destination_id",
+        "lane",
+        "replay",
+        "activity_id",
+    ),
+    Index("ix_destination_outbox_delivery", "account_id", "destination_id", "delivery_id"),
+)
+
+# A claimed batch of one lane: its outbox rows are fixed when it is claimed,
+# so every attempt sends the same activities with the same delivery id. One
+# open delivery per lane keeps a contact's activities in order.
+destination_deliveries = Table(
+    "destination_deliveries",
+    metadata,
+    Column("account_id", ID, nullable=False),
+    Column("id", ID, nullable=False),
+    Column("destination_id", ID, nullable=False),
+    Column("lane", Integer(), nullable=False),
+    Column("attempts", Integer(), nullable=False),
+    Column("next_attempt_at", UTCDateTime(), nullable=False),
+    Column("lease_owner", String(200)),
+    Column("lease_expires_at", UTCDateTime()),
+    Column("last_error", String(2000)),
+    Column("created_at", UTCDateTime(), nullable=False),
+    PrimaryKeyConstraint("account_id", "id"),
+    UniqueConstraint("account_id", "destination_id", "lane", name="uq_destination_deliveries_lane"),
+    ForeignKeyConstraint(
+        ["account_id", "destination_id"],
+        ["destinations.account_id", "destinations.id"],
+        name="fk_destination_deliveries_destination",
+        ondelete="CASCADE",
+    ),
+    Index(None, "next_attempt_at"),
+)
+
+# Activities a destination refused for good, with the receiver's answer.
+destination_dead_letters = Table(
+    "destination_dead_letters",
+    metadata,
+    Column("account_id", ID, nullable=False),
+    Column("destination_id", ID, nullable=False),
+    Column("activity_id", ID, nullable=False),
+    Column("status", Integer()),
+    Column("reason", String(2000), nullable=False),
+    Column("answer", Text()),
+    Column("dead_at", UTCDateTime(), nullable=False),
+    PrimaryKeyConstraint("account_id", "destination_id", "activity_id"),
+    ForeignKeyConstraint(
+        ["account_id", "destination_id"],
+        ["destinations.account_id", "destinations.id"],
+        name="fk_destination_dead_letters_destination",
+        ondelete="CASCADE",
+    ),
+    Index("ix_destination_dead_letters_dead_at", "account_id", "destination_id", "dead_at"),
 )

@@ -5,6 +5,7 @@ import string
 
 from eventyard.core.credentials import CredentialKind
 from eventyard.dialects.base import Dialect
+from eventyard.dialects.clevertap.destination import DESTINATION
 from eventyard.dialects.clevertap.errors import ERROR_SCHEMA, render_error
 from eventyard.dialects.clevertap.routes import PATH, router
 
@@ -34,4 +35,5 @@ DIALECT = Dialect(
             secret_field="passcode",  # noqa: S106 (a field name, not a secret)
         ),
     ),
+    destination=DESTINATION,
 )

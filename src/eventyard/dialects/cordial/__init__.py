@@ -2,6 +2,7 @@
 
 from eventyard.core.credentials import CredentialKind
 from eventyard.dialects.base import Dialect
+from eventyard.dialects.cordial.destination import DESTINATION
 from eventyard.dialects.cordial.errors import ERROR_SCHEMA, render_error
 from eventyard.dialects.cordial.routes import EXPORT_PATH, JOBS_PATH, PATH, router
 
@@ -12,4 +13,5 @@ DIALECT = Dialect(
     render_error=render_error,
     error_schema=ERROR_SCHEMA,
     credentials=(CredentialKind("cordial", "cordial_api_key", "eyc"),),
+    destination=DESTINATION,
 )

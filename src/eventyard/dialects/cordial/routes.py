@@ -198,11 +198,11 @@ async def list_activities(request: Request, ctx: AppContext = Depends(get_contex
     keys = contact_keys(account.primary_kinds)
     listing = parse_listing(list(request.query_params.multi_items()), keys)
     if listing.count_only:
-        total = await run_in_threadpool(count_activities, ctx.store, account, listing.query)
+        total = await run_in_threadpool(count_activities, ctx.reads, account, listing.query)
         return _json({"count": total}, {"X-Total-Count": str(total)})
     page = await run_in_threadpool(
         lambda: search_activities(
-            ctx.store,
+            ctx.reads,
             account,
             listing.query,
             listing.per_page,

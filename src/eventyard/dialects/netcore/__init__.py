@@ -6,6 +6,7 @@ from fastapi import APIRouter
 from eventyard.core.credentials import CredentialKind
 from eventyard.dialects.base import Dialect
 from eventyard.dialects.netcore import bulkupload
+from eventyard.dialects.netcore.destination import DESTINATION
 from eventyard.dialects.netcore.errors import ERROR_SCHEMA, render_error
 from eventyard.dialects.netcore.routes import PATH, router
 
@@ -20,4 +21,5 @@ DIALECT = Dialect(
     render_error=render_error,
     error_schema=ERROR_SCHEMA,
     credentials=(CredentialKind("netcore", "netcore_api_key", "eyn"),),
+    destination=DESTINATION,
 )

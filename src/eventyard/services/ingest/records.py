@@ -28,6 +28,7 @@ from eventyard.core.model import (
     RecordRejection,
     RecordsOutcome,
 )
+from eventyard.services.destinations.outbox import queue_for_destinations
 from eventyard.services.identity_operations import absorb_requested
 from eventyard.services.ingest.admission import (
     admit_to_definitions,
@@ -160,6 +161,7 @@ def store_records(
     apply_profile_updates(uow, account, updates, created, now)
     uow.groups.merge_memberships(account.id, memberships, now)
     stored = uow.activities.insert(rows)
+    queue_for_destinations(uow, account.id, rows, stored, now)
     count_received(uow, account, rows, stored, now)
     return RecordsOutcome(
         stored_activities=len(stored),

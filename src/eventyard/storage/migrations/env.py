@@ -13,7 +13,9 @@ url = config.attributes.get("database_url") or config.get_main_option("sqlalchem
 if not url:
     raise RuntimeError("no database URL given to the migrations")
 
-engine = build_engine(url, pool_size=1)
+# Migrations run each statement once or a few times: nothing to gain from
+# prepared statements, which a transaction pooler (PgBouncer) may not carry.
+engine = build_engine(url, pool_size=1, prepared_statements=False)
 try:
     with engine.connect() as connection:
         context.configure(

@@ -116,7 +116,7 @@ class ActivityRepository:
         if query.offset:
             stmt = stmt.offset(query.offset)
         rows = self.conn.execute(stmt.limit(limit)).all()
-        return [_activity(r, r.contact_id) for r in rows]
+        return [activity_from_row(r, r.contact_id) for r in rows]
 
     def count(self, account_id: str, query: ActivityQuery, *, contact_id: str | None = None) -> int:
         """How many activities match ``query`` (its continuation and offset ignored)."""
@@ -164,7 +164,7 @@ class ActivityRepository:
         return where
 
 
-def _activity(r: Row[Any], contact_id: str) -> Activity:
+def activity_from_row(r: Row[Any], contact_id: str) -> Activity:
     return Activity(
         id=r.id,
         contact_id=contact_id,

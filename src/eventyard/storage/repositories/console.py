@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 from eventyard.core.identifiers import Identifier
 from eventyard.core.lists import ContactList
 from eventyard.core.model import Activity
-from eventyard.storage.repositories.activities import _activity
+from eventyard.storage.repositories.activities import activity_from_row
 from eventyard.storage.sql_dialect import insert_ignoring_conflicts
 from eventyard.storage.tables import (
     activities,
@@ -173,7 +173,7 @@ class ConsoleRepository:
         if name:
             stmt = stmt.where(a.name == name)
         rows = self.conn.execute(stmt.order_by(a.id.desc()).limit(limit)).all()
-        return [_activity(r, r.contact_id) for r in reversed(rows)]
+        return [activity_from_row(r, r.contact_id) for r in reversed(rows)]
 
     def count_contacts(self, account_id: str) -> dict[str, int]:
         """Live contacts by status (``known``, ``anonymous``); merged ones are left out."""
