@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import pytest
 from sqlalchemy import create_engine, text
 
 from eventyard.storage.database import Database
@@ -200,6 +201,8 @@ def replica_reads(nodes: Iterable[Node]) -> float:
     return total
 
 
+# A round takes a minute or two on the shared machine; the default size fits the suite's 300 s.
+@pytest.mark.timeout(max(300, 120 + 180 * ROUNDS))
 def test_nodes_killed_replica_stopped_and_pgbouncer_restarted_under_load_lose_nothing(
     tmp_path: Path,
 ) -> None:
