@@ -207,8 +207,8 @@ class Cluster:
     def log_path(self) -> Path:
         return self.data.parent / f"{self.name}.log"
 
-    def url(self, database: str = "postgres") -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+    def url(self, database: str = "postgres", host: str = "127.0.0.1") -> str:
+        return f"postgresql://postgres@{host}:{self.port}/{database}"
 
     def _pg_ctl(self, *args: str) -> None:
         subprocess.run(
