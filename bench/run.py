@@ -28,6 +28,10 @@ Parts, each measured in the same run and on the same machine:
 ``workers`` the server with ``--workers 2``: Netcore batch ingest and single
             events, shown beside the one-process figures of ``ingest`` and
             ``single``.
+``nodes``   PostgreSQL: Netcore batch ingest into one node (one server process),
+            the same node through HAProxy, and two such nodes behind HAProxy
+            (Debian's ``haproxy``, round robin, health check on ``/readyz``),
+            side by side, each on a fresh database with the same traffic.
 ``single``  single-event latency at fixed arrival rates and the maximum
             (``bench/single_event.py``: open loop, latency from the scheduled
             send time, group commit on).
@@ -69,7 +73,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -95,6 +99,7 @@ from bench.traffic import (
     count_missing,
     events_of,
 )
+from tests.multihost.hosts import haproxy
 from tests.support import (
     create_account_at,
     running_server,
@@ -117,6 +122,7 @@ PARTS = (
     "ingest",
     "overlap",
     "workers",
+    "nodes",
     "single",
     "scaling",
     "import",
@@ -796,6 +802,58 @@ def measure_workers(
     return {"workers": WORKERS, "ingest": ingest, "single": single}
 
 
+# --- part 2d: nodes behind a load balancer ---------------------------------------------
+
+#: The set-ups of the ``nodes`` part: (label, nodes, through HAProxy).
+NODE_SETUPS = (("1 node", 1, False), ("1 node, HAProxy", 1, True), ("2 nodes, HAProxy", 2, True))
+
+
+def servers_cpu_seconds(pids: list[int]) -> float:
+    return sum(tree_cpu_seconds(pid) for pid in pids)
+
+
+def measure_nodes(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
+    """Netcore batch ingest against each of ``NODE_SETUPS`` on PostgreSQL, each on a fresh
+    database with an account of its own; every node one server process."""
+    results: dict[str, Any] = {}
+    for label, count, balanced in NODE_SETUPS:
+        with fresh_database("postgresql", args.postgres_url) as url, ExitStack() as stack:
+            account = create_account_at(url, "nodes")
+            servers = [
+                stack.enter_context(
+                    running_server(
+                        url,
+                        folder / f"nodes-{count}-{balanced}-{n}.log",
+                        BENCH_ENV,
+                        ready_path="/readyz",
+                        body_timeout_seconds=None,
+                    )
+                )
+                for n in range(count)
+            ]
+            base_url = servers[0].base_url
+            if balanced:
+                nodes = {f"node{n}": s.base_url.split("//")[1] for n, s in enumerate(servers)}
+                base_url = stack.enter_context(haproxy(folder / f"haproxy-{count}", nodes))
+            pids = [s.process.pid for s in servers]
+            figures = asyncio.run(
+                drive_ingest(
+                    base_url,
+                    account,
+                    TRAFFIC["netcore"],
+                    args.ingest_events,
+                    args.clients,
+                    partial(servers_cpu_seconds, pids),
+                )
+            )
+            figures["nodes"] = count
+            figures["haproxy"] = balanced
+            figures["server_peak_rss_mb"] = sum(tree_peak_rss_mb(pid) for pid in pids)
+            count_missing(url, account, {"netcore": figures})
+            results[label] = figures
+    return results
+
+
 # --- part 4: scaling ----------------------------------------------------------------------
 
 
@@ -1133,6 +1191,22 @@ def show(result: dict[str, Any]) -> None:
                 f"{run['max']['requests_per_s']:,.0f}",
             )
         console.print(table)
+    nodes = result.get("nodes")
+    if nodes:
+        table = Table(title="2d. Netcore batch ingest, PostgreSQL: 1 node against 2 behind HAProxy")
+        for column in ("set-up", "events/s", "vs 1 node", "p50 ms", "p99 ms", "CPU ms / 1000 ev"):
+            table.add_column(column, justify="right")
+        alone = nodes.get("1 node", {}).get("events_per_s")
+        for label, f in nodes.items():
+            table.add_row(
+                label,
+                f"{f['events_per_s']:,.0f}",
+                f"{f['events_per_s'] / alone:.2f}x" if alone else "",
+                str(f["p50_ms"]),
+                str(f["p99_ms"]),
+                cpu_cell(f, target=False),
+            )
+        console.print(table)
     if result.get("single"):
         table = Table(title="3. Single-event requests (Cordial POST, group commit on)")
         for column in ("backend", "rate/s", "p50 ms", "p99 ms", "p99.9 ms", "target"):
@@ -1417,6 +1491,7 @@ def main(argv: list[str] | None = None) -> int:
                 for b in backends
             },
             "workers": lambda: measure_workers(backends, args, folder),
+            "nodes": lambda: measure_nodes(args, folder),
             "single": lambda: measure_single(backends, args, folder),
             "scaling": lambda: measure_scaling(args, folder),
             "import": lambda: measure_import(backends, args, folder),
@@ -1424,7 +1499,7 @@ def main(argv: list[str] | None = None) -> int:
             "destinations": lambda: measure_destinations(backends, args, folder),
         }
         for part in PARTS:
-            if part not in parts or (part == "scaling" and "postgresql" not in backends):
+            if part not in parts or (part in ("scaling", "nodes") and "postgresql" not in backends):
                 continue
             started = time.perf_counter()
             result[part] = measures[part]()
@@ -1443,6 +1518,7 @@ def lost_events(result: dict[str, Any]) -> int:
     checked = [f for per_dialect in result.get("ingest", {}).values() for f in per_dialect.values()]
     checked += list(result.get("overlap", {}).values())
     checked += list(result.get("workers", {}).get("ingest", {}).values())
+    checked += list(result.get("nodes", {}).values())
     # Single events: every request the load generator sent was answered 200 and stored.
     unstored = sum(
         run["failed"] + abs(run["missing"]) for run in result.get("workers", {}).get("single", [])

@@ -403,19 +403,32 @@ class TestDevicesSuppressionMerge:
         found = read_contact(http, account, f"email:{user}@dup.io")
         assert f"identity:{user}" in identifiers_of(found)
 
-    def test_merge_of_two_known_people_is_audited(
+    def test_merge_of_two_known_people_merges_the_secondary_revertibly(
         self, http: httpx.Client, account: NewAccount
     ) -> None:
-        """eventyard never merges two known contacts: the conflict is in the identity history."""
+        """§3.6: "``secondary`` is deleted" into the primary; "copied into primary:
+        attributes empty/unset on primary". eventyard merges it as a merge by hand
+        (audited, ``actor.via`` customerio) that ``POST /api/v1/identity-events/{id}/revert``
+        undoes, which Customer.io cannot ("irreversible")."""
         a, b = uid(), uid()
-        ok(call(http, account, "PUT", customer(a), {}))
-        ok(call(http, account, "PUT", customer(b), {}))
+        ok(call(http, account, "PUT", customer(a), {"plan": "pro"}))
+        ok(call(http, account, "PUT", customer(b), {"plan": "free", "city": "Oslo"}))
+        ok(call(http, account, "POST", customer(b, "/events"), {"name": "e"}))
+        secondary = read_contact(http, account, f"identity:{b}")
         body = {"primary": {"id": a}, "secondary": {"id": b}}
         ok(call(http, account, "POST", f"{V1}/merge_customers", body))
-        primary = read_contact(http, account, f"identity:{a}")
+        primary = read_contact(http, account, f"identity:{b}")
+        assert f"identity:{a}" in identifiers_of(primary)
+        assert primary["attributes"] == {"plan": "pro", "city": "Oslo"}
         r = http.get(f"/api/v1/contacts/{primary['id']}/identity-events", headers=admin(account))
+        [merge] = [e for e in r.json()["identity_events"] if e["kind"] == "merged"]
+        assert merge["other_contact_ids"] == [secondary["id"]]
+        assert merge["details"]["actor"] == {"via": "customerio"}
+        assert merge["revertible"] is True
+        r = http.post(f"/api/v1/identity-events/{merge['id']}/revert", headers=admin(account))
         assert r.status_code == 200, r.text
-        assert any(e["kind"] == "conflict" for e in r.json()["identity_events"])
+        assert read_contact(http, account, f"identity:{b}")["id"] == secondary["id"]
+        assert read_contact(http, account, f"identity:{a}")["attributes"] == {"plan": "pro"}
 
     def test_merge_needs_exactly_one_identifier_a_side(
         self, http: httpx.Client, account: NewAccount
@@ -445,17 +458,22 @@ class TestDelete:
     def test_a_person_named_in_another_contacts_identity_audit_is_erased(
         self, http: httpx.Client, account: NewAccount
     ) -> None:
-        """A merge of two known people leaves a conflict in the primary's identity
-        history naming the secondary's identifiers; deleting the secondary erases it
-        and takes its identifiers out of that history (a 500 before)."""
+        """A merge of two known people, reverted, leaves the merge (with what it moved)
+        and its revert in the primary's identity history naming the secondary's
+        identifiers; deleting the secondary erases it and takes its identifiers out of
+        that history (a 500 before)."""
         a, b = uid(), uid()
         ok(call(http, account, "PUT", customer(a), {}))
         ok(call(http, account, "PUT", customer(b), {}))
         body = {"primary": {"id": a}, "secondary": {"id": b}}
         ok(call(http, account, "POST", f"{V1}/merge_customers", body))
+        primary = read_contact(http, account, f"identity:{a}")
+        r = http.get(f"/api/v1/contacts/{primary['id']}/identity-events", headers=admin(account))
+        [merge] = [e for e in r.json()["identity_events"] if e["kind"] == "merged"]
+        r = http.post(f"/api/v1/identity-events/{merge['id']}/revert", headers=admin(account))
+        assert r.status_code == 200, r.text
         ok(call(http, account, "DELETE", customer(b), {}))
         assert find_contact(http, account, f"identity:{b}") is None
-        primary = read_contact(http, account, f"identity:{a}")
         r = http.get(f"/api/v1/contacts/{primary['id']}/identity-events", headers=admin(account))
         assert b not in r.text
 

@@ -17,10 +17,14 @@ import httpx
 
 from eventyard.core.delivery import OutgoingActivity
 from eventyard.core.model import NewAccount
+from eventyard.dialects.amplitude.destination import DESTINATION as AMPLITUDE
 from eventyard.dialects.clevertap.destination import DESTINATION as CLEVERTAP
 from eventyard.dialects.cordial.destination import DESTINATION as CORDIAL
+from eventyard.dialects.customerio.destination import DESTINATION as CUSTOMERIO
+from eventyard.dialects.mixpanel.destination import DESTINATION as MIXPANEL
 from eventyard.dialects.netcore.destination import DESTINATION as NETCORE
 from eventyard.dialects.ortto.destination import DESTINATION as ORTTO
+from eventyard.dialects.posthog.destination import DESTINATION as POSTHOG
 from eventyard.dialects.segment.destination import DESTINATION as SEGMENT
 from tests.api.test_ortto import define_fields
 from tests.outgoing import base_url, deliver, outgoing, send
@@ -321,3 +325,144 @@ class TestCordial:
         assert refused[reserved.id].startswith("CONTACT_ACTIVITIES_INCORRECT_ACTION_NAME: ")
         assert refused[too_long.id].startswith("CONTACT_ACTIVITIES_VALIDATION_ERROR: ")
         assert len(activities_of(http, account, "email:ok@example.com")) == 1
+
+
+def identifier_set(contact: dict[str, Any] | None) -> set[tuple[str, str]]:
+    assert contact is not None
+    return {(i["kind"], i["value"]) for i in contact["identifiers"]}
+
+
+class TestMixpanel:
+    def test_imported_events_are_stored_and_a_refused_one_is_named(
+        self, http: httpx.Client, account: NewAccount
+    ) -> None:
+        """Strict ``/import``: "some data points in the request failed validation" names the
+        event by index ("a time before 1971-01-01" is refused); the others are imported."""
+        known = outgoing(
+            ("identity", "mp-user"), ("anonid", "mp-device"), properties={"plan": "pro"}
+        )
+        device = outgoing(("anonid", "mp-device-2"), name="Page Viewed", properties={})
+        too_old = outgoing(("identity", "mp-old"), occurred_at=datetime(1970, 6, 1, tzinfo=UTC))
+        credentials = {"api_secret": account.mixpanel_api_secret}
+
+        refused = deliver(http, MIXPANEL, credentials, [known, too_old, device])
+
+        assert list(refused) == [too_old.id]
+        assert "time" in refused[too_old.id]
+        assert identifier_set(find_contact(http, account, "identity:mp-user")) == {
+            ("identity", "mp-user"),
+            ("anonid", "mp-device"),
+        }
+        (stored,) = activities_of(http, account, "identity:mp-user")
+        assert (stored["name"], stored["occurred_at"]) == (
+            "Order Completed",
+            "2026-03-14T09:26:53Z",
+        )
+        assert stored["properties"]["plan"] == "pro"
+        assert stored["source"] == "api"
+        assert len(activities_of(http, account, "anonid:mp-device-2")) == 1
+        assert activities_of(http, account, "identity:mp-old") == []
+
+    def test_a_redelivery_is_one_event(self, http: httpx.Client, account: NewAccount) -> None:
+        """ "Dedup key: (event, distinct_id, time, $insert_id)": $insert_id is the activity id."""
+        activity = outgoing(("identity", "mp-twice"))
+        credentials = {"api_secret": account.mixpanel_api_secret}
+        assert deliver(http, MIXPANEL, credentials, [activity]) == {}
+        assert deliver(http, MIXPANEL, credentials, [activity]) == {}
+        assert len(activities_of(http, account, "identity:mp-twice")) == 1
+
+
+class TestAmplitude:
+    def test_events_are_stored_and_an_invalid_one_is_named_and_the_rest_resent(
+        self, http: httpx.Client, account: NewAccount
+    ) -> None:
+        """A 400 "Invalid field values on some events" stores none of the request: the event
+        it lists is refused, the others are stored when sent again without it."""
+        short = outgoing(
+            ("identity", "u1"), ("anonid", "d1"), value_milli=5000, properties={"a": 1}
+        )
+        bad = outgoing(("identity", "amp-bad"), name="x" * 1025)
+        other = outgoing(("anonid", "amp-device"), properties={})
+        credentials = {"api_key": account.amplitude_api_key}
+        (request,) = AMPLITUDE.build_requests(base_url(http), credentials, [short, bad, other], "d")
+
+        _, answer = send(http, request)
+        reading = AMPLITUDE.read_answer(request, answer)
+
+        assert answer.status == 400
+        assert list(reading.refused) == [bad.id]
+        assert "event_type" in reading.refused[bad.id]
+        assert reading.resend_others is True
+        assert deliver(http, AMPLITUDE, credentials, [short, other]) == {}
+        assert identifier_set(find_contact(http, account, "identity:u1")) == {
+            ("identity", "u1"),
+            ("anonid", "d1"),
+        }
+        (stored,) = activities_of(http, account, "identity:u1")
+        assert (stored["name"], stored["occurred_at"]) == (
+            "Order Completed",
+            "2026-03-14T09:26:53Z",
+        )
+        assert stored["properties"] == {"a": 1}
+        assert stored["conversion_value"] == {"raw": 5000, "decimal": "5.00"}
+        assert len(activities_of(http, account, "anonid:amp-device")) == 1
+
+
+class TestPostHog:
+    def test_events_are_stored_once_and_a_dropped_event_alone_is_refused(
+        self, http: httpx.Client, account: NewAccount
+    ) -> None:
+        user = outgoing(("identity", "ph-user"), properties={"plan": "pro"}, source="web")
+        visitor = outgoing(("anonid", "ph-visitor"), name="$pageview", properties={})
+        credentials = {"api_key": account.posthog_api_key}
+
+        assert deliver(http, POSTHOG, credentials, [user, visitor]) == {}
+        assert deliver(http, POSTHOG, credentials, [user, visitor]) == {}
+
+        (stored,) = activities_of(http, account, "identity:ph-user")
+        assert (stored["name"], stored["occurred_at"]) == (
+            "Order Completed",
+            "2026-03-14T09:26:53Z",
+        )
+        assert stored["properties"]["plan"] == "pro"
+        assert stored["source"] == "web"
+        assert identifier_set(find_contact(http, account, "anonid:ph-visitor")) == {
+            ("anonid", "ph-visitor")
+        }
+        # "events with no name ... are dropped but still get 200": one over 255 characters too.
+        bad = outgoing(("identity", "ph-bad"), name="x" * 256)
+        assert list(deliver(http, POSTHOG, credentials, [bad])) == [bad.id]
+
+
+class TestCustomerIo:
+    def test_event_operations_are_stored_and_refused_ones_named_by_batch_index(
+        self, http: httpx.Client, account: NewAccount
+    ) -> None:
+        """207 names the refused operations by ``batch_index`` (an event name over 100 bytes);
+        the others are stored."""
+        by_id = outgoing(
+            ("identity", "cio-user"), ("email", "cio@example.com"), properties={"a": 1}
+        )
+        by_email = outgoing(("email", "cio2@example.com"), properties={})
+        anonymous = outgoing(("anonid", "cio-anon"), properties={})
+        bad = outgoing(("identity", "cio-bad"), name="x" * 101)
+        credentials = {
+            "site_id": account.customerio_site_id,
+            "api_key": account.customerio_api_key,
+        }
+
+        refused = deliver(http, CUSTOMERIO, credentials, [by_id, bad, by_email, anonymous])
+
+        assert list(refused) == [bad.id]
+        assert "name" in refused[bad.id]
+        (stored,) = activities_of(http, account, "identity:cio-user")
+        assert (stored["name"], stored["occurred_at"]) == (
+            "Order Completed",
+            "2026-03-14T09:26:53Z",
+        )
+        assert stored["properties"] == {"a": 1}
+        assert len(activities_of(http, account, "email:cio2@example.com")) == 1
+        assert len(activities_of(http, account, "anonid:cio-anon")) == 1
+        assert activities_of(http, account, "identity:cio-bad") == []
+        assert deliver(http, CUSTOMERIO, credentials, [by_id]) == {}
+        assert len(activities_of(http, account, "identity:cio-user")) == 1

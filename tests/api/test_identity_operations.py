@@ -335,6 +335,23 @@ class TestRevert:
         assert revert(http, account, "not-an-id").status_code == 404
         assert revert(http, account, "0HB5K0ZJ3VQ0X1M5Q8T4N2P6").status_code == 404
 
+    def test_a_merge_whose_survivor_was_merged_since_waits_for_that_merge_to_be_reverted(
+        self, http: httpx.Client, account: NewAccount, people: People
+    ) -> None:
+        third = uid("third")
+        segment(http, account, {"type": "track", "userId": third, "event": "E"})
+        third_id = contact_id_of(http, account, f"identity:{third}")
+        first = merge(http, account, people.jane_id, people.bob_id).json()["identity_event"]
+        later = merge(http, account, third_id, people.jane_id).json()["identity_event"]
+        refused = revert(http, account, first["id"])
+        assert refused.status_code == 409, refused.text
+        assert refused.json()["error"]["code"] == "survivor_merged_since"
+        assert revert(http, account, later["id"]).status_code == 200
+        assert revert(http, account, first["id"]).status_code == 200
+        assert contact_id_of(http, account, f"identity:{people.bob}") == people.bob_id
+        assert contact_id_of(http, account, f"identity:{people.jane}") == people.jane_id
+        assert contact_id_of(http, account, f"identity:{third}") == third_id
+
     def test_an_automatic_merge_can_be_reverted(
         self, http: httpx.Client, account: NewAccount
     ) -> None:

@@ -343,11 +343,12 @@ class TestIdentity:
         assert identifier_pairs(found) == {("identity", user), ("identity", alias)}
         assert len(activities_of(http, account, f"identity:{user}")) == 2
 
-    def test_merge_is_import_only_and_two_known_users_are_a_conflict(
+    def test_merge_is_import_only_and_merges_two_known_users_revertibly(
         self, http: httpx.Client, account: NewAccount
     ) -> None:
-        """ "``$merge`` … only accepted via ``/import``"; two known contacts are never merged
-        (the account's rule): the conflict is recorded in the identity audit."""
+        """ "``$merge`` … only accepted via ``/import`` …; irreversible": the second id's
+        contact is merged into the first's even when both are known, audited as a merge
+        that ``POST /api/v1/identity-events/{id}/revert`` undoes."""
         a, b, device = uid(), uid(), uid("dev")
         track(http, event(account, "A", a), event(account, "B", b))
         track(http, event(account, "D", f"$device:{device}"))
@@ -361,7 +362,11 @@ class TestIdentity:
         r = http.post("/import", data=form(merge, verbose=1), auth=secret_auth(account))
         assert r.json() == OK
         found = read_contact(http, account, f"identity:{a}")
-        assert [e["kind"] for e in identity_events(http, account, found["id"])] == ["conflict"]
+        assert read_contact(http, account, f"identity:{b}")["id"] == found["id"]
+        [merged] = identity_events(http, account, found["id"])
+        assert merged["kind"] == "merged"
+        assert merged["details"]["actor"] == {"via": "mixpanel"}
+        assert merged["revertible"] is True
         anon_merge = merge | {
             "properties": merge["properties"] | {"$distinct_ids": [a, f"$device:{device}"]}
         }

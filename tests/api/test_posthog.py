@@ -30,6 +30,7 @@ from tests.support import (
     admin,
     find_contact,
     identifier_pairs,
+    identity_events,
     read_contact,
     upload_netcore_event,
 )
@@ -496,6 +497,35 @@ class TestPersons:
         assert one["id"] != two["id"]
         r = http.get(f"/api/v1/contacts/{one['id']}/identity-events", headers=admin(account))
         assert [e["kind"] for e in r.json()["identity_events"]] == ["conflict"]
+
+    def test_merge_dangerously_merges_two_identified_people_revertibly(
+        self, http: httpx.Client, account: NewAccount
+    ) -> None:
+        """ "``$merge_dangerously``: merge with no restriction"; "both exist → merge
+        properties (target wins on conflicts), move distinct_ids, delete source". eventyard
+        merges the alias's contact into the distinct_id's, audited and revertible."""
+        first, second = uid(), uid()
+        send_batch(
+            http,
+            account,
+            event(first, "$set", properties={"$set": {"plan": "pro"}}),
+            event(second, "$set", properties={"$set": {"plan": "free", "city": "Oslo"}}),
+            event(second, "viewed"),
+        )
+        source = read_contact(http, account, f"identity:{second}")
+        send_batch(http, account, event(first, "$merge_dangerously", properties={"alias": second}))
+        target = read_contact(http, account, f"identity:{second}")
+        assert ("identity", first) in identifier_pairs(target)
+        assert target["attributes"] == {"plan": "pro", "city": "Oslo"}
+        [merged] = [
+            e for e in identity_events(http, account, target["id"]) if e["kind"] == "merged"
+        ]
+        assert merged["other_contact_ids"] == [source["id"]]
+        assert merged["details"]["actor"] == {"via": "posthog"}
+        r = http.post(f"/api/v1/identity-events/{merged['id']}/revert", headers=admin(account))
+        assert r.status_code == 200, r.text
+        assert read_contact(http, account, f"identity:{second}")["id"] == source["id"]
+        assert [a["name"] for a in activities_of(http, account, f"identity:{second}")] == ["viewed"]
 
     def test_personless_person_events_are_dropped(
         self, http: httpx.Client, account: NewAccount

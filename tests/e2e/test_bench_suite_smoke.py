@@ -1,4 +1,5 @@
-"""``bench/run.py --smoke`` runs every part of the benchmark suite on tiny sizes.
+"""``bench/run.py --smoke`` runs every part of the benchmark suite on tiny sizes (but
+``nodes``, which ``test_bench_nodes_smoke.py`` runs).
 
 The suite's figures are never asserted (the machine is shared and noisy);
 what is asserted is that each part produced its figures, that the limit
@@ -30,6 +31,10 @@ def test_the_suite_runs_every_part_on_tiny_sizes(tmp_path: Path, postgres_url: s
             sys.executable,
             str(ROOT / "bench" / "run.py"),
             "--smoke",
+            # The nodes part (HAProxy in front of two servers) has a smoke test of its own,
+            # tests/e2e/test_bench_nodes_smoke.py.
+            "--parts",
+            "limit,ingest,overlap,workers,single,scaling,import,backfill",
             "--postgres-url",
             postgres_url,
             "--output",

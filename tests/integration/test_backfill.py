@@ -354,6 +354,27 @@ class TestStoredActivity:
         ]
         assert list(listed[1].properties) == list(properties)
 
+    def test_each_activity_records_the_identifier_that_resolved_it(
+        self, store: Database, account: NewAccount, tmp_path: Path
+    ) -> None:
+        """Issue 23: "every stored activity records which identifier resolved it", a
+        backfill's too: the best-ranked primary kind it names (identity, email, mobile)."""
+        acct = account.account
+        file = write_ndjson(
+            tmp_path / "two.ndjson",
+            line("Visit", 1_700_000_000_000, email="bo@example.com", anonid="c-1"),
+            line("Buy", 1_700_000_001_000, identity="bo-1", email="bo@example.com"),
+            line("Scroll", 1_700_000_002_000, anonid="c-1"),
+        )
+        backfill(store, acct, file)
+        assert [
+            (a["name"], a["resolved_kind"], a["resolved_value"]) for a in stored(store, acct)
+        ] == [
+            ("Visit", "email", "bo@example.com"),
+            ("Buy", "identity", "bo-1"),
+            ("Scroll", "anonid", "c-1"),
+        ]
+
     def test_csv_rows_are_stored_as_ndjson_lines_are(
         self, store: Database, account: NewAccount, tmp_path: Path
     ) -> None:

@@ -207,8 +207,8 @@ class Cluster:
     def log_path(self) -> Path:
         return self.data.parent / f"{self.name}.log"
 
-    def url(self, database: str = "postgres") -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+    def url(self, database: str = "postgres", host: str = "127.0.0.1") -> str:
+        return f"postgresql://postgres@{host}:{self.port}/{database}"
 
     def _pg_ctl(self, *args: str) -> None:
         subprocess.run(
@@ -417,12 +417,10 @@ def balancer_error_page() -> bytes:
 
 
 def haproxy_config(port: int, nodes: dict[str, str], error_page: Path, bind: str) -> str:
-    """HAProxy in front of ``nodes`` (name: address): a health check on ``/readyz``,
+    """HAProxy in front of ``nodes`` (name: ``host:port``): a health check on ``/readyz``,
     retries on another node when one refuses or drops a connection before answering
     (``option redispatch``), and a 503 with Retry-After when none can answer."""
-    servers = "\n".join(
-        f"  server {name} {address}:{NODE_PORT} check" for name, address in nodes.items()
-    )
+    servers = "\n".join(f"  server {name} {address} check" for name, address in nodes.items())
     return f"""global
   maxconn 2000
   tune.bufsize 65536
@@ -455,7 +453,8 @@ backend nodes
 
 @contextmanager
 def haproxy(directory: Path, nodes: dict[str, str], bind: str = "127.0.0.1") -> Iterator[str]:
-    """HAProxy on a free port of ``bind``; yields its base URL."""
+    """HAProxy on a free port of ``bind`` in front of ``nodes`` (name: ``host:port``), up
+    once it answers and a node is in service; yields its base URL."""
     directory.mkdir(parents=True, exist_ok=True)
     error_page = directory / "unavailable.http"
     error_page.write_bytes(balancer_error_page())
@@ -474,10 +473,9 @@ def haproxy(directory: Path, nodes: dict[str, str], bind: str = "127.0.0.1") -> 
             if process.poll() is not None:
                 raise RuntimeError(f"HAProxy exited:\n{log.read_text(errors='replace')}")
             try:
-                httpx.get(f"{base_url}/healthz", timeout=1)
+                return httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200
             except httpx.TransportError:
                 return False
-            return True
 
         wait_for("HAProxy", listening)
         yield base_url

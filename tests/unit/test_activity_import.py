@@ -8,7 +8,6 @@ split into lines by ``split_lines``, CSV parsed by the contact import's
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -108,18 +107,14 @@ class TestNdjsonShape:
             (n + 1, f"n{n}") for n in range(5)
         ]
 
-    def test_a_file_of_one_long_line_is_read_in_linear_time(self) -> None:
+    def test_a_file_of_one_long_line_is_one_bad_line(self) -> None:
         """Rule: "one JSON object per line". A file that is one long line (here old
-        Mac line ends, CR only) is one bad line, told as fast as the file is read:
-        the reads of a long line must not be joined again each time a read arrives
-        (32 MB read 64 KiB at a time; read once, this takes tens of milliseconds)."""
+        Mac line ends, CR only, 32 MB arriving 64 KiB at a time) is one bad line.
+        How fast it is told is the bench's business (bench/run.py, backfill)."""
         text = '{"name": "x", "occurred_at": 0, "email": "a@e.com"}\r' * 640_000 + "\n"
         assert len(text) > 32_000_000
-        started = time.perf_counter()
         rows = read_ndjson(text, read_size=64 * 1024)
-        elapsed = time.perf_counter() - started
         assert [(n, reason.split(":")[0]) for n, reason in errors(rows)] == [(1, "is not JSON")]
-        assert elapsed < 2, f"{elapsed:.1f} s to read one 32 MB line"
 
     def test_windows_line_ends_and_a_missing_last_line_end(self) -> None:
         """Rule: "one JSON object per line"; CRLF ends a line as LF does."""

@@ -95,10 +95,12 @@ def test_bad_events_name_the_field(body: dict[str, Any], field: str) -> None:
     assert [f for f, _ in fail.items] == [field]
 
 
-def test_merge_names_both_people() -> None:
+def test_merge_is_the_primary_absorbing_the_secondary() -> None:
+    """§3.6: "``secondary`` is deleted" into the primary, here merged into it."""
     [update] = merge({"primary": {"cio_id": "01p"}, "secondary": {"email": "d@x.io"}}, Problems())
     assert update.contact_hint == ContactHint("01p")
-    assert update.identifiers == (Identifier("email", "d@x.io"),)
+    assert update.identifiers == ()
+    assert update.absorbs == (Identifier("email", "d@x.io"),)
 
 
 @pytest.mark.parametrize(

@@ -102,12 +102,15 @@ def resolving_identifier(
     settles a conflict between known contacts by the same order, so the
     activity's contact owns this identifier whenever one of them does.
     """
-    if len(identifiers) == 1:
-        return identifiers[0]
     if not identifiers:
         return None
+    best = identifiers[0]
+    if len(identifiers) == 1:
+        return best
     unranked = len(rank)
-    best, best_rank = identifiers[0], rank.get(identifiers[0].kind, unranked)
+    best_rank = rank.get(best.kind, unranked)
+    if best_rank == 0:
+        return best  # the common case: the first named is of the first primary kind
     for ident in identifiers[1:]:
         ident_rank = rank.get(ident.kind, unranked)
         if ident_rank < best_rank:

@@ -105,6 +105,12 @@ class ProfileUpdate:
     #: contact already has that user id, or an earlier record of the batch
     #: names it. Settled inside the write transaction.
     alias_of: str | None = None
+    #: Identifiers of a person the client asks to merge into this update's
+    #: contact (Customer.io ``merge_customers``, Mixpanel ``$merge``, PostHog
+    #: ``$merge_dangerously``): their owner is merged into it, known or not,
+    #: as by ``POST /api/v1/contacts/{id}/merge`` (revertible, audited); those
+    #: nobody owns are given to it.
+    absorbs: tuple[Identifier, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

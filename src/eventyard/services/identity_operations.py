@@ -12,6 +12,7 @@ audited as an identity event naming its actor.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -99,6 +100,47 @@ def merge_contacts(
     return preview, event
 
 
+def absorb_requested(
+    uow: UnitOfWork,
+    account: Account,
+    requests: Sequence[tuple[str, Sequence[Identifier], str]],
+    now: datetime,
+) -> None:
+    """Merges a client asked for, inside its ingest transaction (no commit).
+
+    Each request is ``(survivor id, identifiers of the other person, dialect)``:
+    the owner of each identifier is merged into the survivor (the survivor's
+    attribute values win), audited as a merge with ``actor.via`` the dialect
+    and revertible like any other; identifiers nobody owns are given to the
+    survivor. The survivor's row is already locked (a profile update's).
+    """
+    for survivor_id, identifiers, dialect in requests:
+        survivor = _contact(uow, account, survivor_id, "No such contact")
+        owners = uow.contacts.find_owners(account.id, identifiers)
+        unowned = [i for i in identifiers if i not in owners]
+        live = uow.contacts.live_contacts(account.id, {ref.id for ref in owners.values()})
+        for other_id in sorted({ref.id for ref in live.values()} - {survivor.id}):
+            _lock(uow, account, [survivor.id, other_id])
+            attributes = uow.contacts.attributes_of(account.id, [survivor.id, other_id])
+            after = merge_attributes(attributes[survivor.id], attributes[other_id])
+            snapshot = uow.identity.merge(account.id, other_id, survivor.id, after, now)
+            uow.identity.record_event(
+                account.id,
+                kind="merged",
+                contact_id=survivor.id,
+                other_contact_ids=[other_id],
+                identifiers=snapshot["merged"]["identifiers"],
+                details={
+                    "reason": "merge asked by the client",
+                    "actor": {"via": dialect},
+                    "snapshot": snapshot,
+                },
+                now=now,
+            )
+        if unowned:
+            uow.identity.attach(account.id, survivor.id, unowned, now)
+
+
 def revert_merge(
     store: Store, account: Account, event_id: str, *, actor: dict[str, Any], now: datetime
 ) -> dict[str, Any]:
@@ -150,6 +192,9 @@ def revert_merge(
             },
             now=now,
         )
+        # What the merge moved is back where it was: its copy goes (an erasure of the
+        # merged contact later must find none of its attributes here).
+        del details["snapshot"]
         details["reverted_by"] = revert["id"]
         uow.identity.set_event_details(account.id, event["id"], details)
         uow.commit()

@@ -426,6 +426,9 @@ class IdentityOperationRepository(Protocol):
         identifiers: Sequence[Identifier],
         now: datetime,
     ) -> tuple[str, dict[str, int]]: ...
+    def attach(
+        self, account_id: str, contact_id: str, identifiers: Sequence[Identifier], now: datetime
+    ) -> int: ...
 
 
 class UnitOfWork(Protocol):

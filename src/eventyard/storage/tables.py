@@ -33,6 +33,14 @@ metadata = MetaData(
 
 ID = String(24)
 
+
+def _contact_fk() -> ForeignKeyConstraint:
+    """A row of a contact, removed with it: ``(account_id, contact_id)`` -> contacts."""
+    return ForeignKeyConstraint(
+        ["account_id", "contact_id"], ["contacts.account_id", "contacts.id"], ondelete="CASCADE"
+    )
+
+
 accounts = Table(
     "accounts",
     metadata,
@@ -72,10 +80,14 @@ credentials = Table(
     Index(None, "account_id", "kind"),
 )
 
+# Every table holding account data has a primary key that starts with
+# ``account_id`` and references contacts by ``(account_id, contact_id)``: the
+# schema can be distributed by account (docs/scaling.md, "Distribution by
+# account"; tests/integration/test_distribution_keys.py).
 contacts = Table(
     "contacts",
     metadata,
-    Column("id", ID, primary_key=True),
+    Column("id", ID, nullable=False),
     Column("account_id", ID, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
     Column("status", String(16), nullable=False),
     Column("attributes", json_type(), nullable=False),
@@ -84,6 +96,9 @@ contacts = Table(
     Column("merged_into", ID),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
+    PrimaryKeyConstraint("account_id", "id"),
+    # Contacts are looked up and joined by id alone too.
+    Index(None, "id"),
     Index(None, "account_id", "created_at"),
     Index(
         None,
@@ -99,19 +114,21 @@ contact_identifiers = Table(
     Column("account_id", ID, nullable=False),
     Column("kind", String(40), nullable=False),
     Column("value", String(512), nullable=False),
-    Column("contact_id", ID, ForeignKey("contacts.id", ondelete="CASCADE"), nullable=False),
+    Column("contact_id", ID, nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
     PrimaryKeyConstraint("account_id", "kind", "value"),
+    _contact_fk(),
     Index(None, "contact_id"),
 )
 
 # On PostgreSQL range-partitioned by month of ``occurred_at``
-# (storage/partitions.py), which makes the primary key ``(id, occurred_at)``
-# there; on SQLite it is ``id`` alone. Either way ``id`` is unique.
+# (storage/partitions.py), which makes the primary key ``(account_id, id,
+# occurred_at)`` there; on SQLite it is ``(account_id, id)``. Either way ``id``
+# is unique.
 activities = Table(
     "activities",
     metadata,
-    Column("id", ID, primary_key=True),
+    Column("id", ID, nullable=False),
     Column("account_id", ID, nullable=False),
     Column("contact_id", ID, nullable=False),
     Column("name", String(255), nullable=False),
@@ -142,6 +159,7 @@ activities = Table(
     # activities by it. NULL only for a record that named nothing.
     Column("resolved_kind", String(40)),
     Column("resolved_value", String(512)),
+    PrimaryKeyConstraint("account_id", "id"),
     Index(None, "account_id", "contact_id", "occurred_at", "id"),
     Index(None, "account_id", "occurred_at", "id"),
     Index(None, "account_id", "name", "occurred_at", "id"),
@@ -166,7 +184,7 @@ activities = Table(
 identity_events = Table(
     "identity_events",
     metadata,
-    Column("id", ID, primary_key=True),
+    Column("id", ID, nullable=False),
     Column("account_id", ID, nullable=False),
     Column("kind", String(16), nullable=False),
     Column("contact_id", ID, nullable=False),
@@ -174,6 +192,7 @@ identity_events = Table(
     Column("identifiers", json_type(), nullable=False),
     Column("details", json_type(), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
+    PrimaryKeyConstraint("account_id", "id"),
     Index(None, "account_id", "contact_id"),
 )
 
@@ -261,10 +280,11 @@ list_members = Table(
     "list_members",
     metadata,
     Column("list_id", Integer(), ForeignKey("lists.id", ondelete="CASCADE"), nullable=False),
-    Column("contact_id", ID, ForeignKey("contacts.id", ondelete="CASCADE"), nullable=False),
+    Column("contact_id", ID, nullable=False),
     Column("account_id", ID, nullable=False),
     Column("added_at", UTCDateTime(), nullable=False),
-    PrimaryKeyConstraint("list_id", "contact_id"),
+    PrimaryKeyConstraint("account_id", "list_id", "contact_id"),
+    _contact_fk(),
     Index(None, "contact_id"),
 )
 
@@ -275,12 +295,13 @@ list_members = Table(
 activity_counts = Table(
     "activity_counts",
     metadata,
-    Column("id", ID, primary_key=True),
+    Column("id", ID, nullable=False),
     Column("account_id", ID, nullable=False),
     Column("hour", UTCDateTime(), nullable=False),
     Column("dialect", String(32), nullable=False),
     Column("name", String(255), nullable=False),
     Column("count", BigInteger(), nullable=False),
+    PrimaryKeyConstraint("account_id", "id"),
     Index(None, "account_id", "hour"),
 )
 
@@ -290,7 +311,7 @@ activity_counts = Table(
 ingest_rejections = Table(
     "ingest_rejections",
     metadata,
-    Column("id", ID, primary_key=True),
+    Column("id", ID, nullable=False),
     Column("account_id", ID, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
     Column("dialect", String(32), nullable=False),
     Column("route", String(200), nullable=False),
@@ -298,6 +319,7 @@ ingest_rejections = Table(
     Column("rejected_records", Integer(), nullable=False),
     Column("errors", json_type(), nullable=False),
     Column("received_at", UTCDateTime(), nullable=False),
+    PrimaryKeyConstraint("account_id", "id"),
     Index(None, "account_id", "received_at"),
 )
 
@@ -320,12 +342,13 @@ contact_groups = Table(
     "contact_groups",
     metadata,
     Column("account_id", ID, nullable=False),
-    Column("contact_id", ID, ForeignKey("contacts.id", ondelete="CASCADE"), nullable=False),
+    Column("contact_id", ID, nullable=False),
     Column("group_id", String(255), nullable=False),
     Column("traits", json_type(), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
     PrimaryKeyConstraint("account_id", "contact_id", "group_id"),
+    _contact_fk(),
     Index(None, "contact_id"),
     Index(None, "account_id", "group_id"),
 )
@@ -405,12 +428,13 @@ __all__ = [
 erasures = Table(
     "erasures",
     metadata,
-    Column("id", ID, primary_key=True),
+    Column("id", ID, nullable=False),
     Column("account_id", ID, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
     Column("contact_ids", json_type(), nullable=False),
     Column("requested_via", String(16), nullable=False),
     Column("removed", json_type(), nullable=False),
     Column("erased_at", UTCDateTime(), nullable=False),
+    PrimaryKeyConstraint("account_id", "id"),
     Index(None, "account_id", "erased_at"),
 )
 

@@ -27,6 +27,7 @@ from eventyard.dialects.toolkit.outgoing import (
     json_array_format,
     quote_answer,
     read_json,
+    refuse_all,
 )
 
 KIND = "clevertap"
@@ -87,7 +88,7 @@ def read_answer(request: OutgoingRequest, answer: ReceiverAnswer) -> AnswerReadi
     ids = request.activity_ids
     body = read_json(answer.body)
     if not 200 <= answer.status < 300 or not isinstance(body, dict):
-        return AnswerReading(refused=dict.fromkeys(ids, quote_answer(answer)))
+        return refuse_all(ids, answer)
     unprocessed = body.get("unprocessed")
     if not isinstance(unprocessed, list) or not unprocessed:
         return AnswerReading()

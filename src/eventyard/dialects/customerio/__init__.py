@@ -10,6 +10,7 @@ import secrets
 
 from eventyard.core.credentials import CredentialKind
 from eventyard.dialects.base import Dialect
+from eventyard.dialects.customerio.destination import DESTINATION
 from eventyard.dialects.customerio.errors import (
     V1_ERROR_SCHEMA,
     V2_ERROR_SCHEMA,
@@ -50,4 +51,5 @@ DIALECT_V2 = Dialect(
     paths=V2_PATHS,
     render_error=render_v2,
     error_schema=V2_ERROR_SCHEMA,
+    destination=DESTINATION,
 )

@@ -591,8 +591,9 @@ _simple_route(
     MERGE_PATH,
     MERGE,
     "Merge two people",
-    '`{"primary": {"id"|"email"|"cio_id": …}, "secondary": {…}}` through identity '
-    "resolution (two known contacts are never merged; the conflict is audited).",
+    '`{"primary": {"id"|"email"|"cio_id": …}, "secondary": {…}}`: the secondary is '
+    "merged into the primary, known or not (audited; revertible through "
+    "`POST /api/v1/identity-events/{id}/revert`).",
     schemas.MERGE,
 )
 _simple_route(

@@ -11,7 +11,7 @@ records the canonical model holds:
 - add_device / delete_device -> an activity of that name holding the device
   (eventyard has no device table: the history of a person's devices is kept);
 - suppress / unsuppress -> the attribute ``cio_suppressed`` true / false;
-- merge -> a profile update naming both people, through identity resolution;
+- merge -> a profile update of the primary that absorbs the secondary (a merge);
 - delete -> an :class:`Erase`: the route runs eventyard's erasure service.
 
 Identifiers: ``id`` -> ``identity``, ``email`` -> ``email``, ``phone`` (v2)
@@ -477,11 +477,13 @@ def suppression(person: Person, suppressed: bool) -> list[Record]:
 def merge(body: Any, fail: Problems) -> list[Record]:
     """``{"primary": {"id": "42"}, "secondary": {"email": "dup@example.com"}}``.
 
-    Both people are named in one profile update, the primary by its contact
-    id when it is a ``cio_id``: identity resolution folds an anonymous
-    secondary into the primary and gives the primary the identifiers nobody
-    owns; two known people stay apart, the conflict recorded in the identity
-    audit (eventyard never merges two known contacts: core/identity.py).
+    A profile update of the primary (by its contact id when it is a
+    ``cio_id``) that absorbs the secondary: "``secondary`` is deleted" into
+    the primary, known or not, as a merge asked for by hand
+    (core/identity_operations.py: the primary's attribute values win, as
+    Customer.io copies only "attributes empty/unset on primary"), audited
+    and revertible; a secondary identifier nobody owns is given to the
+    primary.
     """
     if not isinstance(body, dict):
         fail("body", "the body must be a hash with primary and secondary")
@@ -495,10 +497,11 @@ def merge(body: Any, fail: Problems) -> list[Record]:
         return []
     return [
         ProfileUpdate(
-            identifiers=(*primary.identifiers, *secondary.identifiers),
+            identifiers=primary.identifiers,
             attributes={},
             dialect=DIALECT,
             contact_hint=primary.hint,
+            absorbs=secondary.identifiers,
         )
     ]
 

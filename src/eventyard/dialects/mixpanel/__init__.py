@@ -2,6 +2,7 @@
 
 from eventyard.core.credentials import CredentialKind
 from eventyard.dialects.base import Dialect
+from eventyard.dialects.mixpanel.destination import DESTINATION
 from eventyard.dialects.mixpanel.errors import ERROR_SCHEMA, render_error
 from eventyard.dialects.mixpanel.routes import PATHS, router
 from eventyard.dialects.mixpanel.translate import (
@@ -21,4 +22,5 @@ DIALECT = Dialect(
         CredentialKind(TOKEN_KIND, "mixpanel_project_token", TOKEN_PREFIX),
         CredentialKind(SECRET_KIND, "mixpanel_api_secret", SECRET_PREFIX),
     ),
+    destination=DESTINATION,
 )

@@ -357,9 +357,11 @@ def _identity_event(
 ) -> list[Record]:
     """``$identify``, ``$create_alias`` and ``$merge``: one contact for the ids they name.
 
-    Identity resolution settles it and keeps its audit: an anonymous contact
-    meeting a known one is merged into it; two known contacts are a recorded
-    conflict, never merged.
+    For ``$identify`` and ``$create_alias`` identity resolution settles it and
+    keeps its audit: an anonymous contact meeting a known one is merged into
+    it; two known contacts are a recorded conflict, never merged. ``$merge``
+    ("irreversible") merges the second id's contact into the first's, known
+    or not, audited and revertible.
     """
     if event == IDENTIFY:
         identified = _id(properties, "$identified_id", fail, required=True)
@@ -401,7 +403,13 @@ def _identity_event(
         ident = distinct_identifier(text, None, path, fail)
         if ident is not None:
             named.append(ident)
-    return [_link(tuple(named))] if len(named) == 2 else []
+    if len(named) != 2 or named[0] == named[1]:
+        return [_link(tuple(named))] if len(named) == 2 else []
+    # Mixpanel merges the two ids' people irreversibly: the second is merged
+    # into the first, known or not, as a merge by hand (audited, revertible).
+    return [
+        ProfileUpdate(identifiers=(named[0],), attributes={}, dialect=DIALECT, absorbs=(named[1],))
+    ]
 
 
 def _link(identifiers: tuple[Identifier, ...], alias_of: str | None = None) -> ProfileUpdate:

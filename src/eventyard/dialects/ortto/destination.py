@@ -41,6 +41,7 @@ from eventyard.dialects.toolkit.outgoing import (
     numbered_name,
     quote_answer,
     read_json,
+    refuse_all,
 )
 from eventyard.dialects.toolkit.timestamps import format_utc
 
@@ -214,7 +215,7 @@ def read_answer(request: OutgoingRequest, answer: ReceiverAnswer) -> AnswerReadi
     if not isinstance(results, list) or len(results) != len(ids):
         if 200 <= answer.status < 300:
             return AnswerReading()
-        return AnswerReading(refused=dict.fromkeys(ids, quote_answer(answer)))
+        return refuse_all(ids, answer)
     refused: dict[str, str] = {}
     for activity, result in zip(ids, results, strict=True):
         if not isinstance(result, dict):

@@ -2,6 +2,7 @@
 
 from eventyard.core.credentials import CredentialKind
 from eventyard.dialects.base import Dialect
+from eventyard.dialects.posthog.destination import DESTINATION
 from eventyard.dialects.posthog.errors import ERROR_SCHEMA, render_error
 from eventyard.dialects.posthog.routes import PATHS, SHARED_ROUTES, router
 
@@ -14,4 +15,5 @@ DIALECT = Dialect(
     # The project API key travels in the body; "phc_" is how PostHog's own keys begin.
     credentials=(CredentialKind("posthog", "posthog_api_key", "phc"),),
     shared_routes=SHARED_ROUTES,
+    destination=DESTINATION,
 )

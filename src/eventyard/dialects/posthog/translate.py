@@ -488,7 +488,8 @@ def _create_alias(
     """``$create_alias``: "merge ``alias`` person into ``distinct_id`` person".
 
     The alias joins the contact of the distinct_id as a user id
-    (``identity``): later events sent with it find the same contact.
+    (``identity``): later events sent with it find the same contact. For
+    ``$merge_dangerously`` the alias's contact is merged in even when known.
     """
     raw = properties.get("alias")
     text = identifier_text(raw, "int") if raw is not None else None
@@ -502,6 +503,11 @@ def _create_alias(
     other = _identifier(IDENTITY, alias, "properties.alias", fail)
     if other is None:
         return []
+    if name == MERGE_DANGEROUSLY and other != own:
+        # "merge with no restriction": the alias's person is merged into the
+        # distinct_id's, identified or not ("target wins on conflicts"),
+        # audited and revertible.
+        return [ProfileUpdate((own,), {}, DIALECT, message_id=keys.main, absorbs=(other,))]
     return [ProfileUpdate(tuple(dict.fromkeys((own, other))), {}, DIALECT, message_id=keys.main)]
 
 

@@ -24,10 +24,9 @@ from eventyard.dialects.toolkit.outgoing import (
     JsonArray,
     basic_authorization,
     first_value,
-    header_value,
     json_array_format,
-    quote_answer,
     read_batch_refusal,
+    read_dropped_count,
 )
 from eventyard.dialects.toolkit.timestamps import format_utc
 
@@ -132,11 +131,7 @@ def read_answer(request: OutgoingRequest, answer: ReceiverAnswer) -> AnswerReadi
     """
     ids = request.activity_ids
     if 200 <= answer.status < 300:
-        rejected = header_value(answer.headers, REJECTED_HEADER)
-        if rejected is not None and rejected.isdigit() and int(rejected) >= len(ids):
-            reason = f"the receiver dropped every call of the batch ({quote_answer(answer)})"
-            return AnswerReading(refused=dict.fromkeys(ids, reason))
-        return AnswerReading()
+        return read_dropped_count(ids, answer, REJECTED_HEADER)
     return read_batch_refusal(ids, answer, reason_key="message")
 
 

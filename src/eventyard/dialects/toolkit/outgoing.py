@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable, Container, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
@@ -29,6 +29,8 @@ from eventyard.core.delivery import (
 )
 from eventyard.core.identifiers import Identifier
 
+#: The headers of a JSON body without credentials in its headers.
+JSON_HEADERS: Mapping[str, str] = {"Content-Type": "application/json"}
 #: How much of a receiver's answer a refusal quotes.
 MAX_QUOTED_ANSWER = 500
 
@@ -130,13 +132,19 @@ def json_array_format(
     credential_fields: tuple[str, ...],
     path: str,
     shape: JsonArray,
-    headers: Callable[[Mapping[str, str]], Mapping[str, str]],
     record: Callable[[OutgoingActivity, Mapping[str, str]], Any],
     read_answer: Callable[[OutgoingRequest, ReceiverAnswer], AnswerReading],
+    headers: Callable[[Mapping[str, str]], Mapping[str, str]] | None = None,
     optional_credential_fields: tuple[str, ...] = (),
+    prefix: Callable[[Mapping[str, str]], bytes] | None = None,
 ) -> DestinationFormat:
     """A format whose requests ``POST <url><path>`` bodies of ``shape``, one ``record``
-    (given the activity and the credentials) per activity, with ``headers(credentials)``."""
+    (given the activity and the credentials) per activity, with ``headers(credentials)``
+    (by default only ``Content-Type: application/json``).
+
+    ``prefix(credentials)``, when given, opens the body in place of the
+    shape's own prefix (for receivers that read a key from the body).
+    """
 
     def build_requests(
         url: str,
@@ -144,8 +152,10 @@ def json_array_format(
         activities: Sequence[OutgoingActivity],
         delivery_id: str,
     ) -> list[OutgoingRequest]:
+        body = shape if prefix is None else replace(shape, prefix=prefix(credentials))
         records = [dump_json(record(activity, credentials)) for activity in activities]
-        return json_array_requests(url + path, headers(credentials), activities, records, shape)
+        sent = JSON_HEADERS if headers is None else headers(credentials)
+        return json_array_requests(url + path, sent, activities, records, body)
 
     return DestinationFormat(
         kind=kind,
@@ -201,24 +211,51 @@ def quote_answer(answer: ReceiverAnswer) -> str:
     return f"HTTP {answer.status}: {text}" if text else f"HTTP {answer.status}"
 
 
+def indexed_reasons(
+    ids: Sequence[str], errors: Any, *, index_key: str = "index", reason_key: str = "message"
+) -> dict[str, str]:
+    """The records an answer's list of errors names: ``[{<index_key>: 1, <reason_key>:
+    "..."}, ...]`` (indexes into the request's records), each record's reasons joined
+    with ``; ``. Entries without a usable index are passed over."""
+    reasons: dict[str, list[str]] = {}
+    for error in errors if isinstance(errors, list) else ():
+        index = error.get(index_key) if isinstance(error, dict) else None
+        if isinstance(index, int) and not isinstance(index, bool) and 0 <= index < len(ids):
+            reasons.setdefault(ids[index], []).append(str(error.get(reason_key)))
+    return {activity_id: "; ".join(found) for activity_id, found in reasons.items()}
+
+
+def read_dropped_count(ids: Sequence[str], answer: ReceiverAnswer, header: str) -> AnswerReading:
+    """A 2xx from a receiver that takes a batch and drops bad records without naming them.
+
+    An eventyard receiver counts the dropped ones in ``header``: when that is
+    every record of the request, all were refused; otherwise the request was
+    delivered (which of them were dropped, the answer does not say).
+    """
+    dropped = header_value(answer.headers, header)
+    if dropped is not None and dropped.isdigit() and int(dropped) >= len(ids):
+        reason = f"the receiver dropped every record of the request ({quote_answer(answer)})"
+        return AnswerReading(refused=dict.fromkeys(ids, reason))
+    return AnswerReading()
+
+
+def refuse_all(ids: Sequence[str], answer: ReceiverAnswer) -> AnswerReading:
+    """Every record of the request refused, with the answer as the reason."""
+    return AnswerReading(refused=dict.fromkeys(ids, quote_answer(answer)))
+
+
 def read_batch_refusal(
     ids: Sequence[str], answer: ReceiverAnswer, *, reason_key: str
 ) -> AnswerReading:
     """A 4xx answer to a batch the receiver takes whole or not at all.
 
     When the body lists the records at fault, ``{"errors": [{"index": 1,
-    <reason_key>: "..."}, ...]}`` (indexes into the batch), those are refused
-    (a record's reasons joined with ``; ``) and the others must be sent again
-    without them; otherwise every record is refused with the answer.
+    <reason_key>: "..."}, ...]}``, those are refused and the others must be
+    sent again without them; otherwise every record is refused with the answer.
     """
     body = read_json(answer.body)
     errors = body.get("errors") if isinstance(body, dict) else None
-    reasons: dict[str, list[str]] = {}
-    for error in errors if isinstance(errors, list) else ():
-        index = error.get("index") if isinstance(error, dict) else None
-        if isinstance(index, int) and not isinstance(index, bool) and 0 <= index < len(ids):
-            reasons.setdefault(ids[index], []).append(str(error.get(reason_key)))
-    if not reasons:
-        return AnswerReading(refused=dict.fromkeys(ids, quote_answer(answer)))
-    refused = {activity_id: "; ".join(found) for activity_id, found in reasons.items()}
+    refused = indexed_reasons(ids, errors, reason_key=reason_key)
+    if not refused:
+        return refuse_all(ids, answer)
     return AnswerReading(refused=refused, resend_others=len(refused) < len(ids))

@@ -29,6 +29,7 @@ from eventyard.core.model import (
     RecordsOutcome,
 )
 from eventyard.services.destinations.outbox import queue_for_destinations
+from eventyard.services.identity_operations import absorb_requested
 from eventyard.services.ingest.admission import (
     admit_to_definitions,
     admit_to_registry,
@@ -134,6 +135,14 @@ def store_records(
         ):
             rejected[rejection.index] = rejection
             del owner_of[rejection.index]
+
+    absorbing = [
+        (owner, record.absorbs, record.dialect)
+        for index, owner in owner_of.items()
+        if isinstance(record := records[index], ProfileUpdate) and record.absorbs
+    ]
+    if absorbing:
+        absorb_requested(uow, account, absorbing, now)
 
     contact_ids: list[str | None] = [owner_of.get(index) for index in range(len(records))]
     updates: list[tuple[str, ProfileUpdate]] = []

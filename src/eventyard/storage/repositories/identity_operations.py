@@ -502,6 +502,32 @@ class IdentityOperationRepository:
         ).scalars()
         return any(kind not in ANONYMOUS_KINDS for kind in kinds)
 
+    def attach(
+        self, account_id: str, contact_id: str, identifiers: Sequence[Identifier], now: datetime
+    ) -> int:
+        """Give ``contact_id`` the identifiers nobody owns (one a concurrent writer took
+        meanwhile stays its); how many it got."""
+        rows = [
+            {
+                "account_id": account_id,
+                "kind": i.kind,
+                "value": i.value,
+                "contact_id": contact_id,
+                "created_at": now,
+            }
+            for i in sorted(set(identifiers))
+        ]
+        if not rows:
+            return 0
+        result = self.conn.execute(insert_ignoring_conflicts(self.conn, contact_identifiers), rows)
+        if any(i.kind not in ANONYMOUS_KINDS for i in identifiers):
+            self.conn.execute(
+                update(contacts)
+                .where(contacts.c.id == contact_id, contacts.c.status == "anonymous")
+                .values(status="known", updated_at=now)
+            )
+        return int(result.rowcount)
+
     def split(
         self,
         account_id: str,
