@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PAYLOADS = Path(__file__).parent / "payloads"
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 #: How long a starting server may take to answer; generous for a loaded machine.
-START_TIMEOUT_SECONDS = 60
+START_TIMEOUT_SECONDS = 120
 
 
 def free_port() -> int:
