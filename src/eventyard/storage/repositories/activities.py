@@ -184,3 +184,72 @@ def activity_from_row(r: Row[Any], contact_id: str) -> Activity:
         if r.resolved_kind is None
         else Identifier(r.resolved_kind, r.resolved_value),
     )
+
+
+#: The columns ``activities_from_values`` reads, in its order.
+ACTIVITY_COLUMNS = tuple(
+    activities.c[name]
+    for name in (
+        "id",
+        "contact_id",
+        "name",
+        "occurred_at",
+        "received_at",
+        "source",
+        "dialect",
+        "asset_id",
+        "journey_eligible",
+        "properties",
+        "location",
+        "value_milli",
+        "unsearchable",
+        "context",
+        "resolved_kind",
+        "resolved_value",
+    )
+)
+
+
+def activities_from_values(rows: Iterable[Sequence[Any]]) -> list[Activity]:
+    """Activities from rows of ``ACTIVITY_COLUMNS``, as ``activity_from_row`` reads them.
+
+    For many rows at once (deliveries): unpacking each row by position costs
+    a fraction of reading its fields by name.
+    """
+    return [
+        Activity(
+            id_,
+            contact_id,
+            name,
+            occurred_at,
+            received_at,
+            source,
+            dialect,
+            asset_id,
+            journey_eligible,
+            properties,
+            location,
+            value_milli,
+            tuple(unsearchable or ()),
+            context,
+            None if resolved_kind is None else Identifier(resolved_kind, resolved_value),
+        )
+        for (
+            id_,
+            contact_id,
+            name,
+            occurred_at,
+            received_at,
+            source,
+            dialect,
+            asset_id,
+            journey_eligible,
+            properties,
+            location,
+            value_milli,
+            unsearchable,
+            context,
+            resolved_kind,
+            resolved_value,
+        ) in rows
+    ]

@@ -103,7 +103,7 @@ class ContactRepository:
                 contacts.c.account_id == account_id,
                 in_values(self.conn, contacts.c.id, wanted),
             )
-        )
+        ).all()
         return {
             asked: ContactRef(merged_id, merged_status) if merged_id else ContactRef(asked, status)
             for asked, status, merged_id, merged_status in rows
@@ -363,7 +363,7 @@ class ContactRepository:
             select(ci.contact_id, ci.kind, ci.value)
             .where(ci.account_id == account_id, in_values(self.conn, ci.contact_id, owners))
             .order_by(ci.contact_id, ci.created_at, ci.kind)
-        )
+        ).all()
         for contact_id, kind, value in rows:
             found[contact_id].append(Identifier(kind, value))
         return {cid: (ref.id, found.get(ref.id, [])) for cid, ref in live.items()}

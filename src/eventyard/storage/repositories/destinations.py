@@ -19,7 +19,7 @@ from eventyard.core.destinations import (
     Route,
 )
 from eventyard.core.ids import new_id
-from eventyard.storage.repositories.activities import activity_from_row
+from eventyard.storage.repositories.activities import ACTIVITY_COLUMNS, activities_from_values
 from eventyard.storage.sql_dialect import (
     in_values,
     insert_ignoring_conflicts,
@@ -353,7 +353,7 @@ class DestinationRepository:
         """
         o, a = destination_outbox.c, activities.c
         queued = self.conn.execute(
-            select(o.activity_id, o.occurred_at, o.queued_at)
+            select(o.activity_id, o.queued_at, o.occurred_at)
             .where(
                 o.account_id == account_id,
                 o.destination_id == destination_id,
@@ -363,18 +363,20 @@ class DestinationRepository:
         ).all()
         if not queued:
             return []
-        found = {
-            r.id: activity_from_row(r, r.contact_id)
-            for r in self.conn.execute(
-                select(activities).where(
-                    a.account_id == account_id,
-                    in_values(self.conn, a.id, [q.activity_id for q in queued]),
-                    a.occurred_at >= min(q.occurred_at for q in queued),
-                    a.occurred_at <= max(q.occurred_at for q in queued),
-                )
+        occurred = [when for _, _, when in queued]
+        rows = self.conn.execute(
+            select(*ACTIVITY_COLUMNS).where(
+                a.account_id == account_id,
+                in_values(self.conn, a.id, [activity_id for activity_id, _, _ in queued]),
+                a.occurred_at >= min(occurred),
+                a.occurred_at <= max(occurred),
             )
-        }
-        return [DeliveryItem(q.activity_id, found.get(q.activity_id), q.queued_at) for q in queued]
+        ).all()  # one fetch of every row: iterating a result fetches row by row
+        found = {activity.id: activity for activity in activities_from_values(rows)}
+        return [
+            DeliveryItem(activity_id, found.get(activity_id), queued_at)
+            for activity_id, queued_at, _ in queued
+        ]
 
     def extend_lease(
         self, account_id: str, delivery_id: str, worker_id: str, lease_until: datetime
