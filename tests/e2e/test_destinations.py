@@ -362,6 +362,13 @@ class TestDelivery:
             assert sorted(sent()) == sorted(receiver.taken_ids()[:4] * 2)
 
 
+def resent(receiver: WebhookReceiver) -> bool:
+    """Whether some request came twice (the same Idempotency-Key)."""
+    with receiver.lock:
+        keys = [r.headers["idempotency-key"] for r in receiver.requests]
+    return len(keys) > len(set(keys))
+
+
 class TestWorkerKilled:
     def test_a_worker_killed_mid_delivery_loses_and_doubles_nothing(
         self, backend: str, tmp_path: Path, request: Any
@@ -408,10 +415,14 @@ class TestWorkerKilled:
             with (tmp_path / "worker2.log").open("wb") as log:
                 second = subprocess.Popen(command, env=worker_env, stdout=log, stderr=log)
             try:
-                wait_for(lambda: len(receiver.taken) >= 100, what="every activity")
+                # The held request's activities count as taken once released:
+                # wait for the lease to run out and the delivery to go again too.
+                wait_for(
+                    lambda: len(receiver.taken) >= 100 and resent(receiver),
+                    what="every activity, and the interrupted delivery sent again",
+                )
             finally:
                 second.terminate()
                 second.wait(20)
             assert_in_order_once(receiver, 100)
-            keys = [r.headers["idempotency-key"] for r in receiver.requests]
-            assert len(keys) > len(set(keys)), "the interrupted request was sent again"
+            assert resent(receiver), "the interrupted request was sent again"
