@@ -26,11 +26,16 @@ _FIELDS = (
 _404: dict[int | str, dict[str, Any]] = {
     404: {"description": "The account has no such destination."}
 }
+_422: dict[int | str, dict[str, Any]] = {
+    422: {"description": "A value the route cannot take; the body names the field."}
+}
+_404_422 = {**_404, **_422}
 
 
 @router.post(
     "/destinations",
     status_code=201,
+    responses=_422,
     summary="Create a destination",
     description='`{"name", "kind", "url", "credentials", "filter"?, "backfill_from"?}` -> '
     "201 with the destination, and `backfill_job_id` when `backfill_from` asks for the "
@@ -109,7 +114,7 @@ async def get_destination(
 
 @router.patch(
     "/destinations/{destination_id}",
-    responses=_404,
+    responses=_404_422,
     summary="Change a destination",
     description="Any of `name`, `url`, `credentials`, `filter` and `enabled`; "
     '`"enabled": false` pauses deliveries (activities still queue), `true` resumes them. '
@@ -154,7 +159,7 @@ async def delete_destination(
 @router.post(
     "/destinations/{destination_id}/replay",
     status_code=202,
-    responses=_404,
+    responses=_404_422,
     summary="Deliver stored history, or the dead letters, again",
     description='`{"from", "to"?, "dead_letters"?: true}` -> 202 `{"job_id"}`. Queues the '
     "activities that occurred from `from` (inclusive) to `to` (exclusive, default now) and "
@@ -181,7 +186,7 @@ async def replay_destination(
 
 @router.get(
     "/destinations/{destination_id}/dead-letters",
-    responses=_404,
+    responses=_404_422,
     summary="Activities the destination refused for good",
     description='`{"dead_letters": [{"activity_id", "status", "reason", "answer", '
     '"dead_at"}], "next_after"}`: by activity id; pass `next_after` as `after` for the '

@@ -52,8 +52,32 @@ def _object(body: Any) -> dict[str, Any]:
     return body
 
 
+_MERGE_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"description": "The account has no such contact (either of the two)."},
+    409: {"description": "A contact of the merge changed under it (merged or erased)."},
+    422: {"description": "`merge_into_itself`, or a body that names no other contact."},
+}
+_REVERT_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"description": "The account has no such identity event."},
+    409: {
+        "description": "`already_reverted`, `survivor_merged_since` or `contact_gone`: "
+        "the merge can no longer be undone as recorded."
+    },
+    422: {"description": "`not_a_merge` or `not_revertible` (recorded without a snapshot)."},
+}
+_SPLIT_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"description": "The account has no such contact."},
+    409: {"description": "The contact changed under the split (merged or erased)."},
+    422: {
+        "description": "An identifier the contact does not hold, all of its identifiers, "
+        "or a body that names none."
+    },
+}
+
+
 @router.post(
     "/contacts/{contact_id}/merge",
+    responses=_MERGE_ERRORS,
     summary="Merge another contact into this one (dry_run=1: preview only)",
     description='`{"contact_id": OTHER, "prefer"?: "other"}` merges OTHER into this contact: '
     "its identifiers, activities, list and group memberships move here; attributes are "
@@ -96,6 +120,7 @@ async def merge_contact(
 
 @router.post(
     "/identity-events/{event_id}/revert",
+    responses=_REVERT_ERRORS,
     summary="Revert a merge (made by hand or by identity resolution)",
     description="The merged contact comes back with its id, its identifiers, the activities "
     "resolved through them (those that arrived after the merge too), its memberships and "
@@ -120,6 +145,7 @@ async def revert_identity_event(
 
 @router.post(
     "/contacts/{contact_id}/split",
+    responses=_SPLIT_ERRORS,
     summary="Move some identifiers of a contact, and their activities, to a new contact",
     description='`{"identifiers": ["KIND:VALUE", ...]}`: those identifiers and the activities '
     "resolved through them (provenance) move to a new contact; nothing else moves. Answers "

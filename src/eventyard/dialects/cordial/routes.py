@@ -266,7 +266,9 @@ JOB_STATUS = {
                             "action": {"type": "string"},
                             "email": {"type": "string"},
                             "time": {"type": "object"},
-                            "sort_dir": {"type": "string", "enum": ["asc", "desc"]},
+                            # Empty, like absent, is the default order (desc), as
+                            # on the listing's query string.
+                            "sort_dir": {"type": "string", "enum": ["asc", "desc", ""]},
                         },
                     }
                 }
