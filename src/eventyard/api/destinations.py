@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Query, Response
 from starlette.concurrency import run_in_threadpool
 
-from eventyard.api.auth import admin_account
+from eventyard.api.auth import admin_account, reader_account
 from eventyard.context import AppContext, get_context
 from eventyard.core.model import Account
 from eventyard.http import json_response
@@ -85,7 +85,7 @@ async def create_destination(
     description='`{"destinations": [...]}`, oldest first.\n\n' + _FIELDS,
 )
 async def list_destinations(
-    account: Account = Depends(admin_account),
+    account: Account = Depends(reader_account),
     ctx: AppContext = Depends(get_context),
 ) -> Response:
     found = await run_in_threadpool(manage.list_destinations, ctx.store, account.id)
@@ -103,7 +103,7 @@ async def list_destinations(
 )
 async def get_destination(
     destination_id: str,
-    account: Account = Depends(admin_account),
+    account: Account = Depends(reader_account),
     ctx: AppContext = Depends(get_context),
 ) -> Response:
     found, stats = await run_in_threadpool(
@@ -196,7 +196,7 @@ async def list_dead_letters(
     destination_id: str,
     limit: int = Query(100, description="Most dead letters per page (1-1000)."),
     after: str | None = Query(None, description="The `next_after` of the previous page."),
-    account: Account = Depends(admin_account),
+    account: Account = Depends(reader_account),
     ctx: AppContext = Depends(get_context),
 ) -> Response:
     letters = await run_in_threadpool(
