@@ -348,6 +348,12 @@ class TestDelivery:
             created = create_webhook(hub, tenant, receiver)
             send_events(hub, tenant, events_of(2, 2))
             wait_for(lambda: len(receiver.taken) >= 4, what="live delivery")
+            # Settled too: a replay asked for while an activity's delivery is still
+            # in flight leaves that activity to it (docs/destinations.md, Replay).
+            wait_for(
+                lambda: destination(hub, tenant, created["id"])["pending"] == 0,
+                what="the live delivery settled",
+            )
             r = hub.api.post(
                 f"/api/v1/destinations/{created['id']}/replay",
                 json={"from": "2025-09-30T00:00:00Z", "to": "2025-10-01T00:00:00Z"},
