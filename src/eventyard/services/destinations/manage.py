@@ -199,8 +199,14 @@ def get_destination(
 ) -> tuple[Destination, DestinationStats]:
     """The destination and its figures; ``NotFound`` for another account's."""
     with store.unit_of_work(write=False) as uow:
-        found = _get(uow, account_id, destination_id)
-        return found, uow.destinations.stats(account_id, destination_id)
+        found = (
+            uow.destinations.with_stats(account_id, destination_id)
+            if is_id(destination_id)
+            else None
+        )
+    if found is None:
+        raise NotFound("No such destination")
+    return found
 
 
 def update_destination(

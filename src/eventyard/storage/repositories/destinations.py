@@ -109,19 +109,34 @@ class DestinationRepository:
         rows = self.conn.execute(select(d.id, d.filter).where(d.account_id == account_id))
         return [Route(r.id, r.filter or {}) for r in rows]
 
-    def stats(self, account_id: str, destination_id: str) -> DestinationStats:
-        o, dl = destination_outbox.c, destination_dead_letters.c
-        pending, oldest = self.conn.execute(
-            select(func.count(), func.min(o.queued_at)).where(
-                o.account_id == account_id, o.destination_id == destination_id
-            )
-        ).one()
-        dead = self.conn.execute(
-            select(func.count()).where(
-                dl.account_id == account_id, dl.destination_id == destination_id
-            )
-        ).scalar_one()
-        return DestinationStats(pending=int(pending), dead=int(dead), oldest_pending_at=oldest)
+    def with_stats(
+        self, account_id: str, destination_id: str
+    ) -> tuple[Destination, DestinationStats] | None:
+        """The destination and its figures, read in one statement.
+
+        One statement is one snapshot in PostgreSQL: read one after the other,
+        a settlement committing in between showed its outbox rows gone but
+        not yet counted as delivered (``pending`` 0 with ``delivered`` short).
+        """
+        d, o, dl = destinations.c, destination_outbox.c, destination_dead_letters.c
+        queued = and_(o.account_id == account_id, o.destination_id == destination_id)
+        row = self.conn.execute(
+            select(
+                destinations,
+                select(func.count()).where(queued).scalar_subquery().label("pending"),
+                select(func.min(o.queued_at)).where(queued).scalar_subquery().label("oldest"),
+                select(func.count())
+                .where(dl.account_id == account_id, dl.destination_id == destination_id)
+                .scalar_subquery()
+                .label("dead"),
+            ).where(d.account_id == account_id, d.id == destination_id)
+        ).first()
+        if row is None:
+            return None
+        stats = DestinationStats(
+            pending=int(row.pending), dead=int(row.dead), oldest_pending_at=row.oldest
+        )
+        return _destination(row), stats
 
     def dead_letters(
         self, account_id: str, destination_id: str, limit: int, after: str | None
