@@ -104,7 +104,14 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     formats = destination_formats()
     # Deliveries run beside the job worker, in the same processes.
     deliveries = (
-        DeliveryThreads(database, settings, formats, worker_id=default_worker_id(), metrics=metrics)
+        DeliveryThreads(
+            database,
+            settings,
+            formats,
+            worker_id=default_worker_id(),
+            metrics=metrics,
+            foreground=foreground,
+        )
         if settings.run_worker and settings.destination_workers
         else None
     )

@@ -327,6 +327,27 @@ class Settings(BaseSettings):
             "delivery takes them: under load deliveries carry full batches."
         ),
     )
+    destination_busy_share: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description=(
+            "While the server process receives ingest requests, the share of time each of "
+            "its delivery threads may take: after a delivery it pauses for the rest, so that "
+            "acknowledging ingest comes first. A delivery whose oldest activity waited "
+            "destination_catch_up_seconds or more never pauses. 1 never pauses; "
+            "`eventyard worker` processes never pause."
+        ),
+    )
+    destination_catch_up_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description=(
+            "Deliveries whose oldest activity has waited this long go at full speed even "
+            "while the server receives ingest (see destination_busy_share): what bounds "
+            "the lag of a destination under sustained ingest."
+        ),
+    )
     destination_lease_seconds: float = Field(
         default=30.0,
         gt=0,

@@ -15,10 +15,12 @@ import pytest
 
 from eventyard.core.model import Account
 from eventyard.dialects.registry import destination_formats
+from eventyard.jobs.deliveries import DeliveryThreads
 from eventyard.services.destinations import manage
 from eventyard.services.destinations.delivery import Deliverer
 from eventyard.services.destinations.sealing import CredentialSealer
 from eventyard.services.ingest.records import store_records
+from eventyard.services.pacing import Foreground
 from eventyard.settings import Settings
 from eventyard.storage.database import Database
 from tests.e2e.destination_support import WebhookReceiver, webhook_receiver
@@ -196,3 +198,76 @@ class TestDeliverer:
         assert stats.pending == 0
         assert stats.dead == 1
         assert destination.last_error is not None
+
+
+class TestGivingWayToIngest:
+    """docs/destinations.md, "Deliveries and ingest on the same server": while the server
+    process receives ingest, a delivery thread takes EVENTYARD_DESTINATION_BUSY_SHARE of
+    the time; a delivery whose oldest activity waited EVENTYARD_DESTINATION_CATCH_UP_SECONDS
+    does not pause, and `eventyard worker` processes (no foreground) never pause."""
+
+    SHARE = 0.25
+
+    def threads(self, store: Database, foreground: Foreground | None) -> DeliveryThreads:
+        settings = SETTINGS.model_copy(
+            update={"destination_busy_share": self.SHARE, "destination_catch_up_seconds": 5}
+        )
+        return DeliveryThreads(
+            store, settings, destination_formats(), worker_id="pacing", foreground=foreground
+        )
+
+    def delivered_after(
+        self, store: Database, receiver: WebhookReceiver, waited_seconds: float
+    ) -> Deliverer:
+        """A deliverer that has just delivered activities queued ``waited_seconds`` ago."""
+        account = new_account(store, f"pacing{int(waited_seconds)}")
+        create(store, account, receiver.url, receiver.secret)
+        with store.unit_of_work() as uow:
+            store_records(uow, account, [activity("Viewed", email="p@x.io")], now=NOW)
+            uow.commit()
+        found = deliverer(store, [waited_seconds])
+        assert found.run_once()
+        assert len(receiver.taken) >= 1
+        return found
+
+    def test_a_fresh_delivery_pauses_while_ingest_is_answered(
+        self, store: Database, receiver: WebhookReceiver
+    ) -> None:
+        foreground = Foreground()
+        found = self.delivered_after(store, receiver, waited_seconds=1)
+        slept: list[float] = []
+        try:
+            with foreground.serving():
+                paused = self.threads(store, foreground).give_way(found, 0.3, slept.append)
+        finally:
+            found.close()
+        # 0.3 s of delivery at a quarter of the time: 0.9 s of pause, in steps.
+        assert paused == pytest.approx(0.9)
+        assert sum(slept) == pytest.approx(0.9)
+
+    def test_a_late_delivery_goes_on_at_full_speed(
+        self, store: Database, receiver: WebhookReceiver
+    ) -> None:
+        foreground = Foreground()
+        found = self.delivered_after(store, receiver, waited_seconds=30)
+        assert found.last_wait_seconds >= 30
+        slept: list[float] = []
+        try:
+            with foreground.serving():
+                paused = self.threads(store, foreground).give_way(found, 0.3, slept.append)
+        finally:
+            found.close()
+        assert paused == 0
+        assert slept == []
+
+    def test_no_pause_without_ingest_or_outside_the_server(
+        self, store: Database, receiver: WebhookReceiver
+    ) -> None:
+        found = self.delivered_after(store, receiver, waited_seconds=1)
+        slept: list[float] = []
+        try:
+            quiet = self.threads(store, Foreground()).give_way(found, 0.3, slept.append)
+            worker = self.threads(store, None).give_way(found, 0.3, slept.append)
+        finally:
+            found.close()
+        assert (quiet, worker, slept) == (0, 0, [])

@@ -59,7 +59,7 @@ def give_way(
     foreground: Foreground | None,
     worked: float,
     share: float,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], object] = time.sleep,
 ) -> float:
     """After ``worked`` seconds of bulk work, pause so that it took ``share`` of the time.
 

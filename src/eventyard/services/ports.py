@@ -389,6 +389,7 @@ class DestinationRepository(Protocol):
         retry_at: datetime | None,
         error: str | None,
         failed: bool = ...,
+        whole: bool = ...,
     ) -> bool: ...
 
 

@@ -120,6 +120,9 @@ class Deliverer:
         self.clock = clock
         self.on_outcome = on_outcome
         self.on_lag = on_lag
+        #: How long the oldest activity of the last delivery had waited when it
+        #: was sent (0 before the first): lets the delivery threads catch up.
+        self.last_wait_seconds = 0.0
         self.client = guarded_client(
             settings, follow_redirects=False, timeout=settings.destination_timeout_seconds
         )
@@ -184,10 +187,11 @@ class Deliverer:
             )
         if outgoing:
             self._send(claim, destination, outgoing, outcome)
+        waited = (self.clock() - min(i.queued_at for i in items)).total_seconds() if items else 0.0
+        self.last_wait_seconds = waited
         if items and self.on_lag is not None and outcome.delivered:
-            oldest = min(i.queued_at for i in items)
-            self.on_lag(destination.id, (self.clock() - oldest).total_seconds())
-        self._settle(claim, destination, outcome)
+            self.on_lag(destination.id, waited)
+        self._settle(claim, destination, outcome, held=len(items))
 
     def _send(
         self,
@@ -277,7 +281,9 @@ class Deliverer:
             uow.destinations.extend_lease(claim.account_id, claim.id, self.worker_id, until)
             uow.commit()
 
-    def _settle(self, claim: DeliveryClaim, destination: Destination, outcome: Attempt) -> None:
+    def _settle(
+        self, claim: DeliveryClaim, destination: Destination, outcome: Attempt, *, held: int
+    ) -> None:
         now = self.clock()
         retry_at = None
         error = outcome.error
@@ -293,6 +299,7 @@ class Deliverer:
             error = outcome.retry
         elif outcome.resend:
             retry_at = now  # not a failure: the next attempt leaves the refused ones out
+        finished = {*outcome.delivered, *outcome.gone, *(entry[0] for entry in outcome.dead)}
         with self.store.unit_of_work() as uow:
             ours = uow.destinations.settle(
                 claim,
@@ -304,6 +311,7 @@ class Deliverer:
                 retry_at=retry_at,
                 error=error,
                 failed=outcome.retry is not None,
+                whole=retry_at is None and len(finished) == held,
             )
             if ours:
                 uow.commit()

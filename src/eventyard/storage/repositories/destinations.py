@@ -416,13 +416,15 @@ class DestinationRepository:
         retry_at: datetime | None,
         error: str | None,
         failed: bool = True,
+        whole: bool = False,
     ) -> bool:
         """Record an attempt; ``False`` (nothing written) when the lease went to another worker.
 
         ``done`` (delivered, dead or erased) leave the outbox; ``dead`` are
         ``(activity_id, status, reason, answer)``. With ``retry_at`` the
         delivery waits until then with the rest (``failed``: the attempt
-        counts as a failed one); without, it closes.
+        counts as a failed one); without, it closes. ``whole``: ``done`` and
+        ``dead`` are every activity the delivery holds.
         """
         dv, o, dl, d = (
             destination_deliveries.c,
@@ -451,13 +453,16 @@ class DestinationRepository:
             return False
         finished = sorted(set(done) | {entry[0] for entry in dead})
         mine = and_(o.account_id == claim.account_id, o.destination_id == claim.destination_id)
-        if finished:
+        if whole:
+            # Every row of the delivery finished: found by its index, no id list.
+            self.conn.execute(delete(destination_outbox).where(mine, o.delivery_id == claim.id))
+        elif finished:
             self.conn.execute(
                 delete(destination_outbox).where(
                     mine, in_values(self.conn, o.activity_id, finished)
                 )
             )
-        if retry_at is None:
+        if retry_at is None and not whole:
             # Anything left (there should be nothing) waits for the lane's next delivery.
             self.conn.execute(
                 update(destination_outbox)
