@@ -328,7 +328,7 @@ class Settings(BaseSettings):
         ),
     )
     destination_busy_share: float = Field(
-        default=0.5,
+        default=0.3,
         gt=0,
         le=1,
         description=(
