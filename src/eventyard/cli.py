@@ -38,6 +38,7 @@ from eventyard.core.account_settings import effective_settings, settings_documen
 from eventyard.core.activity_import import BackfillTally
 from eventyard.core.contact_import import ImportTally
 from eventyard.core.credentials import credential_document, issued_document
+from eventyard.core.destinations import Destination, DestinationStats
 from eventyard.core.errors import EventyardError
 from eventyard.core.identifiers import parse_identifier_query
 from eventyard.core.ids import is_id
@@ -68,6 +69,9 @@ from eventyard.services.credentials import (
     list_credentials,
     revoke_credential,
 )
+from eventyard.services.destinations import manage as destination_service
+from eventyard.services.destinations.manage import dead_letter_document, destination_document
+from eventyard.services.destinations.sealing import CredentialSealer
 from eventyard.services.imports import import_rows
 from eventyard.services.jobs import enqueue_job, get_job, list_jobs
 from eventyard.services.retention import purge_activities
@@ -512,8 +516,11 @@ def _fail(exc: EventyardError) -> NoReturn:
     """Say what went wrong, each further problem on its own line; exit 1, no traceback."""
     err_console.print(f"[bold red]Error:[/bold red] {escape(exc.message)}", soft_wrap=True)
     for error in exc.errors:
-        if error.reason != exc.message:
-            err_console.print(f"  {escape(error.reason)}", soft_wrap=True)
+        # The field, where the reason does not name it already.
+        named = not error.field or error.field in error.reason
+        reason = error.reason if named else f"{error.field}: {error.reason}"
+        if error.reason != exc.message or not named:
+            err_console.print(f"  {escape(reason)}", soft_wrap=True)
     raise typer.Exit(1)
 
 
@@ -1039,3 +1046,289 @@ def activities_import(
     console.print(table)
     for error in tally.errors[:10]:
         err_console.print(f"line {error['row']}: {escape(error['reason'])}")
+
+
+destinations_app = typer.Typer(
+    help="Destinations: where an account's activities are delivered (docs/destinations.md).",
+    no_args_is_help=True,
+)
+app.add_typer(destinations_app, name="destinations")
+DestinationArgument = Annotated[str, typer.Argument(help="The destination's id.")]
+CredentialOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--credential",
+        help="NAME=VALUE, repeatable: the kind's credential fields (webhook: secret; "
+        "segment: write_key; clevertap: account_id and passcode; others: api_key).",
+    ),
+]
+CredentialsFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--credentials-file",
+        help="A JSON object of the credential fields, instead of --credential (keeps "
+        "secrets off the process list).",
+    ),
+]
+FilterOption = Annotated[
+    str | None,
+    typer.Option("--filter", help='JSON: {"names": [...], "dialects": [...], "sources": [...]}.'),
+]
+
+
+def _credentials_given(pairs: list[str] | None, file: Path | None) -> Any:
+    """The credentials of --credential NAME=VALUE or of --credentials-file; None without."""
+    if pairs and file is not None:
+        raise typer.BadParameter("give --credential or --credentials-file, not both")
+    if file is not None:
+        try:
+            found = orjson.loads(file.read_bytes())
+        except (OSError, orjson.JSONDecodeError) as exc:
+            raise typer.BadParameter(f"{file}: {exc}", param_hint="--credentials-file") from exc
+        return found  # not an object: the destination's checks say what it must hold
+    if not pairs:
+        return None
+    credentials: dict[str, Any] = {}
+    for text in pairs:
+        name, sep, value = text.partition("=")
+        if not sep or not name:
+            raise typer.BadParameter(f"{text!r} is not NAME=VALUE", param_hint="--credential")
+        credentials[name] = value
+    return credentials
+
+
+def _filter_given(text: str | None) -> Any:
+    if text is None:
+        return None
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise typer.BadParameter(f"not JSON: {exc}", param_hint="--filter") from exc
+
+
+@contextmanager
+def _destination_tools() -> Iterator[tuple[Database, Settings, CredentialSealer]]:
+    """The store, the settings (SSRF guard, limits) and the credential sealer of a command."""
+    settings = _settings()
+    with _command_store() as store:
+        yield store, settings, CredentialSealer(store, settings)
+
+
+def _print_destination(
+    destination: Destination, stats: DestinationStats | None, as_json: bool, **extra: Any
+) -> None:
+    document = {**destination_document(destination, stats, datetime.now(UTC)), **extra}
+    if as_json:
+        typer.echo(orjson.dumps(document).decode())
+        return
+    table = Table(title=f"Destination {destination.id}", show_header=False)
+    for key, value in document.items():
+        shown = orjson.dumps(value).decode() if isinstance(value, dict) else value
+        table.add_row(key, escape("" if shown is None else str(shown)))
+    console.print(table)
+
+
+@destinations_app.command("create")
+def destinations_create(
+    account_id: AccountOption,
+    name: Annotated[str, typer.Option("--name", help="A name for people.")],
+    kind: Annotated[
+        str,
+        typer.Option(
+            "--kind",
+            help="webhook, or a dialect's: "
+            + ", ".join(sorted(k for k in destination_formats() if k != "webhook"))
+            + ".",
+        ),
+    ],
+    url: Annotated[str, typer.Option("--url", help="Where to deliver (the SSRF guard applies).")],
+    credential: CredentialOption = None,
+    credentials_file: CredentialsFileOption = None,
+    filter_json: FilterOption = None,
+    backfill_from: Annotated[
+        str | None,
+        typer.Option(
+            "--backfill-from",
+            help="ISO 8601 time with its offset: deliver the activities that occurred since "
+            "then too (a job of a running worker queues them).",
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Create a destination: every activity stored from now on is delivered to it."""
+    body: dict[str, Any] = {
+        "name": name,
+        "kind": kind,
+        "url": url,
+        "credentials": _credentials_given(credential, credentials_file) or {},
+    }
+    if filter_json is not None:
+        body["filter"] = _filter_given(filter_json)
+    if backfill_from is not None:
+        body["backfill_from"] = backfill_from
+    with _destination_tools() as (store, settings, sealer):
+        account = get_account(store, account_id)
+        created, job_id = destination_service.create_destination(
+            store, sealer, destination_formats(), settings, account, body, datetime.now(UTC)
+        )
+    _print_destination(created, None, as_json, backfill_job_id=job_id)
+
+
+@destinations_app.command("list")
+def destinations_list(account_id: AccountOption, as_json: JsonOption = False) -> None:
+    """List the account's destinations with their figures (JSON lines with --json)."""
+    with _command_store() as store:
+        account = get_account(store, account_id)
+        found = [
+            destination_service.get_destination(store, account.id, d.id)
+            for d in destination_service.list_destinations(store, account.id)
+        ]
+    now = datetime.now(UTC)
+    documents = [destination_document(d, stats, now) for d, stats in found]
+    if as_json:
+        for document in documents:
+            typer.echo(orjson.dumps(document).decode())
+        return
+    columns = ("id", "name", "kind", "enabled", "delivered", "pending", "dead", "lag_seconds")
+    _print_rows(
+        columns,
+        [[str(d[c]).lower() if c == "enabled" else str(d[c]) for c in columns] for d in documents],
+    )
+
+
+@destinations_app.command("show")
+def destinations_show(
+    account_id: AccountOption, destination_id: DestinationArgument, as_json: JsonOption = False
+) -> None:
+    """One destination and its figures: delivered, pending, failed attempts, dead, lag."""
+    with _command_store() as store:
+        account = get_account(store, account_id)
+        found, stats = destination_service.get_destination(store, account.id, destination_id)
+    _print_destination(found, stats, as_json)
+
+
+def _change_destination(account_id: str, destination_id: str, body: dict[str, Any]) -> Destination:
+    with _destination_tools() as (store, settings, sealer):
+        account = get_account(store, account_id)
+        return destination_service.update_destination(
+            store,
+            sealer,
+            destination_formats(),
+            settings,
+            account,
+            destination_id,
+            body,
+            datetime.now(UTC),
+        )
+
+
+@destinations_app.command("update")
+def destinations_update(
+    account_id: AccountOption,
+    destination_id: DestinationArgument,
+    name: Annotated[str | None, typer.Option("--name", help="A new name.")] = None,
+    url: Annotated[str | None, typer.Option("--url", help="A new URL.")] = None,
+    credential: CredentialOption = None,
+    credentials_file: CredentialsFileOption = None,
+    filter_json: FilterOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Change a destination's name, URL, credentials (all of them) or filter."""
+    body: dict[str, Any] = {}
+    if name is not None:
+        body["name"] = name
+    if url is not None:
+        body["url"] = url
+    credentials = _credentials_given(credential, credentials_file)
+    if credentials is not None:
+        body["credentials"] = credentials
+    if filter_json is not None:
+        body["filter"] = _filter_given(filter_json)
+    if not body:
+        raise typer.BadParameter("nothing to change: give --name, --url, --credential or --filter")
+    _print_destination(_change_destination(account_id, destination_id, body), None, as_json)
+
+
+@destinations_app.command("pause")
+def destinations_pause(
+    account_id: AccountOption, destination_id: DestinationArgument, as_json: JsonOption = False
+) -> None:
+    """Hold deliveries back; activities keep being queued for it."""
+    changed = _change_destination(account_id, destination_id, {"enabled": False})
+    _print_destination(changed, None, as_json)
+
+
+@destinations_app.command("resume")
+def destinations_resume(
+    account_id: AccountOption, destination_id: DestinationArgument, as_json: JsonOption = False
+) -> None:
+    """Deliver again, from what was queued while it was paused."""
+    changed = _change_destination(account_id, destination_id, {"enabled": True})
+    _print_destination(changed, None, as_json)
+
+
+@destinations_app.command("replay")
+def destinations_replay(
+    account_id: AccountOption,
+    destination_id: DestinationArgument,
+    start: Annotated[
+        str | None, typer.Option("--from", help="ISO 8601 time with its offset.")
+    ] = None,
+    end: Annotated[
+        str | None, typer.Option("--to", help="ISO 8601 time with its offset (default: now).")
+    ] = None,
+    dead_letters: Annotated[
+        bool, typer.Option("--dead-letters", help="Send the dead letters again.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Send the activities that occurred in a period again, or the dead letters (a job of a
+    running server or `eventyard worker` queues them)."""
+    body: dict[str, Any] = {"dead_letters": dead_letters}
+    if start is not None:
+        body["from"] = start
+    if end is not None:
+        body["to"] = end
+    with _command_store() as store:
+        account = get_account(store, account_id)
+        job_id = destination_service.replay_destination(
+            store, account, destination_id, body, datetime.now(UTC)
+        )
+    if as_json:
+        typer.echo(orjson.dumps({"job_id": job_id}).decode())
+        return
+    console.print(f"Replay queued as job {escape(job_id)} (eventyard jobs show {escape(job_id)}).")
+
+
+@destinations_app.command("dead-letters")
+def destinations_dead_letters(
+    account_id: AccountOption,
+    destination_id: DestinationArgument,
+    limit: Annotated[int, typer.Option("--limit", help="Most dead letters (1-1000).")] = 100,
+    after: Annotated[
+        str | None, typer.Option("--after", help="Those after this activity id.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The activities the receiver refused for good, with its answer (JSON lines with --json)."""
+    with _command_store() as store:
+        account = get_account(store, account_id)
+        letters = destination_service.list_dead_letters(
+            store, account.id, destination_id, limit, after
+        )
+    documents = [dead_letter_document(letter) for letter in letters]
+    if as_json:
+        for document in documents:
+            typer.echo(orjson.dumps(document).decode())
+        return
+    columns = ("activity_id", "status", "reason", "dead_at")
+    _print_rows(columns, [[str(d[c]) for c in columns] for d in documents])
+
+
+@destinations_app.command("delete")
+def destinations_delete(account_id: AccountOption, destination_id: DestinationArgument) -> None:
+    """Remove a destination with what it still had to deliver and its dead letters."""
+    with _command_store() as store:
+        account = get_account(store, account_id)
+        destination_service.delete_destination(store, account.id, destination_id)
+    console.print(f"Deleted destination {escape(destination_id)}.")
