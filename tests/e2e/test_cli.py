@@ -87,10 +87,12 @@ def run(
     entry: str = "module",
     cwd: Path | None = None,
     check: bool = True,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
+    """``eventyard ARGS`` on ``database_url``; ``env`` adds settings to the command's."""
     result = subprocess.run(
         [*command(entry), *args],
-        env=cli_env(database_url),
+        env=cli_env(database_url, **(env or {})),
         cwd=cwd,
         capture_output=True,
         text=True,

@@ -25,9 +25,9 @@ from eventyard.services.accounts import get_account
 from eventyard.services.ingest.records import store_records
 from eventyard.storage.database import Database
 from tests.e2e.destination_support import WebhookReceiver, wait_for, webhook_receiver
-from tests.e2e.test_cli import cli_env, create_account_json
+from tests.e2e.test_cli import cli_env, create_account_json, run
 from tests.integration.helpers import NOW, activity
-from tests.support import own_database
+from tests.support import own_database, stop_server
 
 #: The receiver is on 127.0.0.1, which the SSRF guard refuses unless allowed.
 ALLOW_LOCAL = {"EVENTYARD_URL_ALLOWLIST": "127.0.0.1/32"}
@@ -55,17 +55,7 @@ def receiver() -> Iterator[WebhookReceiver]:
 
 
 def cli(url: str, *args: str, check: bool = True, **env: str) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "eventyard", *args],
-        env=cli_env(url, **{**ALLOW_LOCAL, **env}),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    if check:
-        assert result.returncode == 0, (result.stdout, result.stderr)
-    return result
+    return run(url, *args, check=check, env={**ALLOW_LOCAL, **env})
 
 
 def cli_json(url: str, *args: str) -> Any:
@@ -107,11 +97,7 @@ def worker(url: str, log: Path) -> Iterator[None]:
     try:
         yield
     finally:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop_server(process)
 
 
 def test_a_refused_credential_is_fixed_and_its_dead_letters_replayed(

@@ -230,35 +230,25 @@ class TestGivingWayToIngest:
         assert len(receiver.taken) >= 1
         return found
 
-    def test_a_fresh_delivery_pauses_while_ingest_is_answered(
-        self, store: Database, receiver: WebhookReceiver
+    @pytest.mark.parametrize(
+        ("waited_seconds", "pause"),
+        # 0.3 s of delivery at a quarter of the time: 0.9 s of pause; none when late.
+        [(1, 0.9), (30, 0.0)],
+    )
+    def test_a_delivery_pauses_while_ingest_is_answered_unless_late(
+        self, store: Database, receiver: WebhookReceiver, waited_seconds: float, pause: float
     ) -> None:
         foreground = Foreground()
-        found = self.delivered_after(store, receiver, waited_seconds=1)
+        found = self.delivered_after(store, receiver, waited_seconds=waited_seconds)
+        assert found.last_wait_seconds >= waited_seconds
         slept: list[float] = []
         try:
             with foreground.serving():
                 paused = self.threads(store, foreground).give_way(found, 0.3, slept.append)
         finally:
             found.close()
-        # 0.3 s of delivery at a quarter of the time: 0.9 s of pause, in steps.
-        assert paused == pytest.approx(0.9)
-        assert sum(slept) == pytest.approx(0.9)
-
-    def test_a_late_delivery_goes_on_at_full_speed(
-        self, store: Database, receiver: WebhookReceiver
-    ) -> None:
-        foreground = Foreground()
-        found = self.delivered_after(store, receiver, waited_seconds=30)
-        assert found.last_wait_seconds >= 30
-        slept: list[float] = []
-        try:
-            with foreground.serving():
-                paused = self.threads(store, foreground).give_way(found, 0.3, slept.append)
-        finally:
-            found.close()
-        assert paused == 0
-        assert slept == []
+        assert paused == pytest.approx(pause)
+        assert sum(slept) == pytest.approx(pause)
 
     def test_no_pause_without_ingest_or_outside_the_server(
         self, store: Database, receiver: WebhookReceiver
