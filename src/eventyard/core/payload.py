@@ -43,15 +43,32 @@ class JsonBody:
     suspicious: bool
 
 
+#: Why a body that is not UTF-8 is refused (both codecs).
+NOT_UTF8 = "the text is not valid UTF-8"
+
+
 def decode_json(raw: bytes) -> JsonBody:
-    """Decode ``raw``; ``ValueError`` (or ``orjson.JSONDecodeError``) when it is not JSON."""
+    """Decode ``raw``; ``ValueError`` (or ``orjson.JSONDecodeError``) when it is not JSON.
+
+    Text that is not UTF-8 is refused with one message whichever codec reads
+    the body: which one does depends on the body's digits, not on its bytes.
+    """
     if _TWENTY_DIGITS in raw.translate(_DIGITS_AS_ZERO):
         # Rare: the standard codec keeps long integers exact (as OversizeInt).
+        try:
+            text = raw.decode()
+        except UnicodeDecodeError as exc:
+            raise ValueError(NOT_UTF8) from exc
         value = json.loads(
-            raw, parse_int=_parse_int, parse_float=_finite_float, parse_constant=_refuse_constant
+            text, parse_int=_parse_int, parse_float=_finite_float, parse_constant=_refuse_constant
         )
         return JsonBody(value, suspicious=True)
-    return JsonBody(orjson.loads(raw), suspicious=b"\\u0000" in raw)
+    try:
+        return JsonBody(orjson.loads(raw), suspicious=b"\\u0000" in raw)
+    except orjson.JSONDecodeError as exc:
+        if "UTF-8" in str(exc):
+            raise ValueError(NOT_UTF8) from exc
+        raise
 
 
 def unstorable_values(record: Any, *, thorough: bool = False) -> list[tuple[str, str]]:
